@@ -1,0 +1,174 @@
+#!/bin/sh
+# demo/run.sh: a simulated fortnight at a small help desk, end to end.
+#
+# Called by `make demo` (which builds first) with BUILD and PYTHON set.
+# Creates demo/out/ afresh: the help desk's database from demo/seed.sql, a
+# local SMTP capture server on 127.0.0.1 (tests/smtp_server.py, free port),
+# demo/out/scheduler.conf (the top-level scheduler.conf with that port and
+# paths under demo/out/). Then, for 2026-11-02 .. 2026-11-16 at 09:00 and
+# 15:00 UTC, it plays the desk's changes (demo/changes.sql) and runs one
+# `followupd once --now …` tick, printing what followupd decided. At the end:
+# `followupd status`, the delivered messages, and where to find them.
+set -u
+
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+BIN=$ROOT/$BUILD/followupd
+case $BUILD in /*) BIN=$BUILD/followupd ;; esac
+OUT=$ROOT/demo/out
+CONF=$OUT/scheduler.conf
+SERVER_PID=""
+
+if [ ! -x "$BIN" ]; then
+	echo "demo: $BIN not found; run \`make demo\` (it builds first)" >&2
+	exit 1
+fi
+if ! "$PYTHON" -c 'import aiosmtpd' 2>/dev/null; then
+	echo "demo: $PYTHON lacks aiosmtpd; run \`make deps\` once" >&2
+	exit 1
+fi
+
+stop_server() {
+	if [ -n "$SERVER_PID" ]; then
+		kill "$SERVER_PID" 2>/dev/null
+		wait "$SERVER_PID" 2>/dev/null
+		SERVER_PID=""
+	fi
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+# A fresh start every time: the second run behaves like the first.
+rm -rf "$OUT"
+mkdir -p "$OUT/mail"
+
+# The help desk's database (Python's sqlite3: no sqlite3 CLI needed).
+"$PYTHON" - "$OUT/helpdesk.db" demo/seed.sql <<'EOF' || exit 1
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+with open(sys.argv[2], encoding="utf-8") as f:
+    db.executescript(f.read())
+db.commit()
+db.close()
+EOF
+
+# The capture server: 127.0.0.1 only, a free port, gone after 10 minutes
+# even if this script is killed.
+"$PYTHON" tests/smtp_server.py --port 0 --portfile "$OUT/smtp.port" \
+    --maildir "$OUT/mail" --lifetime 600 >"$OUT/smtp.log" 2>&1 &
+SERVER_PID=$!
+i=0
+while [ ! -s "$OUT/smtp.port" ]; do
+	i=$((i + 1))
+	if [ "$i" -gt 100 ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+		echo "demo: the SMTP capture server did not start:" >&2
+		cat "$OUT/smtp.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+PORT=$(cat "$OUT/smtp.port")
+
+# demo/out/scheduler.conf: the top-level scheduler.conf with the server's
+# port, and its relative paths made absolute under demo/out/ (the queue) or
+# the repository (database, templates), so the demo never touches queue/.
+awk -v port="$PORT" -v out="$OUT" -v root="$ROOT" '
+/^\[/ { section = $0 }
+section == "[source]" && /^database[ \t]*=/ { print "database = " out "/helpdesk.db"; next }
+section == "[queue]" && /^dir[ \t]*=/ { print "dir = " out "/queue"; next }
+section == "[templates]" && /^dir[ \t]*=/ { print "dir = " root "/templates"; next }
+section == "[smtp]" && /^port[ \t]*=/ { print "port = " port; next }
+{ print }
+' scheduler.conf >"$CONF" || exit 1
+
+echo "== followupd demo: a fortnight at Acme Support"
+echo "   help desk database  demo/out/helpdesk.db (from demo/seed.sql)"
+echo "   configuration       demo/out/scheduler.conf (scheduler.conf, port $PORT)"
+echo "   SMTP capture server 127.0.0.1:$PORT -> demo/out/mail/"
+echo
+# Run followupd, its output (decisions are logged to stderr) indented.
+fu() {	# indent args...
+	ind=$1; shift
+	"$BIN" -c "$CONF" "$@" >"$OUT/last.log" 2>&1
+	rc=$?
+	sed "s/^/$ind/" "$OUT/last.log"
+	[ "$rc" -eq 0 ] || echo "${ind}(followupd $1 exited $rc)"
+	return "$rc"
+}
+
+echo "== followupd check"
+fu "   " check || exit 1
+
+# Apply the sections of demo/changes.sql timed in (SINCE, UNTIL], printing
+# their titles: followupd reads the desk's database, the desk writes it.
+desk() {	# since until
+	"$PYTHON" - "$OUT/helpdesk.db" demo/changes.sql "$1" "$2" <<'EOF'
+import re, sqlite3, sys
+path, changes, since, until = sys.argv[1:]
+sections, cur = [], None
+with open(changes, encoding="utf-8") as f:
+    for line in f:
+        m = re.match(r"-- @ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s+(.*)", line)
+        if m:
+            cur = [m.group(1), m.group(2), ""]
+            sections.append(cur)
+        elif cur is not None:
+            cur[2] += line
+db = sqlite3.connect(path)
+for at, title, sql in sections:
+    if since < at <= until:
+        print("   desk  %s  %s" % (at[11:16], title))
+        db.executescript(sql)
+db.commit()
+db.close()
+EOF
+}
+
+echo
+echo "== the fortnight (each tick: followupd once --now TIME)"
+prev="2026-11-01 23:59:59"
+day=2
+while [ "$day" -le 16 ]; do
+	d=$(printf '2026-11-%02d' "$day")
+	for hm in 09:00 15:00; do
+		now="$d $hm:00"
+		if [ "$hm" = 09:00 ]; then
+			echo
+			echo "-- $("$PYTHON" -c 'import sys, datetime; print(datetime.date.fromisoformat(sys.argv[1]).strftime("%A %-d %B %Y"))' "$d")"
+		fi
+		desk "$prev" "$now" || exit 1
+		echo "   tick  $hm"
+		fu "         " once --now "$now"
+		prev=$now
+	done
+	day=$((day + 1))
+done
+
+echo
+echo "== followupd status (as of the last tick)"
+fu "   " status
+
+echo
+echo "== delivered to the capture server (demo/out/mail/)"
+"$PYTHON" - "$OUT/mail" <<'EOF'
+import email, email.policy, glob, json, os, sys
+mail = sys.argv[1]
+files = sorted(glob.glob(os.path.join(mail, "*.eml")))
+for path in files:
+    with open(path, "rb") as f:
+        msg = email.message_from_binary_file(f, policy=email.policy.default)
+    print("   %s  %-44s %s" % (os.path.basename(path), str(msg["To"])[:44],
+                               msg["Subject"]))
+print()
+print("   %d messages. Open one with any mail reader, e.g." % len(files))
+if files:
+    print("     less %s" % os.path.relpath(files[0]))
+    print("     xdg-open %s   (or your mail client)" % os.path.relpath(files[0]))
+print("   Each NNNNNN.json next to it holds the SMTP envelope.")
+EOF
+
+stop_server
+echo
+echo "== done: the capture server is stopped; demo/out/ stays until the next run."

@@ -1,0 +1,32 @@
+/* daemon: one tick (plan → render → deliver), the run loop, signals, the single-instance lock. */
+#ifndef FOLLOWUPD_DAEMON_H
+#define FOLLOWUPD_DAEMON_H
+
+#include <time.h>
+
+#include "config.h"
+
+struct daemon;
+
+/*
+ * Open everything a tick needs: the spool and state database under the
+ * queue directory, the instance lock (a second instance on the same queue
+ * gets FU_TEMPFAIL and a message naming the running pid), the source
+ * read-only, the templates, the SMTP client. Jobs left `sending` by a crash
+ * are put back in the queue here (logged). FU_PERMFAIL for configuration
+ * problems. The config must outlive the daemon.
+ */
+int	daemon_open(const struct config *, struct daemon **, char **err);
+void	daemon_close(struct daemon *);
+
+/* One tick at `now`: plan, render what is due, deliver what is queued. */
+int	daemon_tick(struct daemon *, time_t now, char **err);
+
+/*
+ * The loop: a tick, then sleep until the next tick or the earliest due
+ * job, whichever is first; SIGTERM/SIGINT stop it after the SMTP session in
+ * flight. Returns the exit status for main.
+ */
+int	daemon_run(struct daemon *);
+
+#endif

@@ -1,0 +1,41 @@
+/* deliver: tick step 3: queued messages over SMTP, outcomes and retries. */
+#ifndef FOLLOWUPD_DELIVER_H
+#define FOLLOWUPD_DELIVER_H
+
+#include <time.h>
+
+#include "config.h"
+#include "spool.h"
+#include "store.h"
+
+struct deliver_stats {
+	int	sent;
+	int	deferred;
+	int	failed;
+	int	cancelled;
+	int	replanned;	/* spool file missing or corrupt: rendered again */
+};
+
+/*
+ * Seconds to wait before attempt `attempts` + 1 after `attempts` failed
+ * ones: min_backoff doubled per attempt, capped at max_backoff, then
+ * spread by jitter (0..1 maps to -10%..+10%) so that deferred jobs do not
+ * all come back in the same second.
+ */
+long	deliver_backoff(int attempts, long min_backoff, long max_backoff,
+	    double jitter);
+
+/*
+ * Tick step 3: send every queued or deferred job whose time has come, in
+ * batches of cfg->batch per SMTP session. 2xx → sent (spool file removed or
+ * kept per sent_retention); 4xx, refused connection, timeout → deferred
+ * with backoff, or failed 'expired' past queue_lifetime; 5xx → failed
+ * 'rejected' and (for 550/551/553) the address suppressed. `stop` is checked
+ * between batches (graceful shutdown). FU_TEMPFAIL on state database
+ * trouble.
+ */
+int	deliver_tick(const struct config *, struct store *, struct spool *,
+	    time_t now, volatile int *stop, struct deliver_stats *,
+	    char **err);
+
+#endif

@@ -1,0 +1,282 @@
+/* source: the help desk's database, opened read-only; rows become template data. */
+#include "source.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SOURCE_CACHE	16	/* prepared statements kept per connection */
+
+struct cached_stmt {
+	char		*sql;
+	sqlite3_stmt	*stmt;
+};
+
+struct source {
+	sqlite3			*db;
+	char			*path;
+	struct cached_stmt	 cache[SOURCE_CACHE];
+	int			 ncache;
+};
+
+static int
+classify(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_PROTOCOL:
+		return FU_TEMPFAIL;
+	default:
+		return FU_PERMFAIL;
+	}
+}
+
+int
+source_open(const char *path, int busy_timeout_ms, struct source **out,
+    char **err)
+{
+	struct source *src = xcalloc(1, sizeof(*src));
+	char *uri;
+	int rc;
+
+	/* The URI form enforces read-only at the SQLite level; the file name
+	 * is percent-escaped for the characters URIs reserve. */
+	{
+		struct buf b = { 0 };
+
+		buf_puts(&b, "file:");
+		for (const char *p = path; *p; p++) {
+			if (*p == '%' || *p == '?' || *p == '#')
+				buf_printf(&b, "%%%02X", (unsigned char)*p);
+			else
+				buf_putc(&b, *p);
+		}
+		buf_puts(&b, "?mode=ro");
+		uri = buf_steal(&b);
+	}
+	rc = sqlite3_open_v2(uri, &src->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	free(uri);
+	if (rc != SQLITE_OK) {
+		set_err(err, "%s: cannot open the help desk database "
+		    "read-only: %s", path, src->db ? sqlite3_errmsg(src->db) :
+		    sqlite3_errstr(rc));
+		sqlite3_close(src->db);
+		free(src);
+		return classify(rc);
+	}
+	sqlite3_busy_timeout(src->db, busy_timeout_ms);
+	/* Reject a file that is not a database now, not at the first query. */
+	rc = sqlite3_exec(src->db, "SELECT count(*) FROM sqlite_schema", NULL,
+	    NULL, NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, "%s: %s", path, sqlite3_errmsg(src->db));
+		sqlite3_close(src->db);
+		free(src);
+		return classify(rc);
+	}
+	src->path = xstrdup(path);
+	*out = src;
+	return FU_OK;
+}
+
+void
+source_close(struct source *src)
+{
+	if (src == NULL)
+		return;
+	for (int i = 0; i < src->ncache; i++) {
+		sqlite3_finalize(src->cache[i].stmt);
+		free(src->cache[i].sql);
+	}
+	sqlite3_close(src->db);
+	free(src->path);
+	free(src);
+}
+
+static int
+prepare_cached(struct source *src, const char *sql, sqlite3_stmt **out,
+    char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	for (int i = 0; i < src->ncache; i++)
+		if (strcmp(src->cache[i].sql, sql) == 0) {
+			*out = src->cache[i].stmt;
+			return FU_OK;
+		}
+	rc = sqlite3_prepare_v2(src->db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, "%s: %s", src->path, sqlite3_errmsg(src->db));
+		return classify(rc);
+	}
+	if (src->ncache == SOURCE_CACHE) {	/* evict the oldest */
+		sqlite3_finalize(src->cache[0].stmt);
+		free(src->cache[0].sql);
+		memmove(&src->cache[0], &src->cache[1],
+		    (SOURCE_CACHE - 1) * sizeof(src->cache[0]));
+		src->ncache--;
+	}
+	src->cache[src->ncache].sql = xstrdup(sql);
+	src->cache[src->ncache].stmt = s;
+	src->ncache++;
+	*out = s;
+	return FU_OK;
+}
+
+static int
+is_integer(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s || strlen(s) > 18)
+		return 0;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+static void
+bind_param(sqlite3_stmt *s, const char *name, const char *v)
+{
+	int i = sqlite3_bind_parameter_index(s, name);
+
+	if (i == 0)
+		return;
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else if (is_integer(v))
+		sqlite3_bind_int64(s, i, strtoll(v, NULL, 10));
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static struct value *
+column_value(sqlite3_stmt *s, int i)
+{
+	switch (sqlite3_column_type(s, i)) {
+	case SQLITE_INTEGER: {
+		/* Keep integers exact as text: ids can exceed a double. */
+		char n[32];
+
+		snprintf(n, sizeof(n), "%lld",
+		    (long long)sqlite3_column_int64(s, i));
+		return value_string(n);
+	}
+	case SQLITE_FLOAT:
+		return value_number(sqlite3_column_double(s, i));
+	case SQLITE_NULL:
+		return value_null();
+	default: {
+		const unsigned char *t = sqlite3_column_text(s, i);
+		int n = sqlite3_column_bytes(s, i);
+
+		return value_stringn((const char *)t, (size_t)n);
+	}
+	}
+}
+
+int
+source_select(struct source *src, const char *sql,
+    const struct source_params *p, source_row_cb cb, void *arg, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc, n;
+
+	if ((r = prepare_cached(src, sql, &s, err)) != FU_OK)
+		return r;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	bind_param(s, ":since", p ? p->since : NULL);
+	bind_param(s, ":until", p ? p->until : NULL);
+	bind_param(s, ":now", p ? p->now : NULL);
+	bind_param(s, ":key", p ? p->key : NULL);
+	n = sqlite3_column_count(s);
+	r = FU_OK;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct value *row = value_map();
+
+		for (int i = 0; i < n; i++)
+			value_map_set_path(row, sqlite3_column_name(s, i),
+			    column_value(s, i));
+		if ((r = cb(row, arg)) != FU_OK)
+			break;
+	}
+	if (r == FU_OK && rc != SQLITE_DONE) {
+		set_err(err, "%s: %s", src->path, sqlite3_errmsg(src->db));
+		r = classify(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+int
+source_check_query(struct source *src, const char *sql,
+    const char *const *required, char **err)
+{
+	sqlite3_stmt *s;
+	const char *tail;
+	int rc, r = FU_OK;
+
+	rc = sqlite3_prepare_v2(src->db, sql, -1, &s, &tail);
+	if (rc != SQLITE_OK) {
+		set_err(err, "query does not prepare against %s: %s", src->path,
+		    sqlite3_errmsg(src->db));
+		return FU_PERMFAIL;
+	}
+	if (s == NULL) {
+		set_err(err, "query is empty");
+		return FU_PERMFAIL;
+	}
+	while (*tail && (isspace((unsigned char)*tail) || *tail == ';'))
+		tail++;
+	if (*tail) {
+		set_err(err, "query must be a single SELECT statement; "
+		    "found more after the first: '%.40s'", tail);
+		r = FU_PERMFAIL;
+	} else if (!sqlite3_stmt_readonly(s) ||
+	    sqlite3_column_count(s) == 0) {
+		set_err(err, "query must be a SELECT (it may not write)");
+		r = FU_PERMFAIL;
+	} else {
+		for (; required && *required; required++) {
+			int found = 0;
+
+			for (int i = 0; i < sqlite3_column_count(s); i++)
+				if (strcmp(sqlite3_column_name(s, i),
+				    *required) == 0)
+					found = 1;
+			if (!found) {
+				set_err(err, "query returns no column named "
+				    "'%s' (add: ... AS \"%s\")", *required,
+				    *required);
+				r = FU_PERMFAIL;
+				break;
+			}
+		}
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+source_has_table(struct source *src, const char *table)
+{
+	sqlite3_stmt *s;
+	int yes;
+
+	if (sqlite3_prepare_v2(src->db, "SELECT 1 FROM sqlite_schema WHERE "
+	    "type IN ('table', 'view') AND name = ?", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+	yes = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return yes;
+}

@@ -1,0 +1,53 @@
+/* source: the help desk's database, opened read-only; rows become template data. */
+#ifndef FOLLOWUPD_SOURCE_H
+#define FOLLOWUPD_SOURCE_H
+
+#include "util.h"
+#include "value.h"
+
+struct source;
+
+/*
+ * Open PATH read-only (URI mode=ro: followupd never writes the help desk's
+ * database). FU_PERMFAIL when missing or not a database, FU_TEMPFAIL when busy.
+ */
+int	source_open(const char *path, int busy_timeout_ms, struct source **,
+	    char **err);
+void	source_close(struct source *);
+
+/* Named parameters a rule's query may use; unset ones are bound to NULL. */
+struct source_params {
+	const char	*since;		/* :since, UTC "YYYY-MM-DD HH:MM:SS" */
+	const char	*until;		/* :until */
+	const char	*now;		/* :now */
+	const char	*key;		/* :key (bound as an integer when it is one) */
+};
+
+/*
+ * Called for each row, as a map: a column named "a.b" becomes a nested map
+ * entry, NULL becomes null, integers and reals numbers, text strings
+ * (invalid UTF-8 is kept as bytes; the renderer decides). The callback owns
+ * the row. Return FU_OK to go on, anything else stops the query and is
+ * returned.
+ */
+typedef int (*source_row_cb)(struct value *row, void *arg);
+
+/*
+ * Run one SELECT (statements are prepared once and cached by SQL text).
+ * Busy (the help desk holds a write lock past busy_timeout) is FU_TEMPFAIL.
+ */
+int	source_select(struct source *, const char *sql,
+	    const struct source_params *, source_row_cb, void *arg, char **err);
+
+/*
+ * For `check`: the SQL must be exactly one read-only statement (a SELECT)
+ * that prepares against this database and returns each column named in
+ * `required` (NULL-terminated). *err names what is wrong.
+ */
+int	source_check_query(struct source *, const char *sql,
+	    const char *const *required, char **err);
+
+/* 1 when the database has this table (for optional history queries). */
+int	source_has_table(struct source *, const char *table);
+
+#endif

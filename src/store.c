@@ -1,0 +1,727 @@
+/* store: queue/state.db: schema and migrations, jobs and their decision history. */
+#include "store.h"
+#include "log.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store {
+	sqlite3	*db;
+};
+
+static const char *const state_names[JOB_NSTATES] = {
+	[JOB_PLANNED] = "planned",
+	[JOB_QUEUED] = "queued",
+	[JOB_SENDING] = "sending",
+	[JOB_SENT] = "sent",
+	[JOB_DEFERRED] = "deferred",
+	[JOB_FAILED] = "failed",
+	[JOB_CANCELLED] = "cancelled",
+};
+
+/*
+ * Migrations: entry i brings user_version from i to i + 1. Never edit an
+ * entry once released; append a new one.
+ */
+static const char *const migrations[] = {
+	/* 0 → 1: the first schema */
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  occurrence TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  due_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  queued_at INTEGER,"
+	"  sent_at INTEGER,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  recipient TEXT,"
+	"  message_id TEXT,"
+	"  spool_name TEXT,"
+	"  reason TEXT,"
+	"  last_reply TEXT,"
+	"  UNIQUE (rule, subject, occurrence));"
+	"CREATE INDEX jobs_state_due ON jobs(state, due_at);"
+	"CREATE INDEX jobs_state_next ON jobs(state, next_attempt_at);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  detail TEXT);"
+	"CREATE INDEX events_job ON events(job_id, id);"
+	"CREATE TABLE suppressions ("
+	"  address TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  reason TEXT,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE optouts ("
+	"  address TEXT NOT NULL COLLATE NOCASE,"
+	"  class TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (address, class));"
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT);",
+};
+#define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+const char *
+store_state_name(enum job_state s)
+{
+	return (unsigned)s < JOB_NSTATES ? state_names[s] : "?";
+}
+
+int
+store_state_parse(const char *s, enum job_state *out)
+{
+	for (int i = 0; i < JOB_NSTATES; i++)
+		if (strcmp(s, state_names[i]) == 0) {
+			*out = (enum job_state)i;
+			return FU_OK;
+		}
+	return FU_PERMFAIL;
+}
+
+/* Busy, locked and I/O errors are worth retrying; the rest is not. */
+static int
+classify(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+		return FU_TEMPFAIL;
+	default:
+		return FU_PERMFAIL;
+	}
+}
+
+static int
+db_fail(struct store *st, int rc, const char *what, char **err)
+{
+	set_err(err, "state.db: %s: %s", what, sqlite3_errmsg(st->db));
+	return classify(rc);
+}
+
+static int
+exec_sql(struct store *st, const char *sql, char **err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		set_err(err, "state.db: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return classify(rc);
+	}
+	return FU_OK;
+}
+
+static int
+user_version(struct store *st, int *v, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s,
+	    NULL)) != SQLITE_OK)
+		return db_fail(st, rc, "user_version", err);
+	rc = sqlite3_step(s);
+	*v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return db_fail(st, rc, "user_version", err);
+	return FU_OK;
+}
+
+static int
+migrate(struct store *st, const char *path, char **err)
+{
+	int v, r;
+
+	if ((r = exec_sql(st, "BEGIN IMMEDIATE", err)) != FU_OK)
+		return r;
+	if ((r = user_version(st, &v, err)) != FU_OK)
+		goto fail;
+	if (v > STORE_VERSION) {
+		set_err(err, "%s: schema version %d is newer than this "
+		    "followupd knows (%d): run the newer version", path, v,
+		    STORE_VERSION);
+		r = FU_PERMFAIL;
+		goto fail;
+	}
+	for (; v < STORE_VERSION; v++) {
+		char pragma[64];
+
+		if ((r = exec_sql(st, migrations[v], err)) != FU_OK)
+			goto fail;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+		    v + 1);
+		if ((r = exec_sql(st, pragma, err)) != FU_OK)
+			goto fail;
+		log_info("store: %s migrated to schema version %d", path, v + 1);
+	}
+	return exec_sql(st, "COMMIT", err);
+fail:
+	exec_sql(st, "ROLLBACK", NULL);
+	return r;
+}
+
+int
+store_open(const char *path, int busy_timeout_ms, struct store **out,
+    char **err)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	int rc, r;
+
+	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, "%s: cannot open state database: %s", path,
+		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		r = classify(rc);
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, busy_timeout_ms);
+	/* WAL: readers (status) never block the daemon; NORMAL is durable
+	 * enough in WAL mode across process crashes, FULL across power loss. */
+	if ((r = exec_sql(st, "PRAGMA journal_mode = WAL", err)) != FU_OK ||
+	    (r = exec_sql(st, "PRAGMA synchronous = FULL", err)) != FU_OK ||
+	    (r = exec_sql(st, "PRAGMA foreign_keys = ON", err)) != FU_OK)
+		goto fail;
+	if ((r = migrate(st, path, err)) != FU_OK)
+		goto fail;
+	*out = st;
+	return FU_OK;
+fail:
+	sqlite3_close(st->db);
+	free(st);
+	return r;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int
+store_begin(struct store *st, char **err)
+{
+	return exec_sql(st, "BEGIN IMMEDIATE", err);
+}
+
+int
+store_commit(struct store *st, char **err)
+{
+	return exec_sql(st, "COMMIT", err);
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		exec_sql(st, "ROLLBACK", NULL);
+}
+
+/*
+ * Bind a list of parameters described by a format: 't' text (const char *,
+ * NULL binds NULL), 'i' int64 (int64_t), 'T' time_t.
+ */
+static int
+prepare(struct store *st, sqlite3_stmt **s, const char *sql, char **err,
+    const char *fmt, ...)
+{
+	va_list ap;
+	int rc, i = 1;
+
+	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL)) != SQLITE_OK)
+		return db_fail(st, rc, "prepare", err);
+	va_start(ap, fmt);
+	for (const char *f = fmt; *f; f++, i++) {
+		switch (*f) {
+		case 't': {
+			const char *v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(*s, i, v, -1, SQLITE_TRANSIENT)
+			    : sqlite3_bind_null(*s, i);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int64(*s, i, va_arg(ap, int64_t));
+			break;
+		case 'T':
+			rc = sqlite3_bind_int64(*s, i,
+			    (sqlite3_int64)va_arg(ap, time_t));
+			break;
+		default:
+			fatalx("store: bad bind format %c", *f);
+		}
+		if (rc != SQLITE_OK)
+			break;
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		int r = db_fail(st, rc, "bind", err);
+		sqlite3_finalize(*s);
+		*s = NULL;
+		return r;
+	}
+	return FU_OK;
+}
+
+/* Run a statement that returns no rows; *changes gets the row count. */
+static int
+run(struct store *st, sqlite3_stmt *s, int *changes, char **err)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, rc, "step", err);
+	if (changes)
+		*changes = sqlite3_changes(st->db);
+	return FU_OK;
+}
+
+int
+store_event(struct store *st, int64_t job_id, time_t now, const char *event,
+    const char *detail, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "INSERT INTO events (job_id, at, event, "
+	    "detail) VALUES (?, ?, ?, ?)", err, "iTtt", job_id, now, event,
+	    detail)) != FU_OK)
+		return r;
+	return run(st, s, NULL, err);
+}
+
+int
+store_job_plan(struct store *st, const char *rule, const char *subject,
+    const char *occurrence, time_t due_at, time_t now, int *created,
+    int64_t *id, char **err)
+{
+	sqlite3_stmt *s;
+	int r, n;
+
+	if ((r = prepare(st, &s, "INSERT OR IGNORE INTO jobs (rule, subject, "
+	    "occurrence, state, due_at, created_at, updated_at) VALUES "
+	    "(?, ?, ?, 'planned', ?, ?, ?)", err, "tttTTT", rule, subject,
+	    occurrence, due_at, now, now)) != FU_OK)
+		return r;
+	if ((r = run(st, s, &n, err)) != FU_OK)
+		return r;
+	*created = n > 0;
+	*id = n > 0 ? (int64_t)sqlite3_last_insert_rowid(st->db) : 0;
+	if (*created)
+		return store_event(st, *id, now, "planned", NULL, err);
+	return FU_OK;
+}
+
+static char *
+col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+#define JOB_COLUMNS "id, rule, subject, occurrence, state, due_at, " \
+	"next_attempt_at, created_at, queued_at, attempts, recipient, " \
+	"message_id, spool_name, reason, last_reply"
+
+static void
+job_from_row(sqlite3_stmt *s, struct job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->id = sqlite3_column_int64(s, 0);
+	j->rule = col_text(s, 1);
+	j->subject = col_text(s, 2);
+	j->occurrence = col_text(s, 3);
+	if (store_state_parse((const char *)sqlite3_column_text(s, 4),
+	    &j->state) != FU_OK)
+		j->state = JOB_FAILED;
+	j->due_at = (time_t)sqlite3_column_int64(s, 5);
+	j->next_attempt_at = (time_t)sqlite3_column_int64(s, 6);
+	j->created_at = (time_t)sqlite3_column_int64(s, 7);
+	j->queued_at = (time_t)sqlite3_column_int64(s, 8);
+	j->attempts = sqlite3_column_int(s, 9);
+	j->recipient = col_text(s, 10);
+	j->message_id = col_text(s, 11);
+	j->spool_name = col_text(s, 12);
+	j->reason = col_text(s, 13);
+	j->last_reply = col_text(s, 14);
+}
+
+void
+store_job_clear(struct job *j)
+{
+	free(j->rule);
+	free(j->subject);
+	free(j->occurrence);
+	free(j->recipient);
+	free(j->message_id);
+	free(j->spool_name);
+	free(j->reason);
+	free(j->last_reply);
+	memset(j, 0, sizeof(*j));
+}
+
+void
+store_jobs_free(struct job *jobs, int n)
+{
+	for (int i = 0; i < n; i++)
+		store_job_clear(&jobs[i]);
+	free(jobs);
+}
+
+int
+store_job_get(struct store *st, int64_t id, struct job *j, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = prepare(st, &s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?",
+	    err, "i", id)) != FU_OK)
+		return r;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		job_from_row(s, j);
+		sqlite3_finalize(s);
+		return FU_OK;
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE) {
+		set_err(err, "no job %lld", (long long)id);
+		return FU_PERMFAIL;
+	}
+	return db_fail(st, rc, "select job", err);
+}
+
+int
+store_jobs_due(struct store *st, enum job_state state, time_t now, int limit,
+    struct job **jobs, int *n, char **err)
+{
+	const char *sql = state == JOB_PLANNED ?
+	    "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? AND due_at <= ? "
+	    "ORDER BY due_at, id LIMIT ?" :
+	    "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? AND "
+	    "next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?";
+	sqlite3_stmt *s;
+	int r, rc, cap = 0;
+
+	*jobs = NULL;
+	*n = 0;
+	if ((r = prepare(st, &s, sql, err, "tTi", store_state_name(state), now,
+	    (int64_t)limit)) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*jobs = xrealloc(*jobs, (size_t)cap * sizeof(**jobs));
+		}
+		job_from_row(s, &(*jobs)[(*n)++]);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_jobs_free(*jobs, *n);
+		*jobs = NULL;
+		*n = 0;
+		return db_fail(st, rc, "select due jobs", err);
+	}
+	return FU_OK;
+}
+
+/* Update one job and record the event; the job must exist. */
+static int
+transition(struct store *st, int64_t id, time_t now, const char *event,
+    const char *detail, sqlite3_stmt *s, char **err)
+{
+	int r, n;
+
+	if ((r = run(st, s, &n, err)) != FU_OK)
+		return r;
+	if (n == 0) {
+		set_err(err, "job %lld: not found or not in a state that "
+		    "allows '%s'", (long long)id, event);
+		return FU_PERMFAIL;
+	}
+	return store_event(st, id, now, event, detail, err);
+}
+
+int
+store_job_cancel(struct store *st, int64_t id, const char *reason,
+    const char *detail, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'cancelled', "
+	    "reason = ?, updated_at = ? WHERE id = ? AND state IN "
+	    "('planned', 'queued', 'deferred', 'failed')", err, "tTi", reason,
+	    now, id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "cancelled",
+	    detail ? detail : reason, s, err);
+}
+
+int
+store_job_queued(struct store *st, int64_t id, const char *recipient,
+    const char *message_id, const char *spool_name, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	char detail[600];
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'queued', "
+	    "recipient = ?, message_id = ?, spool_name = ?, "
+	    "next_attempt_at = ?, queued_at = COALESCE(queued_at, ?), "
+	    "updated_at = ? WHERE id = ? AND state = 'planned'", err,
+	    "tttTTTi", recipient, message_id, spool_name, now, now, now,
+	    id)) != FU_OK)
+		return r;
+	snprintf(detail, sizeof(detail), "Message-ID <%s>, spool %s",
+	    message_id, spool_name);
+	return transition(st, id, now, "queued", detail, s, err);
+}
+
+int
+store_job_sending(struct store *st, int64_t id, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r, n;
+
+	/* No event row: sending is transient and one row per attempt would
+	 * double the write cost of delivery; the outcome is recorded. */
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'sending', "
+	    "attempts = attempts + 1, updated_at = ? WHERE id = ? AND state "
+	    "IN ('queued', 'deferred')", err, "Ti", now, id)) != FU_OK)
+		return r;
+	if ((r = run(st, s, &n, err)) != FU_OK)
+		return r;
+	if (n == 0) {
+		set_err(err, "job %lld: no longer queued", (long long)id);
+		return FU_PERMFAIL;
+	}
+	return FU_OK;
+}
+
+int
+store_job_sent(struct store *st, int64_t id, const char *reply, time_t now,
+    char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'sent', "
+	    "last_reply = ?, sent_at = ?, updated_at = ? WHERE id = ? AND "
+	    "state = 'sending'", err, "tTTi", reply, now, now, id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "sent", reply, s, err);
+}
+
+int
+store_job_deferred(struct store *st, int64_t id, const char *reply,
+    time_t next_attempt, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'deferred', "
+	    "last_reply = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? "
+	    "AND state = 'sending'", err, "tTTi", reply, next_attempt, now,
+	    id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "deferred", reply, s, err);
+}
+
+int
+store_job_failed(struct store *st, int64_t id, const char *reason,
+    const char *reply, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	char detail[700];
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'failed', "
+	    "reason = ?, last_reply = COALESCE(?, last_reply), updated_at = ? "
+	    "WHERE id = ? AND state IN ('planned', 'queued', 'sending', "
+	    "'deferred')", err, "ttTi", reason, reply, now, id)) != FU_OK)
+		return r;
+	snprintf(detail, sizeof(detail), "%s%s%s", reason, reply ? ": " : "",
+	    reply ? reply : "");
+	return transition(st, id, now, "failed", detail, s, err);
+}
+
+int
+store_job_replan(struct store *st, int64_t id, const char *detail, time_t now,
+    char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'planned', "
+	    "spool_name = NULL, due_at = ?, updated_at = ? WHERE id = ? AND "
+	    "state IN ('queued', 'deferred', 'sending')", err, "TTi", now, now,
+	    id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "replanned", detail, s, err);
+}
+
+int
+store_job_retry(struct store *st, int64_t id, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	/* A failed job whose message was never spooled goes back to planned. */
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = CASE WHEN "
+	    "spool_name IS NULL THEN 'planned' ELSE 'queued' END, "
+	    "reason = NULL, due_at = MIN(due_at, ?), next_attempt_at = ?, "
+	    "queued_at = CASE WHEN spool_name IS NULL THEN NULL ELSE ? END, "
+	    "updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred', "
+	    "'failed')", err, "TTTTi", now, now, now, now, id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "retry", "by operator", s, err);
+}
+
+int
+store_recover_sending(struct store *st, time_t now, int *count, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*count = 0;
+	if ((r = prepare(st, &s, "INSERT INTO events (job_id, at, event, "
+	    "detail) SELECT id, ?, 'interrupted', 'found sending at start-up: "
+	    "outcome unknown, sending again with the same Message-ID' FROM "
+	    "jobs WHERE state = 'sending'", err, "T", now)) != FU_OK)
+		return r;
+	if ((r = run(st, s, NULL, err)) != FU_OK)
+		return r;
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'queued', "
+	    "next_attempt_at = ?, updated_at = ? WHERE state = 'sending'", err,
+	    "TT", now, now)) != FU_OK)
+		return r;
+	return run(st, s, count, err);
+}
+
+int
+store_suppressed(struct store *st, const char *addr, int *yes, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = prepare(st, &s, "SELECT 1 FROM suppressions WHERE address = ?",
+	    err, "t", addr)) != FU_OK)
+		return r;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, rc, "suppressions", err);
+	*yes = rc == SQLITE_ROW;
+	return FU_OK;
+}
+
+int
+store_suppress(struct store *st, const char *addr, const char *reason,
+    time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "INSERT OR REPLACE INTO suppressions "
+	    "(address, reason, created_at) VALUES (?, ?, ?)", err, "ttT", addr,
+	    reason, now)) != FU_OK)
+		return r;
+	return run(st, s, NULL, err);
+}
+
+int
+store_opted_out(struct store *st, const char *addr, const char *cls, int *yes,
+    char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = prepare(st, &s, "SELECT 1 FROM optouts WHERE address = ? AND "
+	    "class IN (?, 'all')", err, "tt", addr, cls)) != FU_OK)
+		return r;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, rc, "optouts", err);
+	*yes = rc == SQLITE_ROW;
+	return FU_OK;
+}
+
+int
+store_meta_set(struct store *st, const char *key, const char *value,
+    char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "INSERT OR REPLACE INTO meta (key, value) "
+	    "VALUES (?, ?)", err, "tt", key, value)) != FU_OK)
+		return r;
+	return run(st, s, NULL, err);
+}
+
+char *
+store_meta_get(struct store *st, const char *key)
+{
+	sqlite3_stmt *s;
+	char *v = NULL;
+
+	if (prepare(st, &s, "SELECT value FROM meta WHERE key = ?", NULL, "t",
+	    key) != FU_OK)
+		return NULL;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = col_text(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int
+store_query(struct store *st, const char *sql, const char *param,
+    store_row_cb cb, void *arg, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc, n;
+
+	if ((r = prepare(st, &s, sql, err, param ? "t" : "", param)) != FU_OK)
+		return r;
+	n = sqlite3_column_count(s);
+	{
+		char *names[n + 1], *values[n + 1];
+
+		for (int i = 0; i < n; i++)
+			names[i] = (char *)(uintptr_t)sqlite3_column_name(s, i);
+		names[n] = values[n] = NULL;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			for (int i = 0; i < n; i++)
+				values[i] = (char *)(uintptr_t)
+				    sqlite3_column_text(s, i);
+			cb(n, names, values, arg);
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, rc, "query", err);
+	return FU_OK;
+}

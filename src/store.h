@@ -1,0 +1,145 @@
+/* store: queue/state.db: schema and migrations, jobs and their decision history. */
+#ifndef FOLLOWUPD_STORE_H
+#define FOLLOWUPD_STORE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "util.h"
+
+/*
+ * Job states (DESIGN.md): planned → queued → sending → sent | deferred → … |
+ * failed | cancelled. The text form is what state.db stores.
+ */
+enum job_state {
+	JOB_PLANNED,
+	JOB_QUEUED,
+	JOB_SENDING,
+	JOB_SENT,
+	JOB_DEFERRED,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_NSTATES
+};
+
+const char	*store_state_name(enum job_state);
+int		 store_state_parse(const char *, enum job_state *);
+
+struct job {
+	int64_t		 id;
+	char		*rule;
+	char		*subject;	/* the source row's key, e.g. ticket id */
+	char		*occurrence;	/* e.g. resolved_at as the source stores it */
+	enum job_state	 state;
+	time_t		 due_at;
+	time_t		 next_attempt_at;
+	time_t		 created_at;
+	time_t		 queued_at;	/* first time queued: start of queue lifetime */
+	int		 attempts;
+	char		*recipient;	/* NULL until rendered */
+	char		*message_id;	/* NULL until rendered; kept across retries */
+	char		*spool_name;
+	char		*reason;
+	char		*last_reply;
+};
+
+void	store_job_clear(struct job *);		/* frees the strings */
+
+struct store;
+
+/*
+ * Open or create the state database: WAL, busy_timeout, foreign keys,
+ * schema migrations by PRAGMA user_version. FU_TEMPFAIL when busy or on
+ * I/O errors, FU_PERMFAIL when the file is not a followupd state database or
+ * comes from a newer version.
+ */
+int	store_open(const char *path, int busy_timeout_ms, struct store **,
+	    char **err);
+void	store_close(struct store *);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+int	store_begin(struct store *, char **err);
+int	store_commit(struct store *, char **err);
+void	store_rollback(struct store *);
+
+/*
+ * Insert a planned job unless (rule, subject, occurrence) exists. *created
+ * is 1 when a job was inserted (its id in *id), 0 when it already existed.
+ */
+int	store_job_plan(struct store *, const char *rule, const char *subject,
+	    const char *occurrence, time_t due_at, time_t now, int *created,
+	    int64_t *id, char **err);
+
+/* Fetch one job by id. FU_PERMFAIL when absent. */
+int	store_job_get(struct store *, int64_t id, struct job *, char **err);
+
+/*
+ * Jobs in `state` that are due: planned by due_at <= now, queued/deferred by
+ * next_attempt_at <= now; at most `limit`, oldest first. *jobs is an
+ * allocated array of *n jobs; free with store_jobs_free.
+ */
+int	store_jobs_due(struct store *, enum job_state, time_t now, int limit,
+	    struct job **jobs, int *n, char **err);
+void	store_jobs_free(struct job *, int n);
+
+/* Transitions. Each records an event with `detail` (may be NULL). */
+int	store_job_cancel(struct store *, int64_t id, const char *reason,
+	    const char *detail, time_t now, char **err);
+int	store_job_queued(struct store *, int64_t id, const char *recipient,
+	    const char *message_id, const char *spool_name, time_t now,
+	    char **err);
+int	store_job_sending(struct store *, int64_t id, time_t now, char **err);
+int	store_job_sent(struct store *, int64_t id, const char *reply,
+	    time_t now, char **err);
+int	store_job_deferred(struct store *, int64_t id, const char *reply,
+	    time_t next_attempt, time_t now, char **err);
+int	store_job_failed(struct store *, int64_t id, const char *reason,
+	    const char *reply, time_t now, char **err);
+/*
+ * The spooled message is missing or unreadable: render it again (the job
+ * keeps its Message-ID). queued/deferred/sending → planned, due now.
+ */
+int	store_job_replan(struct store *, int64_t id, const char *detail,
+	    time_t now, char **err);
+/* Operator actions: retry now (deferred/failed/queued → queued, due now). */
+int	store_job_retry(struct store *, int64_t id, time_t now, char **err);
+
+/*
+ * Jobs found `sending` at start-up were interrupted with an unknown outcome:
+ * put them back to queued (same spool file, same Message-ID), log an event
+ * each. *count says how many.
+ */
+int	store_recover_sending(struct store *, time_t now, int *count,
+	    char **err);
+
+/* Record a decision or event in the job's history. */
+int	store_event(struct store *, int64_t job_id, time_t now,
+	    const char *event, const char *detail, char **err);
+
+/* Addresses never to mail again (5xx answers); case-insensitive. */
+int	store_suppressed(struct store *, const char *addr, int *yes,
+	    char **err);
+int	store_suppress(struct store *, const char *addr, const char *reason,
+	    time_t now, char **err);
+
+/* Opt-outs per class ("marketing", "transactional", or "all"). */
+int	store_opted_out(struct store *, const char *addr, const char *cls,
+	    int *yes, char **err);
+
+/* Small key/value facts: last_error, last_tick. */
+int	store_meta_set(struct store *, const char *key, const char *value,
+	    char **err);
+char	*store_meta_get(struct store *, const char *key);	/* caller frees; NULL if absent */
+
+/*
+ * Read-only queries for status and queue commands: the prepared statement
+ * is run and each row handed to the callback as NULL-terminated column
+ * name/value arrays (values may be NULL). Used only with SQL written in
+ * this program, never with user input.
+ */
+typedef void (*store_row_cb)(int ncols, char *const *names,
+    char *const *values, void *arg);
+int	store_query(struct store *, const char *sql, const char *param,
+	    store_row_cb, void *arg, char **err);
+
+#endif

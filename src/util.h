@@ -1,0 +1,69 @@
+/* util: result codes, a growable byte buffer, checked allocation. */
+#ifndef FOLLOWUPD_UTIL_H
+#define FOLLOWUPD_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/*
+ * Every call that can fail returns one of these. TEMPFAIL: try again later
+ * (I/O error, SMTP 4xx, timeout, SQLite busy). PERMFAIL: retrying will not
+ * help (SMTP 5xx, invalid data, a bad config line).
+ */
+enum fu_result {
+	FU_OK = 0,
+	FU_TEMPFAIL = 1,
+	FU_PERMFAIL = 2,
+};
+
+/* Growable, always NUL-terminated byte buffer. Zero-initialise to use. */
+struct buf {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+void	 buf_reserve(struct buf *, size_t extra);
+void	 buf_append(struct buf *, const void *, size_t);
+void	 buf_puts(struct buf *, const char *);
+void	 buf_putc(struct buf *, char);
+void	 buf_printf(struct buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	 buf_vprintf(struct buf *, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
+void	 buf_reset(struct buf *);		/* len = 0, keeps memory */
+void	 buf_free(struct buf *);
+char	*buf_steal(struct buf *);		/* caller frees; buf is reset */
+const char *buf_cstr(struct buf *);		/* "" when empty */
+
+/* Allocation failure is fatal: a mail daemon cannot run without memory. */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Error strings: functions that fail store an allocated message in *err
+ * (when err is not NULL); the caller frees it. set_err replaces any
+ * previous message.
+ */
+void	 set_err(char **err, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* Whole-file read into a NUL-terminated buffer. */
+int	 read_file(const char *path, struct buf *out, char **err);
+
+/* UTF-8 validation: 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+int	 utf8_valid(const char *s, size_t len);
+
+/*
+ * Make untrusted text safe for a message body: invalid UTF-8 becomes
+ * U+FFFD, CRLF and lone CR become LF, NUL and other C0 controls except TAB
+ * and LF are dropped, and the text is cut at `max` bytes on a character
+ * boundary (with "…"). Appends to out.
+ */
+void	 utf8_sanitize(const char *s, size_t len, size_t max, struct buf *out);
+
+#endif

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Run every test program (unit tests in $BUILD/tests, end-to-end scripts in
+# tests/e2e) and print the totals as "N passed, N failed" on the last line.
+# Each test speaks TAP: "ok N - ..." and "not ok N - ..." lines.
+# VALGRIND=1 runs the unit tests under valgrind (errors and leaks fail).
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+LOGDIR=$BUILD/test-logs
+mkdir -p "$LOGDIR"
+pass=0 fail=0 skip=0 crashed=""
+
+run_one() {	# name, command...
+	name=$1; shift
+	log="$LOGDIR/$name.log"
+	"$@" >"$log" 2>&1
+	rc=$?
+	p=$(grep -c '^ok ' "$log")
+	f=$(grep -c '^not ok ' "$log")
+	s=$(grep -c '^ok .*# SKIP' "$log")
+	pass=$((pass + p - s)); fail=$((fail + f)); skip=$((skip + s))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# A crash or an error outside any test counts as a failure.
+		fail=$((fail + 1)); crashed="$crashed $name"
+	fi
+	status="ok"
+	[ "$f" -gt 0 ] || [ "$rc" -ne 0 ] && status="FAILED (exit $rc)"
+	printf '%-28s %4d passed %3d failed %3d skipped  %s\n' "$name" $((p - s)) "$f" "$s" "$status"
+	if [ "$status" != ok ]; then
+		grep -A8 '^not ok ' "$log" | head -60 | sed 's/^/    /'
+		[ "$f" -eq 0 ] && tail -20 "$log" | sed 's/^/    /'
+	fi
+}
+
+VG=""
+if [ "${VALGRIND:-0}" = 1 ]; then
+	VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp"
+fi
+
+for t in "$BUILD"/tests/test_*; do
+	case "$t" in *.o|*.d) continue ;; esac
+	[ -x "$t" ] || continue
+	run_one "$(basename "$t")" $VG "$t"
+done
+for t in tests/e2e/test_*.py; do
+	[ -f "$t" ] || continue
+	run_one "$(basename "$t" .py)" env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" "$PYTHON" "$t"
+done
+for t in tests/e2e/test_*.sh; do
+	[ -f "$t" ] || continue
+	run_one "$(basename "$t" .sh)" env BUILD="$BUILD" PYTHON="$PYTHON" sh "$t"
+done
+
+[ -n "$crashed" ] && echo "exited non-zero without a failing test:$crashed"
+[ "$skip" -gt 0 ] && echo "($skip skipped; see $LOGDIR)"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,547 @@
+/* test_spool: the queue directory: durable writes, names, fates, clean-up, a full disk. */
+#include "spool.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char root[] = "/tmp/test_spool.XXXXXX";
+
+/* snprintf for paths; they are short here, so truncation is not a concern. */
+static void pathf(char *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+rm_rf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Entries of DIR/SUB other than . and .. (-1 when unreadable). */
+static int
+count(const char *dir, const char *sub)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	pathf(path, sizeof(path), "%s/%s", dir, sub);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int
+exists(const char *dir, const char *sub, const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	return lstat(path, &st) == 0;
+}
+
+static void
+put(const char *dir, const char *sub, const char *name, const char *text)
+{
+	char path[4096];
+	FILE *f;
+
+	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	if ((f = fopen(path, "w")) == NULL) {
+		tap_diag("cannot create %s: %s", path, strerror(errno));
+		return;
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+age_file(const char *dir, const char *sub, const char *name, long seconds)
+{
+	char path[4096];
+	struct timespec ts[2];
+
+	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	ts[0].tv_sec = ts[1].tv_sec = time(NULL) - seconds;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	utimensat(AT_FDCWD, path, ts, 0);
+}
+
+/* A name made printable for a TAP line. */
+static const char *
+vis(const char *s)
+{
+	static char out[1200];
+	size_t o = 0;
+
+	for (; *s && o < sizeof(out) - 5; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+contains(const char *s, const char *sub)
+{
+	return s != NULL && strstr(s, sub) != NULL;
+}
+
+static void
+test_open(void)
+{
+	static const char *const subs[] = { "tmp", "new", "sent", "failed", "corrupt" };
+	char dir[4096], file[4096];
+	struct spool *sp = NULL;
+	char *err = NULL;
+	struct stat st;
+	int rc;
+
+	pathf(dir, sizeof(dir), "%s/q", root);
+	rc = spool_open(dir, &sp, &err);
+	tap_ok(rc == FU_OK && sp != NULL, "spool_open creates %s (%s)", dir,
+	    err ? err : "");
+	if (sp == NULL)
+		return;
+	tap_str(spool_dir(sp), dir, "spool_dir");
+	if (stat(dir, &st) == -1)
+		st.st_mode = 0;
+	tap_ok((st.st_mode & 07777) == 0700, "queue dir mode 0700 (%04o)",
+	    (unsigned)(st.st_mode & 07777));
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		char p[4200];
+
+		pathf(p, sizeof(p), "%s/%s", dir, subs[i]);
+		tap_ok(stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    (st.st_mode & 07777) == 0700, "%s/ created with mode 0700",
+		    subs[i]);
+	}
+	tap_ok(count(dir, "tmp") == 0, "the write probe left nothing in tmp/");
+	spool_close(sp);
+
+	/* Opening an existing spool is fine. */
+	sp = NULL;
+	tap_ok(spool_open(dir, &sp, &err) == FU_OK, "spool_open on an existing spool");
+	spool_close(sp);
+
+	/* The parent is not created. */
+	pathf(file, sizeof(file), "%s/missing/q", root);
+	sp = NULL;
+	rc = spool_open(file, &sp, &err);
+	tap_ok(rc == FU_PERMFAIL && sp == NULL && contains(err, file) &&
+	    contains(err, "set [queue] dir"), "missing parent: %s", err);
+
+	/* A file where the directory should be. */
+	pathf(file, sizeof(file), "%s/plainfile", root);
+	fclose(fopen(file, "w"));
+	rc = spool_open(file, &sp, &err);
+	tap_ok(rc == FU_PERMFAIL && contains(err, file) &&
+	    contains(err, "not a directory"), "a file, not a directory: %s", err);
+
+	rc = spool_open("", &sp, &err);
+	tap_ok(rc == FU_PERMFAIL, "empty directory name: %s", err);
+	free(err);
+}
+
+static void
+test_write_read(struct spool *sp, const char *dir)
+{
+	static const char bin[] = "From: a\r\n\r\nbody\0with NUL\xff\r\n";
+	struct buf b = { 0 };
+	char path[4096];
+	char *err = NULL;
+	struct stat st;
+	int rc;
+
+	rc = spool_write(sp, "m1.eml", bin, sizeof(bin) - 1, &err);
+	tap_ok(rc == FU_OK, "write m1.eml (%s)", err ? err : "");
+	tap_ok(exists(dir, "new", "m1.eml") && count(dir, "tmp") == 0,
+	    "m1.eml is in new/, tmp/ is empty");
+	pathf(path, sizeof(path), "%s/new/m1.eml", dir);
+	if (stat(path, &st) == -1)
+		st.st_mode = 0;
+	tap_ok((st.st_mode & 07777) == 0600,
+	    "new/m1.eml mode 0600 (%04o)", (unsigned)(st.st_mode & 07777));
+	tap_ok(spool_exists(sp, "m1.eml") == 1, "spool_exists m1.eml");
+	tap_ok(spool_exists(sp, "nope.eml") == 0, "spool_exists nope.eml is 0");
+
+	rc = spool_read(sp, "m1.eml", &b, &err);
+	tap_ok(rc == FU_OK && b.len == sizeof(bin) - 1 &&
+	    memcmp(b.data, bin, b.len) == 0 && b.data[b.len] == '\0',
+	    "read back byte for byte, NUL included (%zu bytes)", b.len);
+
+	/* spool_read appends; a failure leaves the buffer as it was. */
+	buf_reset(&b);
+	buf_puts(&b, "keep");
+	rc = spool_read(sp, "nope.eml", &b, &err);
+	tap_ok(rc == FU_PERMFAIL && contains(err, "no such message"),
+	    "read a missing message: PERMFAIL (%s)", err);
+	tap_str(buf_cstr(&b), "keep", "buffer untouched after a failed read");
+
+	rc = spool_write(sp, "empty.eml", "", 0, &err);
+	buf_reset(&b);
+	tap_ok(rc == FU_OK && spool_read(sp, "empty.eml", &b, &err) == FU_OK &&
+	    b.len == 0, "empty message round trip");
+
+	/* new/NAME is replaced: re-rendering after a crash must work. */
+	rc = spool_write(sp, "empty.eml", "second", 6, &err);
+	buf_reset(&b);
+	tap_ok(rc == FU_OK && spool_read(sp, "empty.eml", &b, &err) == FU_OK &&
+	    strcmp(buf_cstr(&b), "second") == 0, "write replaces new/NAME");
+
+	/* O_EXCL: somebody else's tmp/NAME is neither used nor removed. */
+	put(dir, "tmp", "busy.eml", "other writer");
+	rc = spool_write(sp, "busy.eml", "mine", 4, &err);
+	tap_ok(rc == FU_TEMPFAIL && contains(err, "already exists"),
+	    "tmp/NAME exists: TEMPFAIL (%s)", err);
+	buf_reset(&b);
+	pathf(path, sizeof(path), "%s/tmp/busy.eml", dir);
+	tap_ok(read_file(path, &b, NULL) == FU_OK &&
+	    strcmp(buf_cstr(&b), "other writer") == 0,
+	    "the other writer's tmp/NAME is intact");
+	tap_ok(!exists(dir, "new", "busy.eml"), "nothing in new/ after the collision");
+	unlink(path);
+
+	/* Symlinks, directories and huge files in new/ are not messages. */
+	pathf(path, sizeof(path), "%s/new/link.eml", dir);
+	if (symlink("/etc/passwd", path) == 0) {
+		rc = spool_read(sp, "link.eml", &b, &err);
+		tap_ok(rc == FU_PERMFAIL, "read a symlink: PERMFAIL (%s)", err);
+		tap_ok(spool_exists(sp, "link.eml") == 0, "a symlink does not exist as a message");
+		unlink(path);
+	}
+	pathf(path, sizeof(path), "%s/new/dir.eml", dir);
+	mkdir(path, 0700);
+	rc = spool_read(sp, "dir.eml", &b, &err);
+	tap_ok(rc == FU_PERMFAIL, "read a directory: PERMFAIL (%s)", err);
+	rmdir(path);
+
+	pathf(path, sizeof(path), "%s/new/huge.eml", dir);
+	{
+		int fd = open(path, O_CREAT | O_WRONLY, 0600);
+
+		if (fd != -1) {
+			/* Sparse: costs no disk. */
+			if (ftruncate(fd, 64L * 1024 * 1024 + 1) == -1)
+				tap_diag("ftruncate: %s", strerror(errno));
+			close(fd);
+		}
+	}
+	buf_reset(&b);
+	rc = spool_read(sp, "huge.eml", &b, &err);
+	tap_ok(rc == FU_PERMFAIL && contains(err, "64 MB") && b.len == 0,
+	    "a file over 64 MB is corrupt: PERMFAIL (%s)", err);
+	pathf(path, sizeof(path), "%s/new/limit.eml", dir);
+	{
+		int fd = open(path, O_CREAT | O_WRONLY, 0600);
+
+		if (fd != -1) {
+			if (ftruncate(fd, 64L * 1024 * 1024) == -1)
+				tap_diag("ftruncate: %s", strerror(errno));
+			close(fd);
+		}
+	}
+	rc = spool_read(sp, "limit.eml", &b, &err);
+	tap_ok(rc == FU_OK && b.len == 64L * 1024 * 1024,
+	    "exactly 64 MB is read (%zu)", b.len);
+	unlink(path);
+	pathf(path, sizeof(path), "%s/new/huge.eml", dir);
+	unlink(path);
+
+	buf_free(&b);
+	free(err);
+}
+
+static void
+test_names(struct spool *sp, const char *dir)
+{
+	static const struct {
+		const char	*name;
+		int		 ok;
+	} cases[] = {
+		{ "20240301-0001.eml",	1 },
+		{ "a..b",		1 },
+		{ "x-y_z+1@host",	1 },
+		{ "",			0 },
+		{ ".",			0 },
+		{ "..",			0 },
+		{ ".hidden",		0 },
+		{ "../escape",		0 },
+		{ "a/b",		0 },
+		{ "/etc/passwd",	0 },
+		{ "trailing/",		0 },
+		{ "line\nbreak",	0 },
+		{ "tab\tname",		0 },
+		{ "del\x7f",		0 },
+	};
+	char longname[300];
+	char *err = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = spool_write(sp, cases[i].name, "x", 1, &err);
+
+		if (cases[i].ok) {
+			tap_ok(rc == FU_OK && spool_exists(sp, cases[i].name),
+			    "name '%s' accepted", vis(cases[i].name));
+			spool_finish(sp, cases[i].name, SPOOL_SENT, 0, &err);
+		} else {
+			struct buf b = { 0 };
+			int rrc, frc, ex;
+
+			rrc = spool_read(sp, cases[i].name, &b, NULL);
+			frc = spool_finish(sp, cases[i].name, SPOOL_CORRUPT, 0, NULL);
+			ex = spool_exists(sp, cases[i].name);
+			tap_ok(rc == FU_PERMFAIL && rrc == FU_PERMFAIL &&
+			    frc == FU_PERMFAIL && ex == 0,
+			    "name '%s' refused by write, read, finish, exists (%s)",
+			    vis(cases[i].name), err);
+			buf_free(&b);
+		}
+	}
+	memset(longname, 'n', 256);
+	longname[256] = '\0';
+	tap_ok(spool_write(sp, longname, "x", 1, &err) == FU_PERMFAIL,
+	    "a 256-byte name is refused");
+	longname[255] = '\0';
+	tap_ok(spool_write(sp, longname, "x", 1, &err) == FU_OK,
+	    "a 255-byte name is fine");
+	spool_finish(sp, longname, SPOOL_SENT, 0, &err);
+	tap_ok(spool_exists(sp, NULL) == 0, "spool_exists(NULL) is 0");
+	tap_ok(count(dir, "tmp") == 0 && count(dir, "sent") == 0,
+	    "nothing left behind by the name checks");
+	free(err);
+}
+
+static void
+test_finish(struct spool *sp, const char *dir)
+{
+	char *err = NULL;
+	char path[4096];
+	struct stat st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	/* SENT without keep: removed. */
+	spool_write(sp, "s1.eml", "s1", 2, &err);
+	rc = spool_finish(sp, "s1.eml", SPOOL_SENT, 0, &err);
+	tap_ok(rc == FU_OK && !exists(dir, "new", "s1.eml") &&
+	    !exists(dir, "sent", "s1.eml"), "SENT, keep_sent=0: removed");
+
+	/* SENT with keep: moved to sent/, its mtime is the sending time. */
+	spool_write(sp, "s2.eml", "s2", 2, &err);
+	age_file(dir, "new", "s2.eml", 3 * 86400);
+	rc = spool_finish(sp, "s2.eml", SPOOL_SENT, 1, &err);
+	pathf(path, sizeof(path), "%s/sent/s2.eml", dir);
+	tap_ok(rc == FU_OK && !exists(dir, "new", "s2.eml") &&
+	    stat(path, &st) == 0, "SENT, keep_sent=1: moved to sent/");
+	tap_ok(st.st_mtime >= time(NULL) - 60, "sent/ copy is dated from the sending");
+
+	spool_write(sp, "f1.eml", "f1", 2, &err);
+	rc = spool_finish(sp, "f1.eml", SPOOL_FAILED, 1, &err);
+	tap_ok(rc == FU_OK && !exists(dir, "new", "f1.eml") &&
+	    exists(dir, "failed", "f1.eml"), "FAILED: moved to failed/");
+
+	spool_write(sp, "c1.eml", "first", 5, &err);
+	rc = spool_finish(sp, "c1.eml", SPOOL_CORRUPT, 0, &err);
+	tap_ok(rc == FU_OK && !exists(dir, "new", "c1.eml") &&
+	    exists(dir, "corrupt", "c1.eml"), "CORRUPT: moved to corrupt/");
+
+	/* corrupt/ never loses a file: a second c1.eml becomes c1.eml.1. */
+	spool_write(sp, "c1.eml", "second", 6, &err);
+	rc = spool_finish(sp, "c1.eml", SPOOL_CORRUPT, 0, &err);
+	tap_ok(rc == FU_OK && exists(dir, "corrupt", "c1.eml") &&
+	    exists(dir, "corrupt", "c1.eml.1"), "CORRUPT name clash: kept both");
+
+	rc = spool_finish(sp, "gone.eml", SPOOL_FAILED, 0, &err);
+	tap_ok(rc == FU_PERMFAIL && contains(err, "no such message"),
+	    "finish a missing message (move): PERMFAIL (%s)", err);
+	rc = spool_finish(sp, "gone.eml", SPOOL_SENT, 0, &err);
+	tap_ok(rc == FU_PERMFAIL && contains(err, "no such message"),
+	    "finish a missing message (remove): PERMFAIL (%s)", err);
+	rc = spool_finish(sp, "gone.eml", (enum spool_fate)42, 0, &err);
+	tap_ok(rc == FU_PERMFAIL, "an unknown fate: PERMFAIL");
+	free(err);
+}
+
+static void
+test_clean_expire(struct spool *sp, const char *dir)
+{
+	char path[4096];
+	int n;
+
+	put(dir, "tmp", "crash1.eml", "half");
+	put(dir, "tmp", "crash2.eml", "half");
+	put(dir, "tmp", ".probe-1", "");
+	pathf(path, sizeof(path), "%s/tmp/subdir", dir);
+	mkdir(path, 0700);
+	n = spool_clean_tmp(sp);
+	tap_ok(n == 3, "clean_tmp removed 3 files (%d)", n);
+	tap_ok(count(dir, "tmp") == 1 && exists(dir, "tmp", "subdir"),
+	    "clean_tmp leaves directories alone");
+	rmdir(path);
+	tap_ok(spool_clean_tmp(sp) == 0, "clean_tmp on an empty tmp/ returns 0");
+
+	/* expire: by age of the sent/ copy. */
+	n = count(dir, "sent");
+	put(dir, "sent", "old.eml", "old");
+	put(dir, "sent", "recent.eml", "recent");
+	age_file(dir, "sent", "old.eml", 10 * 86400);
+	age_file(dir, "sent", "recent.eml", 3600);
+	spool_expire_sent(sp, 86400);
+	tap_ok(!exists(dir, "sent", "old.eml") && exists(dir, "sent", "recent.eml"),
+	    "expire_sent(1d) removes only the 10-day-old copy");
+	tap_ok(count(dir, "sent") == n + 1, "expire_sent keeps the fresh copies");
+	spool_expire_sent(sp, 0);
+	tap_ok(count(dir, "sent") == 0, "expire_sent(0) empties sent/");
+}
+
+/* A rename that fails (new/ removed under our feet): the temporary is gone too. */
+static void
+test_rename_failure(void)
+{
+	char dir[4096], path[4200];
+	struct spool *sp = NULL;
+	char *err = NULL;
+	int rc;
+
+	pathf(dir, sizeof(dir), "%s/broken", root);
+	if (spool_open(dir, &sp, &err) != FU_OK) {
+		tap_ok(0, "open %s: %s", dir, err);
+		free(err);
+		return;
+	}
+	pathf(path, sizeof(path), "%s/new", dir);
+	rmdir(path);
+	rc = spool_write(sp, "m.eml", "data", 4, &err);
+	tap_ok(rc == FU_TEMPFAIL && contains(err, "rename"),
+	    "rename into a deleted new/: TEMPFAIL (%s)", err);
+	tap_ok(count(dir, "tmp") == 0, "the temporary was removed");
+	spool_close(sp);
+	free(err);
+}
+
+/* A real full disk: a 64 KB tmpfs. Needs root (mount); skipped otherwise. */
+static void
+test_disk_full(void)
+{
+	char mnt[4096], dir[4200];
+	struct spool *sp = NULL;
+	char *err = NULL, *big;
+	size_t bigsz = 1024 * 1024;
+	int rc;
+
+	pathf(mnt, sizeof(mnt), "%s/tiny", root);
+	mkdir(mnt, 0700);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0700") == -1) {
+		tap_skip("ENOSPC: write to a full disk", strerror(errno));
+		tap_skip("ENOSPC: nothing left in tmp/ or new/", "no tmpfs");
+		tap_skip("read-only file system refused at open", "no tmpfs");
+		rmdir(mnt);
+		return;
+	}
+	pathf(dir, sizeof(dir), "%s/q", mnt);
+	if (spool_open(dir, &sp, &err) != FU_OK) {
+		tap_ok(0, "open %s: %s", dir, err);
+		goto out;
+	}
+	big = xmalloc(bigsz);
+	memset(big, 'x', bigsz);
+	rc = spool_write(sp, "big.eml", big, bigsz, &err);
+	free(big);
+	tap_ok(rc == FU_TEMPFAIL && contains(err, "disk full? free space in") &&
+	    contains(err, dir) && contains(err, "/tmp/big.eml"),
+	    "ENOSPC: TEMPFAIL naming the path (%s)", err);
+	tap_ok(count(dir, "tmp") == 0 && count(dir, "new") == 0,
+	    "ENOSPC: nothing left in tmp/ or new/");
+	/* A small message still fits: the failure left no debris. */
+	rc = spool_write(sp, "small.eml", "hello", 5, &err);
+	tap_ok(rc == FU_OK && count(dir, "new") == 1, "space is free again after the failure");
+	spool_close(sp);
+	sp = NULL;
+
+	if (mount("tmpfs", mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, NULL) == 0) {
+		rc = spool_open(dir, &sp, &err);
+		tap_ok(rc == FU_PERMFAIL && sp == NULL && contains(err, "cannot write in") &&
+		    contains(err, "/tmp"), "read-only file system refused at open (%s)", err);
+	} else
+		tap_skip("read-only file system refused at open", strerror(errno));
+out:
+	spool_close(sp);
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	free(err);
+}
+
+int
+main(void)
+{
+	struct spool *sp = NULL;
+	char dir[4096];
+	char *err = NULL;
+
+	umask(022);
+	if (mkdtemp(root) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_open();
+
+	pathf(dir, sizeof(dir), "%s/main", root);
+	if (spool_open(dir, &sp, &err) != FU_OK) {
+		tap_ok(0, "open %s: %s", dir, err);
+		free(err);
+		rm_rf(root);
+		return tap_done();
+	}
+	test_write_read(sp, dir);
+	test_names(sp, dir);
+	test_finish(sp, dir);
+	test_clean_expire(sp, dir);
+	spool_close(sp);
+
+	test_rename_failure();
+	test_disk_full();
+
+	rm_rf(root);
+	return tap_done();
+}
