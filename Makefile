@@ -37,7 +37,7 @@ TEST_DEPS_clock    = clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver store spool smtp mime clock config util log
+TEST_DEPS_backoff  = deliver store spool smtp mime clock util log
 
 .PHONY: all check unit-tests demo deps clean install bench valgrind
 all: $(BUILD)/followupd
@@ -59,7 +59,7 @@ $(BUILD)/tests/tap.o: tests/unit/tap.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/tap.o \
-    $$(patsubst %,$(BUILD)/obj/%.o,$$(TEST_DEPS_$$*))
+    $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(TEST_DEPS_$$*)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit-tests: $(UNIT_BINS)

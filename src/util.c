@@ -271,10 +271,8 @@ utf8_sanitize(const char *s, size_t len, size_t max, struct buf *out)
 		size_t n = utf8_seq(s + i, len - i);
 		unsigned char c = (unsigned char)s[i];
 
-		if (out->len - start + 4 > max) {
-			buf_puts(out, "\xe2\x80\xa6");	/* … */
-			return;
-		}
+		if (out->len - start > max)
+			break;		/* enough to know it will be cut */
 		if (n == 0) {
 			buf_puts(out, "\xef\xbf\xbd");	/* U+FFFD */
 			i++;
@@ -287,5 +285,14 @@ utf8_sanitize(const char *s, size_t len, size_t max, struct buf *out)
 			buf_append(out, s + i, n);
 			i += n;
 		}
+	}
+	if (out->len - start > max) {
+		/* Cut on a character boundary, leaving room for the ellipsis. */
+		size_t cut = start + (max >= 3 ? max - 3 : 0);
+
+		while (cut > start && (out->data[cut] & 0xc0) == 0x80)
+			cut--;
+		out->len = cut;
+		buf_puts(out, "\xe2\x80\xa6");	/* … */
 	}
 }
