@@ -143,6 +143,9 @@ while [ "$day" -le 16 ]; do
 		fu "         " once --now "$now"
 		prev=$now
 	done
+	# The evening's changes show under their own day.
+	desk "$prev" "$d 23:59:59" || exit 1
+	prev="$d 23:59:59"
 	day=$((day + 1))
 done
 
@@ -162,11 +165,11 @@ for path in files:
     print("   %s  %-44s %s" % (os.path.basename(path), str(msg["To"])[:44],
                                msg["Subject"]))
 print()
-print("   %d messages. Open one with any mail reader, e.g." % len(files))
+print("   %d message(s) delivered." % len(files))
 if files:
+    print("   They are plain RFC 5322 files; open one with any mail reader, or")
     print("     less %s" % os.path.relpath(files[0]))
-    print("     xdg-open %s   (or your mail client)" % os.path.relpath(files[0]))
-print("   Each NNNNNN.json next to it holds the SMTP envelope.")
+    print("   Each NNNNNN.json next to it holds the SMTP envelope.")
 EOF
 
 stop_server

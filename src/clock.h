@@ -6,7 +6,10 @@
 
 #include "util.h"
 
-/* now(): the overridden instant when set (once --now), else time(NULL). */
+/*
+ * now(): the overridden instant when set (once --now), else time(NULL).
+ * clock_set_now((time_t)-1) returns to the real clock.
+ */
 time_t	clock_now(void);
 void	clock_set_now(time_t);
 

@@ -59,8 +59,10 @@ struct config {
 /*
  * Parse the file. Syntax: [section] and [rule NAME] headers; key = value;
  * comments start with ; or # at the beginning of a line (after white space);
+ * there are no inline comments (';' or '#' after '=' is part of the value);
  * a line that begins with white space continues the previous value (for
- * long SQL). Unknown sections and keys, duplicates, bad values are errors.
+ * long SQL; only query may continue; a blank line ends the value). Unknown
+ * sections and keys, duplicates, bad values are errors.
  * Every problem is appended to *errs as "FILE:LINE: message\n" (all of them,
  * not only the first). Returns NULL when there was at least one error.
  */

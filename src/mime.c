@@ -16,22 +16,28 @@
  * i.e. 45 bytes of UTF-8 per encoded word.
  */
 #define EW_RAW_MAX		45
+/* GMime 3.2 encodes ASCII words from 78 characters on, in words over 75. */
+#define WORD_PLAIN_MAX		72
 /* RFC 5321 4.5.3.1.1 / 4.5.3.1.2: local part and domain lengths. */
 #define LOCAL_PART_MAX		64
 #define DOMAIN_MAX		253
 #define LABEL_MAX		63
+/* RFC 5322 2.1.1: lines SHOULD be no more than 78 characters. */
+#define HEADER_FOLD_AT		78
 /*
- * Our own limits, chosen so "Name: value" stays under MIME_LINE_MAX
- * without folding (64 + 2 + 900 < 998): extra ASCII header values are
- * written verbatim so URLs in List-Unsubscribe survive byte for byte.
+ * Our own limits for extra headers, chosen so "Name: value" stays under
+ * MIME_LINE_MAX even when the value is one unbreakable word
+ * (64 + 2 + 900 < 998).
  */
 #define HEADER_NAME_MAX		64
 #define HEADER_VALUE_MAX	900
 /* An id-left "@" id-right (RFC 5322 3.6.4) plus "<>" in one short line. */
 #define MESSAGE_ID_MAX		250
 #define CAL_METHOD_MAX		32
-/* QP grows non-ASCII bytes threefold, base64 everything by 4/3: past ~17%
- * of 8-bit bytes base64 is the smaller (same cut-off as GMime's best filter). */
+/*
+ * QP grows non-ASCII bytes threefold, base64 everything by 4/3: past ~17%
+ * of 8-bit bytes base64 is the smaller (GMime's best filter uses the same).
+ */
 #define BASE64_8BIT_PERCENT	17
 
 static const char utf8_replacement[] = "\xef\xbf\xbd";	/* U+FFFD */
@@ -328,40 +334,97 @@ mime_address_domain(const char *addr)
 }
 
 /*
- * GMime writes words that look like RFC 2047 encoded words ("=?cs?q?..?=")
- * through unchanged, so a reader would decode text we never checked (CR,
- * LF, other addresses). When a value holds "=?", encode all of it ourselves
- * as UTF-8 "B" words (base64 letters are atext, safe in a phrase): GMime
- * passes them through and readers decode exactly the cleaned text.
+ * A word GMime must not write as it is: 8-bit, an encoded-word look-alike,
+ * or so long that GMime would turn it into over-long us-ascii words.
  */
-static char *
-header_protect(const char *clean)
+static int
+word_needs_encoding(const char *w, size_t n)
 {
-	struct buf b = { 0 };
-	const char *p = clean;
-	size_t n = strlen(clean);
+	if (n > WORD_PLAIN_MAX)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)w[i] >= 0x80 ||
+		    (w[i] == '=' && i + 1 < n && w[i + 1] == '?'))
+			return 1;
+	return 0;
+}
 
-	if (strstr(clean, "=?") == NULL)
-		return xstrdup(clean);
+/* s[0..n) as UTF-8 "B" encoded words of at most EW_MAX characters. */
+static void
+ew_encode(const char *s, size_t n, struct buf *out)
+{
 	while (n > 0) {
 		size_t take = n < EW_RAW_MAX ? n : EW_RAW_MAX;
 		gchar *b64;
 
 		/* never split a UTF-8 sequence between two words */
-		while (take < n && ((unsigned char)p[take] & 0xc0) == 0x80)
+		while (take < n && ((unsigned char)s[take] & 0xc0) == 0x80)
 			take--;
-		b64 = g_base64_encode((const guchar *)p, take);
-		buf_printf(&b, "%s=?UTF-8?B?%s?=", b.len ? " " : "", b64);
+		b64 = g_base64_encode((const guchar *)s, take);
+		buf_printf(out, "=?UTF-8?B?%s?=%s", b64, take < n ? " " : "");
 		g_free(b64);
-		p += take;
+		s += take;
 		n -= take;
 	}
+}
+
+/*
+ * RFC 2047 for a cleaned value (single spaces, no controls), done here
+ * rather than by GMime, which (3.2, measured) writes encoded words longer
+ * than the 75 characters RFC 2047 2 allows (long runs of non-ASCII such
+ * as CJK, long ASCII words) and passes words that look like encoded words
+ * ("=?cs?q?..?=") through unchanged, so a reader would decode text we
+ * never cleaned (CR, LF, addresses). Runs of words that need it become
+ * "B" words (base64 letters are atext, safe in a phrase); the spaces
+ * inside a run are encoded too, since readers drop white space between
+ * encoded words (RFC 2047 6.2). Plain ASCII words are left for GMime to
+ * fold. In a phrase (display name) GMime would put the whole name in one
+ * quoted string as soon as a word has a special (",", "\"", "<"), and an
+ * encoded word inside quotes is not decoded (RFC 2047 5 (3)):
+ * so a phrase that needs any encoding is encoded whole.
+ */
+static char *
+header_encode(const char *clean, int phrase)
+{
+	struct buf b = { 0 };
+	const char *p = clean, *run = NULL, *run_end = NULL;
+
+	if (!word_needs_encoding(clean, strlen(clean)))
+		return xstrdup(clean);
+	if (phrase) {
+		ew_encode(clean, strlen(clean), &b);
+		return buf_steal(&b);
+	}
+	for (;;) {
+		const char *sp = strchr(p, ' ');
+		size_t n = sp ? (size_t)(sp - p) : strlen(p);
+
+		if (word_needs_encoding(p, n)) {
+			if (run == NULL)
+				run = p;
+			run_end = p + n;
+		} else {
+			if (run != NULL) {
+				ew_encode(run, (size_t)(run_end - run), &b);
+				buf_putc(&b, ' ');
+				run = NULL;
+			}
+			buf_append(&b, p, n);
+			if (sp != NULL)
+				buf_putc(&b, ' ');
+		}
+		if (sp == NULL)
+			break;
+		p = sp + 1;
+	}
+	if (run != NULL)
+		ew_encode(run, (size_t)(run_end - run), &b);
 	return buf_steal(&b);
 }
 
-/* Cleaned, protected phrase; NULL when nothing is left. */
+/* Cleaned and encoded display name or subject; NULL when nothing is left. */
 static char *
-header_phrase(const char *in, size_t max)
+header_phrase(const char *in, size_t max, int phrase)
 {
 	char *clean, *out;
 
@@ -372,7 +435,7 @@ header_phrase(const char *in, size_t max)
 		free(clean);
 		return NULL;
 	}
-	out = header_protect(clean);
+	out = header_encode(clean, phrase);
 	free(clean);
 	return out;
 }
@@ -418,7 +481,7 @@ parse_mailbox(const char *what, const char *in, InternetAddress **ia,
 		} else
 			buf_append(&raw, s, (size_t)(e - s));
 		buf_putc(&raw, '\0');
-		name = header_phrase(raw.data, MIME_PHRASE_MAX);
+		name = header_phrase(raw.data, MIME_PHRASE_MAX, 1);
 		buf_free(&raw);
 	} else
 		addr = xstrndup(s, (size_t)(e - s));
@@ -483,41 +546,65 @@ header_name_ok(const char *name)
 	    strncasecmp(name, "Resent-", 7) != 0;
 }
 
-static int
+/*
+ * Fold a cleaned value (words separated by single spaces) at its spaces
+ * so lines stay within RFC 5322 2.1.1's 78 characters where a word
+ * allows it; `col` is where the value starts. Returns a raw header value:
+ * leading space, trailing LF (the whole message goes through unix2dos).
+ */
+static char *
+header_fold(size_t col, const char *v)
+{
+	struct buf b = { 0 };
+	const char *p = v;
+
+	while (*p != '\0') {
+		const char *sp = strchr(p, ' ');
+		size_t n = sp ? (size_t)(sp - p) : strlen(p);
+
+		if (b.len > 0 && col + 1 + n > HEADER_FOLD_AT) {
+			buf_putc(&b, '\n');
+			col = 0;
+		}
+		buf_putc(&b, ' ');
+		buf_append(&b, p, n);
+		col += 1 + n;
+		p = sp ? sp + 1 : p + n;
+	}
+	buf_putc(&b, '\n');
+	return buf_steal(&b);
+}
+
+/*
+ * Extra headers are written raw, never through GMime's per-name
+ * formatters (which would parse an address list or rewrite long words).
+ * An ASCII value goes verbatim, so structured values such as
+ * List-Unsubscribe URLs survive byte for byte; a longest word is
+ * HEADER_VALUE_MAX octets, so a line stays under MIME_LINE_MAX. A
+ * non-ASCII value is unstructured text in encoded words.
+ */
+static void
 add_extra_header(GMimeMessage *msg, const char *name, const char *value)
 {
 	GMimeHeaderList *hl;
 	GMimeHeader *h;
-	char *clean, *raw;
-	int ascii = 1;
+	char *clean, *enc = NULL, *raw;
 
 	clean = mime_clean_phrase(value, strlen(value), HEADER_VALUE_MAX);
 	for (const char *p = clean; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			ascii = 0;
-	if (!ascii) {
-		/* unstructured text: GMime writes encoded words and folds */
-		raw = header_protect(clean);
-		g_mime_object_append_header(GMIME_OBJECT(msg), name, raw,
-		    "utf-8");
-		free(raw);
-		free(clean);
-		return FU_OK;
-	}
-	/*
-	 * ASCII: verbatim, unfolded (at most HEADER_NAME_MAX + 2 +
-	 * HEADER_VALUE_MAX octets), so structured values such as
-	 * List-Unsubscribe URLs are not turned into encoded words.
-	 */
+		if ((unsigned char)*p >= 0x80) {
+			enc = header_encode(clean, 0);
+			break;
+		}
+	raw = header_fold(strlen(name) + 1, enc ? enc : clean);
 	g_mime_object_append_header(GMIME_OBJECT(msg), name, "", NULL);
 	hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
 	h = g_mime_header_list_get_header_at(hl,
 	    g_mime_header_list_get_count(hl) - 1);
-	raw = xasprintf("%s%s\n", *clean ? " " : "", clean);
 	g_mime_header_set_raw_value(h, raw);
 	free(raw);
+	free(enc);
 	free(clean);
-	return FU_OK;
 }
 
 /* Body text with every line break (CRLF, LF, lone CR) as CRLF: RFC 2046 4.1.1. */
@@ -794,8 +881,8 @@ mime_build(const struct mime_spec *spec, struct buf *out, char **err)
 		goto done;
 	add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, ia);
 
-	/* the display name goes through GMime, which quotes or encodes it */
-	s = header_phrase(spec->to_name, MIME_PHRASE_MAX);
+	/* GMime quotes an ASCII name; header_encode did any RFC 2047 work */
+	s = header_phrase(spec->to_name, MIME_PHRASE_MAX, 1);
 	ia = internet_address_mailbox_new(s, spec->to_addr);
 	internet_address_set_charset(ia, "utf-8");
 	free(s);
@@ -808,7 +895,7 @@ mime_build(const struct mime_spec *spec, struct buf *out, char **err)
 		add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, ia);
 	}
 
-	s = header_phrase(spec->subject, MIME_PHRASE_MAX);
+	s = header_phrase(spec->subject, MIME_PHRASE_MAX, 0);
 	g_mime_message_set_subject(msg, s ? s : "", "utf-8");
 	free(s);
 	g_mime_object_append_header(GMIME_OBJECT(msg), "MIME-Version", "1.0",

@@ -18,24 +18,30 @@ void	mime_init(void);	/* g_mime_init once per process */
 
 /*
  * Make an untrusted value (from the database or a rendered template) safe
- * for a header: invalid UTF-8 becomes U+FFFD, CR, LF, TAB and other control
- * characters (C0, DEL, C1) become a space, runs of white space fold to one,
- * leading/trailing space is trimmed, and the result is cut at `max`
- * characters on a character boundary (with "…" when cut). Returns an
- * allocated string.
+ * for a header: invalid UTF-8 becomes U+FFFD (one per maximal invalid
+ * subpart), CR, LF, TAB and other control characters (C0, DEL, C1) and the
+ * line/paragraph separators U+2028/U+2029 become a space, runs of spaces
+ * fold to one, leading/trailing space is trimmed, and the result is cut to
+ * at most `max` characters (code points) on a character boundary: when
+ * cut, max - 1 characters then "…" (the ellipsis counts). NUL bytes inside
+ * in[0..len) are controls too; in may be NULL when len is 0. Other text,
+ * RTL and emoji included, is kept. Returns an allocated string.
  */
 char	*mime_clean_phrase(const char *in, size_t len, size_t max);
 
 /*
  * 1 when `addr` is a plain addr-spec we are willing to send to: one '@',
- * a dot-atom local part of RFC 5322 atext (no quotes, spaces, commas, angle
- * brackets, control characters), a domain of LDH labels (or UTF-8 labels),
- * total length <= MIME_ADDRESS_MAX. 0 otherwise; *why (static string) says
- * what is wrong.
+ * a dot-atom local part of RFC 5322 atext of at most 64 octets (no quotes,
+ * spaces, commas, angle brackets, ()[]\;:, control characters; no leading,
+ * trailing or double dot), a domain of LDH labels (1-63 octets, no
+ * leading/trailing '-'; IDNs as xn-- A-labels), total length <=
+ * MIME_ADDRESS_MAX. Non-ASCII addresses are rejected: we do not negotiate
+ * SMTPUTF8 (RFC 6531). No domain literals. 0 otherwise; *why (static
+ * string; why may be NULL) says what is wrong.
  */
 int	mime_address_ok(const char *addr, const char **why);
 
-/* The domain part of an address ("" when none); points into addr. */
+/* The domain part (after the last '@'; "" when none); points into addr. */
 const char *mime_address_domain(const char *addr);
 
 struct mime_part_calendar {
@@ -64,10 +70,18 @@ struct mime_spec {
  * Auto-Submitted: auto-generated, the extra headers; body text/plain, or
  * multipart/alternative (text + html), or with a calendar
  * multipart/mixed(alternative(text, html), text/calendar; method=...).
- * Bodies are UTF-8, quoted-printable or base64 so no line exceeds
- * MIME_LINE_MAX. Output uses CRLF line ends (what SMTP needs) and is
- * appended to out. FU_PERMFAIL with *err for invalid input (bad address,
- * invalid UTF-8 in a body).
+ * Display names and the subject are cleaned with mime_clean_phrase(...,
+ * MIME_PHRASE_MAX); extra header values likewise (up to 900 characters;
+ * an ASCII value is written verbatim, folded at its spaces). Extra header
+ * names must be [A-Za-z0-9-], at most 64, and not one we write or one
+ * that changes structure or routing (From, To, Cc, Bcc, Content-*,
+ * Resent-*, ...). Bodies are UTF-8, every line break (CRLF, LF, lone CR)
+ * becomes CRLF, quoted-printable or base64 (mostly non-ASCII text) so no
+ * line exceeds MIME_LINE_MAX; they decode to the input exactly otherwise.
+ * Output uses CRLF line ends (what SMTP needs), ends with CRLF, and is
+ * appended to out (untouched on failure). FU_PERMFAIL with *err for
+ * invalid input (bad address in to_addr, from or reply_to, bad message_id,
+ * bad extra header name, bad calendar method, invalid UTF-8 in a body).
  */
 int	mime_build(const struct mime_spec *, struct buf *out, char **err);
 

@@ -339,9 +339,15 @@ smtp_init(const struct smtp_config *cfg, char **err)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	if (cfg->ca_file != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
+		if (access(cfg->ca_file, R_OK) == -1) {
 			set_err(err, "smtp: ca_file %s: %s", cfg->ca_file,
-			    ssl_error());
+			    strerror(errno));
+			SSL_CTX_free(ctx);
+			return FU_PERMFAIL;
+		}
+		if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
+			set_err(err, "smtp: ca_file %s: no PEM certificates "
+			    "loaded (%s)", cfg->ca_file, ssl_error());
 			SSL_CTX_free(ctx);
 			return FU_PERMFAIL;
 		}

@@ -531,7 +531,7 @@ clean_one(struct spool *sp, enum spool_sub sub, const char *name, void *arg)
 	(void)arg;
 	if (remove_if(sp, sub, name, NULL) != 1)
 		return 0;
-	log_info("spool: removed %s/%s left by an interrupted write",
+	log_debug("spool: removed %s/%s left by an interrupted write",
 	    sp->path[sub], name);
 	return 1;
 }

@@ -50,6 +50,30 @@ for t in tests/e2e/test_*.sh; do
 	run_one "$(basename "$t" .sh)" env BUILD="$BUILD" PYTHON="$PYTHON" sh "$t"
 done
 
+# Memory checking: every unit test once more under valgrind (errors and
+# definite leaks fail); the end-to-end tests run one scenario under it too
+# (VALGRIND=1 in their environment). SKIP_VALGRIND=1 skips this pass.
+if [ "${SKIP_VALGRIND:-0}" != 1 ] && [ "${VALGRIND:-0}" != 1 ] &&
+    command -v valgrind >/dev/null 2>&1; then
+	for t in "$BUILD"/tests/test_*; do
+		case "$t" in *.o|*.d) continue ;; esac
+		[ -x "$t" ] || continue
+		name="valgrind-$(basename "$t")"
+		log="$LOGDIR/$name.log"
+		if valgrind -q --error-exitcode=99 --leak-check=full \
+		    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+		    --suppressions=tests/valgrind.supp "$t" >"$log" 2>&1 &&
+		    ! grep -q '^not ok ' "$log"; then
+			pass=$((pass + 1))
+			printf '%-28s %4d passed %3d failed\n' "$name" 1 0
+		else
+			fail=$((fail + 1))
+			printf '%-28s %4d passed %3d failed  FAILED\n' "$name" 0 1
+			grep -E '^==[0-9]+==|^not ok' "$log" | head -30 | sed 's/^/    /'
+		fi
+	done
+fi
+
 [ -n "$crashed" ] && echo "exited non-zero without a failing test:$crashed"
 [ "$skip" -gt 0 ] && echo "($skip skipped; see $LOGDIR)"
 echo "$pass passed, $fail failed"

@@ -83,15 +83,16 @@ DEFAULT_TEXT = {
 }
 
 
-def make_cert(directory):
-    """Create DIR/cert.pem and DIR/key.pem (self-signed, CN=localhost,
-    SAN IP:127.0.0.1 and DNS:localhost, valid one day). Returns (cert, key)."""
-    cert = os.path.join(directory, "cert.pem")
-    key = os.path.join(directory, "key.pem")
+def make_cert(directory, san="IP:127.0.0.1,DNS:localhost", prefix=""):
+    """Create DIR/<prefix>cert.pem and DIR/<prefix>key.pem: self-signed,
+    CN=localhost, subjectAltName SAN (default IP:127.0.0.1,DNS:localhost),
+    valid one day. The cert is its own CA file. Returns (cert, key)."""
+    cert = os.path.join(directory, prefix + "cert.pem")
+    key = os.path.join(directory, prefix + "key.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
          "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-addext", "subjectAltName=" + san,
          "-keyout", key, "-out", cert],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         timeout=60)
@@ -166,10 +167,9 @@ def read_fault_file(path):
 def write_atomic(path, data):
     tmp = os.path.join(os.path.dirname(path),
                        ".%s.tmp" % os.path.basename(path))
+    # No fsync: readers need atomicity, not durability, and tests need speed.
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     os.rename(tmp, path)
 
 

@@ -1,0 +1,730 @@
+/* test_config: scheduler.conf parsing: values, defaults, paths, secrets, and every error with its line. */
+#include "config.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char root[] = "/tmp/test_config.XXXXXX";
+static char rootreal[PATH_MAX];	/* what relative paths resolve against */
+
+#define LIT(s)	s, sizeof(s) - 1
+
+/* Building blocks with known line counts. */
+#define SRC	"[source]\ndatabase = db\n"				/* 2 lines */
+#define RULE	"[rule r]\nkind = after_resolution\ndelay = 1d\n"	/* 3 lines */
+#define SMTP	"[smtp]\nfrom = a@b.example\n"				/* 2 lines */
+#define ALL	SRC RULE SMTP	/* 7 lines: what follows is line 8, in [smtp] */
+#define NOFROM	SRC RULE "[smtp]\n"	/* 6 lines: line 7 is in [smtp] */
+
+static const struct {
+	const char	*text;
+	size_t		 len;
+	const char	*want;	/* the whole of errs; @DIR@ is the temp dir */
+} error_cases[] = {
+	/* sections */
+	{ LIT(ALL "[smpt]\nhost = x\n"),
+	  "t.conf:8: unknown section [smpt] (did you mean [smtp]?)\n" },
+	{ LIT(ALL "[Queue]\n"),
+	  "t.conf:8: unknown section [Queue] (did you mean [queue]?)\n" },
+	{ LIT(ALL "[frobnicate]\nx = 1\n  continued\n"),
+	  "t.conf:8: unknown section [frobnicate] (known: source, queue, "
+	  "templates, smtp, rule NAME)\n" },
+	{ LIT(ALL "[rules x]\n"),
+	  "t.conf:8: unknown section [rules x] (did you mean [rule x]?)\n" },
+	{ LIT(ALL "[smtp extra]\n"),
+	  "t.conf:8: unknown section [smtp extra] (known: source, queue, "
+	  "templates, smtp, rule NAME)\n" },
+	{ LIT(ALL "[queue] ; the queue\ntick = 0\n"),
+	  "t.conf:8: text after ']' (comments go on a line of their own)\n" },
+	{ LIT(ALL "[queue\n"),
+	  "t.conf:8: section header without ']'\n" },
+	{ LIT(ALL "[source]\ndatabase = other\n"),
+	  "t.conf:8: duplicate section [source] (first at line 1)\n" },
+
+	/* rules */
+	{ LIT(ALL "[rule checkin]\nkind = after_resolution\ndealy = 3d\ndelay = 3d\n"),
+	  "t.conf:10: unknown key 'dealy' in [rule checkin] (did you mean 'delay'?)\n" },
+	{ LIT(ALL "[rule r]\nkind = after_resolution\ndelay = 2d\n"),
+	  "t.conf:8: duplicate rule 'r' (first defined at line 3)\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\n"),
+	  "t.conf:8: missing required key 'delay' in [rule x]\n" },
+	{ LIT(ALL "[rule x]\n"),
+	  "t.conf:8: missing required key 'kind' in [rule x]\n"
+	  "t.conf:8: missing required key 'delay' in [rule x]\n" },
+	{ LIT(ALL "[rule x]\nkind = birthday\ndelay = 1d\n"),
+	  "t.conf:9: kind: unknown rule kind 'birthday' (allowed: after_resolution)\n" },
+	{ LIT(ALL "[rule check in]\nkind = after_resolution\n"),
+	  "t.conf:8: rule name 'check in': use 1 to 64 letters, digits, '_' or '-'\n" },
+	{ LIT(ALL "[rule ../x]\n"),
+	  "t.conf:8: rule name '../x': use 1 to 64 letters, digits, '_' or '-'\n" },
+	{ LIT(ALL "[rule]\n"),
+	  "t.conf:8: [rule] needs a name: [rule NAME]\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\ntemplate = ../etc\n"),
+	  "t.conf:11: template: '../etc': use 1 to 64 letters, digits, '_' or '-'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\nlookback = 0\n"),
+	  "t.conf:11: lookback: '0' is out of range (1s to 3660d)\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\nhistory = perhaps\n"),
+	  "t.conf:11: history: 'perhaps' is not yes or no (use yes, no, true, "
+	  "false, 1 or 0)\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\nenabled = yes # on\n"),
+	  "t.conf:11: enabled: 'yes # on' is not yes or no (use yes, no, true, "
+	  "false, 1 or 0) (comments go on a line of their own)\n" },
+
+	/* keys and lines */
+	{ LIT("database = x\n" ALL),
+	  "t.conf:1: key 'database' outside any section (put it under a "
+	  "[section] header)\n" },
+	{ LIT(ALL "[queue]\nfoo = 1\n"),
+	  "t.conf:9: unknown key 'foo' in [queue]\n" },
+	{ LIT(ALL "[queue]\nmax backoff = 1h\n"),
+	  "t.conf:9: unknown key 'max backoff' in [queue] (did you mean "
+	  "'max_backoff'?)\n" },
+	{ LIT(ALL "[queue]\nTick = 1h\n"),
+	  "t.conf:9: unknown key 'Tick' in [queue] (did you mean 'tick'?)\n" },
+	{ LIT(ALL "[queue]\ntick = 5s\ntick = 6s\n"),
+	  "t.conf:10: duplicate key 'tick' in [queue] (first set at line 9)\n" },
+	{ LIT(ALL "[queue]\ntick 60s\n"),
+	  "t.conf:9: expected 'key = value', a [section] header or a comment, "
+	  "not 'tick 60s'\n" },
+	{ LIT(ALL "= 5\n"),
+	  "t.conf:8: missing key before '='\n" },
+	{ LIT("[source]\ndatabase =\n" RULE SMTP),
+	  "t.conf:2: empty value for 'database'\n" },
+	{ LIT(ALL "[queue]\ntick =\n"),
+	  "t.conf:9: empty value for 'tick' (remove the line to use the "
+	  "default, 60s)\n" },
+	{ LIT(ALL "[queue]\n  tick = 5s\n"),
+	  "t.conf:9: continuation line with nothing to continue (remove the "
+	  "leading white space)\n" },
+	{ LIT(ALL "[queue]\ntick = 5s\n  batch = 3\n  more\n"),
+	  "t.conf:10: this line begins with white space, so it continues 'tick' "
+	  "(line 9), which takes one line: remove the leading white space\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\nquery = SELECT 1\n"
+	  "\n  FROM t\n  WHERE 1\n"),
+	  "t.conf:13: continuation line with nothing to continue: the blank line "
+	  "above ended 'query' (line 11); remove it or the leading white space\n" },
+
+	/* durations and numbers */
+	{ LIT(ALL "[queue]\ntick = 3x\n"),
+	  "t.conf:9: tick: '3x': unknown unit 'x' (use s, m, h, d, w)\n" },
+	{ LIT(ALL "[queue]\ntick = 0\n"),
+	  "t.conf:9: tick: '0' is out of range (1s to 1d)\n" },
+	{ LIT(ALL "[queue]\ntick = -5s\n"),
+	  "t.conf:9: tick: '-5s': negative durations are not allowed\n" },
+	{ LIT(ALL "[queue]\ntick = 60s ; one minute\n"),
+	  "t.conf:9: tick: '60s ; one minute': unexpected ' ' (write e.g. 90, "
+	  "30s, 15m, 2h, 3d, 1w or 1d12h) (comments go on a line of their own)\n" },
+	{ LIT(ALL "[queue]\nmin_backoff = 1h\nmax_backoff = 10m\n"),
+	  "t.conf:10: max_backoff (600s) is less than min_backoff (3600s)\n" },
+	{ LIT(ALL "[queue]\nbatch = 0\n"),
+	  "t.conf:9: batch: 0 is out of range (1 to 10000)\n" },
+	{ LIT(ALL "port = 70000\n"),
+	  "t.conf:8: port: 70000 is out of range (1 to 65535)\n" },
+	{ LIT(ALL "port = 25x\n"),
+	  "t.conf:8: port: '25x' is not a whole number\n" },
+	{ LIT(ALL "port = -25\n"),
+	  "t.conf:8: port: '-25' is not a whole number\n" },
+	{ LIT(ALL "port = 99999999999999999999999\n"),
+	  "t.conf:8: port: '99999999999999999999999' is not a whole number\n" },
+	{ LIT(ALL "starttls = maybe\n"),
+	  "t.conf:8: starttls: unknown value 'maybe' (allowed: no, optional, "
+	  "required)\n" },
+	{ LIT(ALL "timeout = 2h\n"),
+	  "t.conf:8: timeout: '2h' is out of range (1s to 1h)\n" },
+	{ LIT(SRC RULE SMTP "[source]\n"),
+	  "t.conf:8: duplicate section [source] (first at line 1)\n" },
+
+	/* [smtp] values */
+	{ LIT(ALL "host = mail example\n"),
+	  "t.conf:8: host: 'mail example' contains white space\n" },
+	{ LIT(NOFROM "host = x\n"),
+	  "t.conf:6: missing required key 'from' in [smtp]\n" },
+	{ LIT(NOFROM "from = support.acme.example\n"),
+	  "t.conf:7: from: 'support.acme.example': missing '@' (use 'Name "
+	  "<address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = Acme <support@acme.example\n"),
+	  "t.conf:7: from: 'Acme <support@acme.example': expected 'Display Name "
+	  "<address@domain>' (use 'Name <address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = Acme <a@b.example> x\n"),
+	  "t.conf:7: from: 'Acme <a@b.example> x': expected 'Display Name "
+	  "<address@domain>' (use 'Name <address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = a@b@c\n"),
+	  "t.conf:7: from: 'a@b@c': more than one '@' (use 'Name "
+	  "<address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = Acme <a b@c>\n"),
+	  "t.conf:7: from: 'Acme <a b@c>': white space or a special character in "
+	  "the address (use 'Name <address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = a..b@c\n"),
+	  "t.conf:7: from: 'a..b@c': misplaced '.' in the address (use 'Name "
+	  "<address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = Acme <>\n"),
+	  "t.conf:7: from: 'Acme <>': empty address (use 'Name "
+	  "<address@domain>' or 'address@domain')\n" },
+	{ LIT(NOFROM "from = <@b>\n"),
+	  "t.conf:7: from: '<@b>': the part before '@' must be 1 to 64 "
+	  "characters (use 'Name <address@domain>' or 'address@domain')\n" },
+	{ LIT(ALL "reply_to = nobody\n"),
+	  "t.conf:8: reply_to: 'nobody': missing '@' (use 'Name "
+	  "<address@domain>' or 'address@domain')\n" },
+	{ LIT(ALL "username = bob\n"),
+	  "t.conf:8: username is set but password_file is not: AUTH needs both\n" },
+
+	/* bytes */
+	{ LIT(ALL "[queue]\ntick = 6\0s\n"),
+	  "t.conf:9: NUL byte in line (the file must be UTF-8 text)\n" },
+	{ LIT(ALL "; caf\xe9\n"),
+	  "t.conf:8: invalid UTF-8 in line (the file must be UTF-8 text)\n" },
+	{ LIT(ALL "; overlong \xc0\xaf\n"),
+	  "t.conf:8: invalid UTF-8 in line (the file must be UTF-8 text)\n" },
+	{ LIT(ALL "host = a\001b\n"),
+	  "t.conf:8: control character in line (the file must be UTF-8 text)\n" },
+	{ LIT(ALL "host = a\rb\n"),
+	  "t.conf:8: control character in line (the file must be UTF-8 text)\n" },
+
+	/* whole file */
+	{ LIT(RULE SMTP),
+	  "t.conf: missing section [source] (it must set 'database')\n" },
+	{ LIT(SRC SMTP),
+	  "t.conf: no [rule NAME] section: nothing to do\n" },
+	{ LIT(""),
+	  "t.conf: missing section [source] (it must set 'database')\n"
+	  "t.conf: missing section [smtp] (it must set 'from')\n"
+	  "t.conf: no [rule NAME] section: nothing to do\n" },
+
+	/* all errors, not only the first */
+	{ LIT(ALL "[queue]\ntick = 3x\nbatch = 0\nfoo = 1\n[nope]\n[rule y]\n"),
+	  "t.conf:9: tick: '3x': unknown unit 'x' (use s, m, h, d, w)\n"
+	  "t.conf:10: batch: 0 is out of range (1 to 10000)\n"
+	  "t.conf:11: unknown key 'foo' in [queue]\n"
+	  "t.conf:12: unknown section [nope] (known: source, queue, templates, "
+	  "smtp, rule NAME)\n"
+	  "t.conf:13: missing required key 'kind' in [rule y]\n"
+	  "t.conf:13: missing required key 'delay' in [rule y]\n" },
+};
+
+static const struct {
+	const char	*in;
+	long		 want;		/* when err is NULL */
+	const char	*err;
+} duration_cases[] = {
+	{ "90", 90, NULL },
+	{ "0", 0, NULL },
+	{ "007", 7, NULL },
+	{ "30s", 30, NULL },
+	{ "0s", 0, NULL },
+	{ "15m", 900, NULL },
+	{ "2h", 7200, NULL },
+	{ "3d", 259200, NULL },
+	{ "1w", 604800, NULL },
+	{ "1d12h", 129600, NULL },
+	{ "1w2d3h4m5s", 788645, NULL },
+	{ "4000s", 4000, NULL },
+	{ "9223372036854775807", LONG_MAX, NULL },
+	{ "9223372036854775807s", LONG_MAX, NULL },
+	{ "", 0, "empty duration" },
+	{ NULL, 0, "empty duration" },
+	{ "-5", 0, "'-5': negative durations are not allowed" },
+	{ "-1d", 0, "'-1d': negative durations are not allowed" },
+	{ "3x", 0, "'3x': unknown unit 'x' (use s, m, h, d, w)" },
+	{ "5ms", 0, "'5ms': unknown unit 'ms' (use s, m, h, d, w)" },
+	{ "2days", 0, "'2days': unknown unit 'days' (use s, m, h, d, w)" },
+	{ "30S", 0, "'30S': unknown unit 'S' (use s, m, h, d, w)" },
+	{ "1h1d", 0, "'1h1d': units go from largest to smallest, each once (w, d, h, m, s)" },
+	{ "1d1d", 0, "'1d1d': units go from largest to smallest, each once (w, d, h, m, s)" },
+	{ "1d12", 0, "'1d12': missing unit after 12 (use s, m, h, d, w)" },
+	{ "d", 0, "'d': missing number before 'd'" },
+	{ "1d h", 0, "'1d h': unexpected ' ' (write e.g. 90, 30s, 15m, 2h, 3d, 1w or 1d12h)" },
+	{ "1.5h", 0, "'1.5h': unexpected '.' (write e.g. 90, 30s, 15m, 2h, 3d, 1w or 1d12h)" },
+	{ " 5s", 0, "' 5s': unexpected ' ' (write e.g. 90, 30s, 15m, 2h, 3d, 1w or 1d12h)" },
+	{ "+5s", 0, "'+5s': unexpected '+' (write e.g. 90, 30s, 15m, 2h, 3d, 1w or 1d12h)" },
+	{ "9223372036854775808", 0, "'9223372036854775808': too large" },
+	{ "99999999999999999999s", 0, "'99999999999999999999s': too large" },
+	{ "9223372036854775807m", 0, "'9223372036854775807m': too large" },
+	{ "15250284452471w", 9223372036854460800L, NULL },
+	{ "15250284452472w", 0, "'15250284452472w': too large" },
+	{ "15250284452470w5000000d", 0, "'15250284452470w5000000d': too large" },
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+write_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+	int fd;
+
+	unlink(path);
+	if ((fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, mode)) == -1) {
+		tap_diag("create %s: %s", path, strerror(errno));
+		return;
+	}
+	if (write(fd, data, len) != (ssize_t)len)
+		tap_diag("write %s: %s", path, strerror(errno));
+	fchmod(fd, mode);	/* not narrowed by the umask */
+	close(fd);
+}
+
+/* want with every "@DIR@" replaced by the temp dir's real path. */
+static char *
+expand(const char *want)
+{
+	struct buf b = { 0 };
+	const char *p;
+
+	while ((p = strstr(want, "@DIR@")) != NULL) {
+		buf_append(&b, want, (size_t)(p - want));
+		buf_puts(&b, rootreal);
+		want = p + 5;
+	}
+	buf_puts(&b, want);
+	return buf_steal(&b);
+}
+
+/* Loads text as t.conf; returns the config (or NULL) and the errors. */
+static struct config *
+load(const char *text, size_t len, struct buf *errs)
+{
+	write_file("t.conf", text, len, 0644);
+	buf_reset(errs);
+	return config_load("t.conf", errs);
+}
+
+static void
+test_errors(void)
+{
+	struct buf errs = { 0 };
+
+	for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+		struct config *c = load(error_cases[i].text, error_cases[i].len,
+		    &errs);
+		char *want = expand(error_cases[i].want);
+		const char *first = strchr(want, '\n') ? want : "";
+
+		tap_ok(c == NULL, "error case %zu refused", i);
+		tap_str(buf_cstr(&errs), want, "error case %zu: %.*s", i,
+		    (int)strcspn(first, "\n"), first);
+		config_free(c);
+		free(want);
+	}
+	buf_free(&errs);
+}
+
+static void
+test_full(void)
+{
+	static const char text[] =
+	    "; followupd test configuration\n"
+	    "# both comment styles\n"
+	    "\n"
+	    "[source]\n"
+	    "database = demo/helpdesk.db\n"
+	    "busy_timeout = 2s\n"
+	    "\n"
+	    "[queue]\n"
+	    "dir = /var/spool/followupd\n"
+	    "tick = 1m\n"
+	    "min_backoff = 10m\n"
+	    "max_backoff = 2h\n"
+	    "queue_lifetime = 3d\n"
+	    "sent_retention = 1w\n"
+	    "batch = 50\n"
+	    "\n"
+	    "[templates]\n"
+	    "dir = tpl\n"
+	    "\n"
+	    "[smtp]\n"
+	    "host = mail.acme.example\n"
+	    "port = 587\n"
+	    "starttls = Required\n"
+	    "ca_file = ca.pem\n"
+	    "username = support\n"
+	    "password_file = pw\n"
+	    "from = Acme Support <support@acme.example>\n"
+	    "reply_to = help@acme.example\n"
+	    "helo = relay.acme.example\n"
+	    "timeout = 45s\n"
+	    "\n"
+	    "[rule checkin]\n"			/* line 32 */
+	    "kind = after_resolution\n"
+	    "delay = 3d\n"
+	    "lookback = 10d\n"
+	    "template = checkin_v2\n"
+	    "history = no\n"
+	    "enabled = FALSE\n"
+	    "query = SELECT t.id, c.email\n"	/* line 39 */
+	    "    FROM tickets t   \n"
+	    "\t  JOIN customers c ON c.id = t.customer_id\n"
+	    "  ; a comment inside the value is skipped\n"
+	    "    WHERE t.note = 'a ; b # c'\n"
+	    "\n"
+	    "[rule thanks]\n"			/* line 45 */
+	    "kind = after_resolution\n"
+	    "delay = 0\n";
+	struct buf errs = { 0 };
+	struct config *c;
+	const struct rule_config *r;
+	char *want;
+
+	write_file("pw", LIT("s3cret word\nsecond line\n"), 0600);
+	c = load(LIT(text), &errs);
+	tap_ok(c != NULL, "full config loads (%s)", buf_cstr(&errs));
+	if (c == NULL) {
+		buf_free(&errs);
+		return;
+	}
+	tap_str(c->path, "t.conf", "path as given");
+	tap_str(c->dir, rootreal, "dir is the config's real directory");
+	want = expand("@DIR@/demo/helpdesk.db");
+	tap_str(c->database, want, "database resolved");
+	free(want);
+	tap_ok(c->busy_timeout_ms == 2000, "busy_timeout 2s = 2000 ms");
+	tap_str(c->queue_dir, "/var/spool/followupd", "absolute queue dir kept");
+	tap_ok(c->tick == 60, "tick 1m");
+	tap_ok(c->min_backoff == 600 && c->max_backoff == 7200, "backoffs");
+	tap_ok(c->queue_lifetime == 3 * 86400, "queue_lifetime 3d");
+	tap_ok(c->sent_retention == 7 * 86400, "sent_retention 1w");
+	tap_ok(c->batch == 50, "batch");
+	want = expand("@DIR@/tpl");
+	tap_str(c->templates_dir, want, "templates dir resolved");
+	free(want);
+	tap_str(c->smtp.host, "mail.acme.example", "host");
+	tap_ok(c->smtp.port == 587, "port");
+	tap_ok(c->smtp.starttls == SMTP_STARTTLS_REQUIRED, "starttls, any case");
+	want = expand("@DIR@/ca.pem");
+	tap_str(c->smtp.ca_file, want, "ca_file resolved");
+	free(want);
+	tap_str(c->smtp.username, "support", "username");
+	want = expand("@DIR@/pw");
+	tap_str(c->password_file, want, "password_file resolved");
+	free(want);
+	tap_str(c->smtp.password, "s3cret word", "password: first line, no newline");
+	tap_str(c->from, "Acme Support <support@acme.example>", "from");
+	tap_str(c->from_addr, "support@acme.example", "from_addr");
+	tap_str(c->reply_to, "help@acme.example", "reply_to");
+	tap_str(c->smtp.helo, "relay.acme.example", "helo");
+	tap_ok(c->smtp.timeout_ms == 45000, "timeout 45s");
+	tap_ok(c->nrules == 2, "two rules");
+
+	r = config_rule(c, "checkin");
+	tap_ok(r != NULL && r->line == 32, "rule checkin at line 32");
+	if (r != NULL) {
+		tap_ok(r->kind == RULE_AFTER_RESOLUTION, "kind");
+		tap_ok(r->delay == 3 * 86400 && r->lookback == 10 * 86400,
+		    "delay 3d, lookback 10d");
+		tap_str(r->template_name, "checkin_v2", "template");
+		tap_ok(r->history == 0 && r->enabled == 0, "history no, enabled FALSE");
+		tap_str(r->query, "SELECT t.id, c.email\n"
+		    "FROM tickets t\n"
+		    "JOIN customers c ON c.id = t.customer_id\n"
+		    "WHERE t.note = 'a ; b # c'",
+		    "query: continuation lines trimmed, joined by \\n, ';' and '#' kept");
+		tap_ok(r->query_line == 39, "query_line 39 (%d)", r->query_line);
+	}
+	r = config_rule(c, "thanks");
+	tap_ok(r != NULL && r->line == 45, "rule thanks at line 45");
+	if (r != NULL) {
+		tap_ok(r->delay == 0 && r->lookback == 7 * 86400,
+		    "delay 0, lookback defaults to delay + 7d");
+		tap_str(r->template_name, "thanks", "template defaults to the rule name");
+		tap_ok(r->history == 1 && r->enabled == 1, "history, enabled default yes");
+		tap_ok(r->query == NULL && r->query_line == 0, "no query: NULL");
+	}
+	tap_ok(config_rule(c, "nope") == NULL, "config_rule: unknown name is NULL");
+	config_free(c);
+	buf_free(&errs);
+}
+
+static void
+test_defaults(void)
+{
+	/* BOM, CRLF, tabs, no final newline, optional keys left empty. */
+	static const char text[] =
+	    "\xef\xbb\xbf[source]\r\n"
+	    "database\t=\t/srv/desk.db\r\n"
+	    "[smtp]\r\n"
+	    "from = support@acme.example\r\n"
+	    "reply_to =\r\n"
+	    "[rule r]\r\n"
+	    "kind = after_resolution\r\n"
+	    "delay = 2d\r\n"
+	    "query =\r\n"
+	    "  SELECT 1\r\n"
+	    "template =";
+	struct buf errs = { 0 };
+	struct config *c = load(LIT(text), &errs);
+	char *want;
+
+	tap_ok(c != NULL, "BOM, CRLF, tabs, no final newline (%s)", buf_cstr(&errs));
+	if (c == NULL) {
+		buf_free(&errs);
+		return;
+	}
+	tap_str(c->database, "/srv/desk.db", "database");
+	tap_ok(c->busy_timeout_ms == 5000, "default busy_timeout 5s");
+	want = expand("@DIR@/queue");
+	tap_str(c->queue_dir, want, "default queue dir");
+	free(want);
+	tap_ok(c->tick == 60 && c->min_backoff == 300 && c->max_backoff == 4000 &&
+	    c->queue_lifetime == 432000 && c->sent_retention == 0 &&
+	    c->batch == 100, "default tick, backoffs, lifetime, retention, batch");
+	want = expand("@DIR@/templates");
+	tap_str(c->templates_dir, want, "default templates dir");
+	free(want);
+	tap_str(c->smtp.host, "127.0.0.1", "default host");
+	tap_ok(c->smtp.port == 25 && c->smtp.starttls == SMTP_STARTTLS_NO &&
+	    c->smtp.timeout_ms == 30000, "default port, starttls, timeout");
+	tap_ok(c->smtp.ca_file == NULL && c->smtp.username == NULL &&
+	    c->smtp.password == NULL && c->password_file == NULL &&
+	    c->smtp.helo == NULL && c->reply_to == NULL,
+	    "unset optional strings are NULL (an empty value is unset)");
+	tap_str(c->from, "support@acme.example", "bare from");
+	tap_str(c->from_addr, "support@acme.example", "from_addr of a bare from");
+	tap_ok(c->nrules == 1 && c->rules[0].lookback == 9 * 86400,
+	    "lookback = delay + 7d");
+	if (c->nrules == 1) {
+		tap_str(c->rules[0].query, "SELECT 1", "query starting on the next line");
+		tap_str(c->rules[0].template_name, "r", "empty template: the rule name");
+	}
+	config_free(c);
+	buf_free(&errs);
+}
+
+/* A 10 KB query over continuation lines, and one 10 KB physical line. */
+static void
+test_long_query(void)
+{
+	struct buf text = { 0 }, want = { 0 }, errs = { 0 };
+	const struct rule_config *r;
+	struct config *c;
+	int i;
+
+	buf_puts(&text, SRC SMTP "[rule big]\nkind = after_resolution\n"
+	    "delay = 1h\nquery = SELECT id\n");	/* query at line 8 */
+	buf_puts(&want, "SELECT id");
+	for (i = 0; want.len < 10 * 1024; i++) {
+		buf_printf(&text, "    , CASE WHEN col_%d = 'x;#%d' THEN 1 ELSE 0 END "
+		    "AS flag_%d\n", i, i, i);
+		buf_printf(&want, "\n, CASE WHEN col_%d = 'x;#%d' THEN 1 ELSE 0 END "
+		    "AS flag_%d", i, i, i);
+	}
+	buf_puts(&text, "    FROM tickets\n[rule wide]\nkind = after_resolution\n"
+	    "delay = 1h\nquery = SELECT 1");
+	buf_puts(&want, "\nFROM tickets");
+	for (int k = 0; k < 1000; k++)
+		buf_puts(&text, " + 1234567");	/* 10 000 bytes on one line */
+	buf_puts(&text, "\n");
+
+	c = load(text.data, text.len, &errs);
+	tap_ok(c != NULL, "a %zu-byte file with a %zu-byte query loads (%s)",
+	    text.len, want.len, buf_cstr(&errs));
+	if (c != NULL) {
+		r = config_rule(c, "big");
+		tap_ok(r != NULL && r->query != NULL && strlen(r->query) == want.len,
+		    "big query length %zu", r && r->query ? strlen(r->query) : 0);
+		tap_ok(r != NULL && r->query != NULL &&
+		    strcmp(r->query, want.data) == 0, "big query intact (%d lines)",
+		    i + 2);
+		tap_ok(r != NULL && r->query_line == 8, "big query_line 8");
+		r = config_rule(c, "wide");
+		tap_ok(r != NULL && r->query != NULL &&
+		    strlen(r->query) == strlen("SELECT 1") + 10000,
+		    "a 10 KB line is not truncated");
+	}
+	config_free(c);
+	buf_free(&text);
+	buf_free(&want);
+	buf_free(&errs);
+}
+
+static void
+test_password_file(void)
+{
+	static const struct {
+		const char	*file;		/* NULL: do not create */
+		mode_t		 mode;
+		const char	*content;
+		const char	*want;		/* NULL: loads; else the errors */
+		const char	*password;
+	} cases[] = {
+		{ "pw", 0600, "hunter2\n", NULL, "hunter2" },
+		{ "pw", 0400, "hunter2", NULL, "hunter2" },
+		{ "pw", 0600, "with spaces; and # signs \r\nnext\n", NULL,
+		  "with spaces; and # signs " },
+		{ "pw", 0644, "hunter2\n",
+		  "t.conf:9: password_file @DIR@/pw is readable by others "
+		  "(mode 0644): chmod 600 it\n", NULL },
+		{ "pw", 0640, "hunter2\n",
+		  "t.conf:9: password_file @DIR@/pw is readable by others "
+		  "(mode 0640): chmod 600 it\n", NULL },
+		{ "pw", 0602, "hunter2\n",
+		  "t.conf:9: password_file @DIR@/pw is accessible by others "
+		  "(mode 0602): chmod 600 it\n", NULL },
+		{ "pw", 0600, "\nsecond\n",
+		  "t.conf:9: password_file @DIR@/pw: the first line is empty\n",
+		  NULL },
+		{ "pw", 0600, "",
+		  "t.conf:9: password_file @DIR@/pw: the first line is empty\n",
+		  NULL },
+		{ NULL, 0, NULL,
+		  "t.conf:9: password_file @DIR@/pw: No such file or directory\n",
+		  NULL },
+	};
+	struct buf errs = { 0 };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *c;
+
+		unlink("pw");
+		if (cases[i].file)
+			write_file(cases[i].file, cases[i].content,
+			    strlen(cases[i].content), cases[i].mode);
+		c = load(LIT(ALL "username = bob\npassword_file = pw\n"), &errs);
+		if (cases[i].want == NULL) {
+			tap_ok(c != NULL, "password file mode %04o loads (%s)",
+			    (unsigned)cases[i].mode, buf_cstr(&errs));
+			tap_str(c ? c->smtp.password : NULL, cases[i].password,
+			    "password read from a %04o file",
+			    (unsigned)cases[i].mode);
+		} else {
+			char *want = expand(cases[i].want);
+
+			tap_ok(c == NULL, "password file case %zu refused", i);
+			tap_str(buf_cstr(&errs), want, "password file case %zu", i);
+			free(want);
+		}
+		config_free(c);
+	}
+
+	/* A directory, a file of another user, a password without a user. */
+	unlink("pw");
+	mkdir("pw", 0700);
+	config_free(load(LIT(ALL "username = bob\npassword_file = pw\n"), &errs));
+	{
+		char *want = expand("t.conf:9: password_file @DIR@/pw is not a "
+		    "regular file\n");
+
+		tap_str(buf_cstr(&errs), want, "password_file is a directory");
+		free(want);
+	}
+	rmdir("pw");
+
+	write_file("pw", LIT("hunter2\n"), 0600);
+	if (geteuid() == 0 && chown("pw", 12345, 12345) == 0) {
+		char *want = expand("t.conf:9: password_file @DIR@/pw is owned by "
+		    "uid 12345, not by us (uid 0): chown it\n");
+
+		config_free(load(LIT(ALL "username = bob\npassword_file = pw\n"),
+		    &errs));
+		tap_str(buf_cstr(&errs), want, "password_file owned by someone else");
+		free(want);
+	} else
+		tap_skip("password_file owned by someone else", "needs root");
+
+	write_file("pw", LIT("hunter2\n"), 0600);
+	config_free(load(LIT(ALL "password_file = pw\n"), &errs));
+	tap_str(buf_cstr(&errs), "t.conf:8: password_file is set but username is "
+	    "not: AUTH needs both\n", "password_file without username");
+	unlink("pw");
+	buf_free(&errs);
+}
+
+static void
+test_files(void)
+{
+	struct buf errs = { 0 };
+	struct config *c;
+	char *want;
+
+	c = config_load("missing.conf", &errs);
+	tap_ok(c == NULL, "a missing file is refused");
+	tap_str(buf_cstr(&errs), "missing.conf: No such file or directory\n",
+	    "missing file: FILE: message");
+
+	/* errs may be NULL. */
+	write_file("t.conf", LIT("[bogus]\n"), 0644);
+	tap_ok(config_load("t.conf", NULL) == NULL, "errs NULL: still refused");
+
+	/* A config in a subdirectory, named by a relative path. */
+	mkdir("sub", 0700);
+	write_file("sub/s.conf", LIT(ALL), 0644);
+	buf_reset(&errs);
+	c = config_load("sub/s.conf", &errs);
+	tap_ok(c != NULL, "sub/s.conf loads (%s)", buf_cstr(&errs));
+	if (c != NULL) {
+		want = expand("@DIR@/sub");
+		tap_str(c->dir, want, "dir of sub/s.conf is absolute");
+		free(want);
+		want = expand("@DIR@/sub/db");
+		tap_str(c->database, want, "database next to sub/s.conf");
+		free(want);
+	}
+	config_free(c);
+	/* Errors name the file as given. */
+	write_file("sub/s.conf", LIT(ALL "[queue]\ntick = 1y\n"), 0644);
+	buf_reset(&errs);
+	c = config_load("sub/s.conf", &errs);
+	tap_str(buf_cstr(&errs), "sub/s.conf:9: tick: '1y': unknown unit 'y' "
+	    "(use s, m, h, d, w)\n", "errors name the path as given");
+	config_free(c);
+	config_free(NULL);
+	buf_free(&errs);
+}
+
+static void
+test_durations(void)
+{
+	for (size_t i = 0; i < sizeof(duration_cases) / sizeof(duration_cases[0]); i++) {
+		const char *in = duration_cases[i].in;
+		char *err = NULL;
+		long v = -1;
+		int rc = config_parse_duration(in, &v, &err);
+
+		if (duration_cases[i].err == NULL)
+			tap_ok(rc == FU_OK && v == duration_cases[i].want && err == NULL,
+			    "duration '%s' = %ld (got %ld)", in,
+			    duration_cases[i].want, v);
+		else {
+			tap_ok(rc == FU_PERMFAIL && v == -1, "duration '%s' refused",
+			    in ? in : "(null)");
+			tap_str(err, duration_cases[i].err, "duration '%s' error",
+			    in ? in : "(null)");
+		}
+		free(err);
+	}
+}
+
+int
+main(void)
+{
+	umask(022);
+	if (mkdtemp(root) == NULL || chdir(root) == -1 ||
+	    realpath(root, rootreal) == NULL) {
+		perror(root);
+		return 1;
+	}
+	test_durations();
+	test_errors();
+	test_full();
+	test_defaults();
+	test_long_query();
+	test_password_file();
+	test_files();
+
+	if (chdir("/") == 0)
+		nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
