@@ -297,7 +297,7 @@ mime_address_ok(const char *addr, const char **why)
 		size_t ln = end ? (size_t)(end - label) : strlen(label);
 
 		if (ln == 0) {
-			*why = "empty domain label (leading, trailing or double dot)";
+			*why = "empty domain label (stray dot)";
 			return 0;
 		}
 		if (ln > LABEL_MAX) {
@@ -607,7 +607,7 @@ add_extra_header(GMimeMessage *msg, const char *name, const char *value)
 	free(clean);
 }
 
-/* Body text with every line break (CRLF, LF, lone CR) as CRLF: RFC 2046 4.1.1. */
+/* Every line break (CRLF, LF, lone CR) as CRLF: RFC 2046 4.1.1. */
 static void
 canon_crlf(const char *s, struct buf *out, size_t *n8bit)
 {
@@ -629,9 +629,10 @@ canon_crlf(const char *s, struct buf *out, size_t *n8bit)
 
 /*
  * Quoted-printable (RFC 2045 6.7) of canonical CRLF text; hard breaks are
- * written as LF (the whole message goes through unix2dos). Unlike GMime's
- * encoder we end a body that has no final line break with a soft break,
- * so the decoded body is exactly the input.
+ * written as LF (the whole message goes through unix2dos). Ours rather
+ * than GMime's because GMime's encoder ends a body that has no final line
+ * break with a hard one (the decoded text gains a newline); we end it with
+ * a soft break, so the decoded body is exactly the input.
  */
 static void
 qp_encode(const char *s, size_t n, struct buf *out)
@@ -657,6 +658,15 @@ qp_encode(const char *s, size_t n, struct buf *out)
 		if (col + w > QP_LINE_MAX - 1) {	/* room for the '=' */
 			buf_append(out, "=\n", 2);
 			col = 0;
+		}
+		/*
+		 * At the start of a line, "." (a transport that forgets dot
+		 * stuffing) and "From " (mbox) are encoded to survive both.
+		 */
+		if (col == 0 && (c == '.' || (c == 'F' && n - i >= 5 &&
+		    memcmp(s + i, "From ", 5) == 0))) {
+			lit = 0;
+			w = 3;
 		}
 		if (lit)
 			buf_putc(out, (char)c);
@@ -794,7 +804,8 @@ spec_check(const struct mime_spec *spec, char **err)
 		return FU_PERMFAIL;
 	}
 	if (!message_id_ok(spec->message_id)) {
-		set_err(err, "mime: bad Message-ID (want id@domain, no brackets)");
+		set_err(err, "mime: bad Message-ID (want id@domain, "
+		    "no brackets)");
 		return FU_PERMFAIL;
 	}
 	for (const char *const *h = spec->extra_headers; h && h[0]; h += 2) {

@@ -580,6 +580,7 @@ monitor_cb(const char *buf, int len, int writing, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &s->last_io);
 	if (len <= 0)
 		return;
+	if (getenv("SMTP_TRACE")) fprintf(stderr, "TRACE %s %.*s|\n", writing == 1 ? ">>" : "<<", len > 200 ? 200 : len, buf);
 	if (writing == SMTP_CB_WRITING) {
 		if (!s->cleared)
 			write_bytes(s, buf, (size_t)len);
@@ -1013,6 +1014,7 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 	log_debug("smtp: %s: session for %zu message%s", s.hostport, live,
 	    live == 1 ? "" : "s");
 	started = smtp_start_session(ss);
+	if (getenv("SMTP_TRACE")) fprintf(stderr, "TRACE started=%d errno=%d %s\n", started, smtp_errno(), smtp_strerror(smtp_errno(), ebuf, sizeof ebuf));
 	smtp_thr.active = 0;
 	smtp_thr.fd = -1;
 

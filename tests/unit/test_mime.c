@@ -1,4 +1,4 @@
-/* test_mime: phrase cleaning, address checks and built messages; `--write DIR` dumps samples for tests/e2e. */
+/* test_mime: mime.c tables and built messages; --write DIR: e2e samples. */
 #include "mime.h"
 #include "tap.h"
 #include "util.h"
@@ -734,6 +734,41 @@ test_build_bodies(void)
 	if (m)
 		g_object_unref(m);
 
+	/* line starts that transports and mbox files mangle */
+	s.text = "From the team\n.\nFrom\n..x\n";
+	tap_ok(build(&s, &raw, &err, "From and dot") == FU_OK,
+	    "build From and dot: ok");
+	tap_ok(strstr(raw.data, "\r\n=46rom the team\r\n=2E\r\nFrom\r\n=2E.x\r\n")
+	    != NULL, "build From and dot: encoded at line start");
+	m = reparse(&raw);
+	t = part_text(m ? g_mime_message_get_mime_part(m) : NULL);
+	tap_str(t, s.text, "build From and dot: exact");
+	free(t);
+	if (m)
+		g_object_unref(m);
+
+	/* a soft break must not leave a "." at the start of a line either */
+	struct buf dots = { 0 };
+	/* 75 octets fill an encoded line: what follows starts the next one */
+	for (int k = 0; k < 75; k++)
+		buf_putc(&dots, 'a');
+	buf_puts(&dots, ".b\n");
+	for (int k = 0; k < 75; k++)
+		buf_putc(&dots, 'c');
+	buf_puts(&dots, "From d\n");
+	s.text = dots.data;
+	tap_ok(build(&s, &raw, &err, "soft break") == FU_OK, "build soft break: ok");
+	tap_ok(strstr(raw.data, "\r\n.") == NULL &&
+	    strstr(raw.data, "\r\nFrom ") == NULL,
+	    "build soft break: no '.' or 'From ' at a line start");
+	m = reparse(&raw);
+	t = part_text(m ? g_mime_message_get_mime_part(m) : NULL);
+	tap_str(t, dots.data, "build soft break: exact");
+	free(t);
+	if (m)
+		g_object_unref(m);
+	buf_free(&dots);
+
 	/* mixed line ends all become CRLF on the wire */
 	s.text = "a\rb\nc\r\nd";
 	tap_ok(build(&s, &raw, &err, "mixed line ends") == FU_OK,
@@ -946,6 +981,7 @@ write_samples(const char *dir)
 	    "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8"
 	    "\xd8\xa7\r\n"
 	    "=?utf-8?q?not_a_header?= From here.\r\n"
+	    "From the team\r\n"
 	    ".\r\n"
 	    "trailing space   \r\n"
 	    "no final newline";
