@@ -38,7 +38,7 @@ stop_server() {
 	fi
 }
 trap stop_server EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' HUP INT PIPE TERM
 
 # A fresh start every time: the second run behaves like the first.
 rm -rf "$OUT"
@@ -88,12 +88,16 @@ echo "   help desk database  demo/out/helpdesk.db (from demo/seed.sql)"
 echo "   configuration       demo/out/scheduler.conf (scheduler.conf, port $PORT)"
 echo "   SMTP capture server 127.0.0.1:$PORT -> demo/out/mail/"
 echo
-# Run followupd, its output (decisions are logged to stderr) indented.
+# Run followupd, its output (decisions are logged to stderr) indented,
+# without the program name, an idle tick's summary shortened.
 fu() {	# indent args...
 	ind=$1; shift
 	"$BIN" -c "$CONF" "$@" >"$OUT/last.log" 2>&1
 	rc=$?
-	sed "s/^/$ind/" "$OUT/last.log"
+	sed -e 's/^followupd: //' \
+	    -e 's/^tick [-0-9]* [:0-9]* UTC: planned 0, queued 0, cancelled 0, sent 0, deferred 0, failed 0$/nothing to do/' \
+	    -e 's/^tick [-0-9]* [:0-9]* UTC: /tick: /' \
+	    -e "s/^/$ind/" "$OUT/last.log"
 	[ "$rc" -eq 0 ] || echo "${ind}(followupd $1 exited $rc)"
 	return "$rc"
 }
@@ -119,7 +123,7 @@ with open(changes, encoding="utf-8") as f:
 db = sqlite3.connect(path)
 for at, title, sql in sections:
     if since < at <= until:
-        print("   desk  %s  %s" % (at[11:16], title))
+        print("   %s  desk: %s" % (at[11:16], title))
         db.executescript(sql)
 db.commit()
 db.close()
@@ -139,8 +143,8 @@ while [ "$day" -le 16 ]; do
 			echo "-- $("$PYTHON" -c 'import sys, datetime; print(datetime.date.fromisoformat(sys.argv[1]).strftime("%A %-d %B %Y"))' "$d")"
 		fi
 		desk "$prev" "$now" || exit 1
-		echo "   tick  $hm"
-		fu "         " once --now "$now"
+		echo "   $hm  followupd once --now '$now'"
+		fu "          " once --now "$now"
 		prev=$now
 	done
 	# The evening's changes show under their own day.

@@ -7,8 +7,9 @@
 
 #define MUSTACHE_MAX_NEST	100	/* sections open at once in one template */
 #define MUSTACHE_MAX_DEPTH	100	/* partials, parents and blocks expanded in each other */
-#define MUSTACHE_MAX_CALLS	1000	/* nested render calls of all kinds: bounds the C stack */
+#define MUSTACHE_MAX_CALLS	500	/* nested render calls of all kinds: ~150 KB of C stack */
 #define MUSTACHE_MAX_OUTPUT	((size_t)64 << 20)	/* bytes one render may append */
+#define MUSTACHE_MAX_STEPS	((unsigned long)1 << 22)	/* nodes one render may visit */
 
 enum node_type {
 	N_TEXT,
@@ -31,11 +32,14 @@ struct node {
 	unsigned char	 bol;	/* TEXT: starts a source line, indentation goes before it */
 	unsigned char	 fresh;	/* BLOCK: the open tag stood alone; an override starts a line */
 	unsigned char	 cut;	/* BLOCK: indentation was cut from the line; defaults re-emit it */
+	unsigned char	 eol;	/* BLOCK: fills whole lines; the expansion must end one */
+	unsigned char	 elen;	/* BLOCK: bytes of the line end (eoff) that closed it */
 	unsigned	 nparts;	/* VAR, RAW, SECTION, INVERTED: dotted parts, 0 for "." */
 	unsigned	 line;
 	unsigned	 end;		/* containers: index past the last descendant */
 	size_t		 off, len;	/* TEXT: bytes in src; others: name in pool */
 	size_t		 ioff, ilen;	/* PARTIAL, PARENT, BLOCK: indentation in src */
+	size_t		 eoff;
 };
 
 struct mustache_template {
@@ -295,11 +299,18 @@ add_node(struct parser *ps, int type, unsigned line)
 	return n;
 }
 
+/* Is the container `up` levels below the top of the stack of this type? */
+static int
+open_is(const struct parser *ps, int up, int type)
+{
+	return ps->depth > up &&
+	    ps->nodes[ps->stack[ps->depth - 1 - up].node].type == type;
+}
+
 static int
 in_parent(const struct parser *ps)
 {
-	return ps->depth > 0 &&
-	    ps->nodes[ps->stack[ps->depth - 1].node].type == N_PARENT;
+	return open_is(ps, 0, N_PARENT);
 }
 
 /*
@@ -480,7 +491,8 @@ open_container(struct parser *ps, int type, unsigned line, const char *name,
 	/* The whitespace before a pair on one line is cut if the pair is standalone. */
 	if (cs && !alone && ps->nnodes > 0 &&
 	    ps->nodes[ps->nnodes - 1].type == N_TEXT &&
-	    ps->nodes[ps->nnodes - 1].off == ls)
+	    ps->nodes[ps->nnodes - 1].off == ls &&
+	    ps->nodes[ps->nnodes - 1].len == t - ls)
 		op->ws = ps->nnodes - 1;
 	op->node = ps->nnodes;
 	op->ls = ls;
@@ -536,9 +548,19 @@ close_container(struct parser *ps, unsigned line, const char *name,
 		n->ilen = op->t - op->ls;
 		n->cut = 1;
 	}
-	/* A parent pair eats its line end like a partial; a block keeps it. */
-	if (n->type == N_PARENT && op->cs && ce)
+	/*
+	 * A pair filling whole lines eats its line end like a partial. A block
+	 * keeps it to end its expansion's last line if that does not.
+	 */
+	if (op->cs && ce) {
 		*p = nl;
+		if (n->type == N_BLOCK) {
+			n->eol = 1;
+			if (nl > 0 && ps->src[nl - 1] == '\n')
+				n->elen = nl > 1 && ps->src[nl - 2] == '\r' ? 2 : 1;
+			n->eoff = nl - n->elen;
+		}
+	}
 	return 0;
 }
 
@@ -574,7 +596,7 @@ parse(const char *name, const char *src, char **err)
 		switch (kind) {
 		case '{':
 		case '=':
-			cl = find_close(&ps, c + 1, (char)kind);
+			cl = find_close(&ps, c + 1, kind == '{' ? '}' : '=');
 			break;
 		case '#': case '^': case '/': case '>': case '<': case '$':
 		case '&': case '!':
@@ -618,10 +640,8 @@ parse(const char *name, const char *src, char **err)
 			ps.in_arg++;
 			continue;
 		}
-		if (kind == '/' && ps.depth > 0 && ps.in_arg > 0 &&
-		    ps.nodes[ps.stack[ps.depth - 1].node].type == N_BLOCK &&
-		    ps.depth >= 2 &&
-		    ps.nodes[ps.stack[ps.depth - 2].node].type == N_PARENT) {
+		if (kind == '/' && open_is(&ps, 0, N_BLOCK) &&
+		    open_is(&ps, 1, N_PARENT)) {
 			struct open *op = &ps.stack[ps.depth - 1];
 
 			emit_text(&ps, p, cs ? ls : t, !cs);
@@ -853,6 +873,7 @@ struct rs {
 	int			 stop;
 	int			 pending;	/* at a line start: indent before the next byte */
 	int			 depth, calls;
+	unsigned long		 steps;
 	const struct ind	*ind;
 };
 
@@ -1070,6 +1091,13 @@ expand(struct rs *rs, const struct mustache_template *t, const struct node *at,
 	rs->depth--;
 }
 
+static int
+is_container(const struct node *n)
+{
+	return n->type == N_SECTION || n->type == N_INVERTED ||
+	    n->type == N_PARENT || n->type == N_BLOCK;
+}
+
 /* The outermost argument for a block wins: it is the most specific. */
 static int
 find_override(const struct mustache_template *t, const struct node *n,
@@ -1089,11 +1117,45 @@ find_override(const struct mustache_template *t, const struct node *n,
 				found = i;
 				*bt = o->t;
 			}
-			i = nodes[i].type >= N_SECTION && nodes[i].type != N_PARTIAL ?
-			    nodes[i].end : i + 1;
+			i = is_container(&nodes[i]) ? nodes[i].end : i + 1;
 		}
 	}
 	return (int)found;
+}
+
+/*
+ * A block on lines of its own expands to whole lines: its line end comes
+ * back when the expansion does not end with one, and the line vanishes
+ * when it expands to nothing, as a standalone tag's would.
+ */
+static void
+render_block(struct rs *rs, const struct mustache_template *t,
+    const struct node *n, const struct ctx *c, const struct ovr *o)
+{
+	const struct mustache_template *bt;
+	size_t mark = rs->out->len, body;
+	int b, pending = rs->pending;
+
+	if ((b = find_override(t, n, o, &bt)) >= 0) {
+		if (n->fresh)
+			rs->pending = 1;
+		expand(rs, t, n, bt, (unsigned)b + 1, bt->nodes[b].end, c, o);
+		body = mark;
+	} else {
+		if (n->cut)
+			emit(rs, t->src + n->ioff, n->ilen);
+		body = rs->out->len;
+		render(rs, t, (unsigned)(n - t->nodes) + 1, n->end, c, o);
+	}
+	if (!n->eol || rs->stop)
+		return;
+	if (rs->out->len == body) {
+		rs->out->len = mark;
+		if (rs->out->data != NULL)
+			rs->out->data[mark] = '\0';
+		rs->pending = pending;
+	} else if (rs->out->data[rs->out->len - 1] != '\n')
+		emit(rs, t->src + n->eoff, n->elen);
 }
 
 static void
@@ -1105,7 +1167,6 @@ render(struct rs *rs, const struct mustache_template *t, unsigned from,
 	struct ctx frame;
 	struct ovr ov;
 	unsigned i, k;
-	int b;
 
 	if (rs->calls == MUSTACHE_MAX_CALLS) {
 		fail(rs, 1, "%s: sections and partials nested deeper than %d",
@@ -1115,6 +1176,13 @@ render(struct rs *rs, const struct mustache_template *t, unsigned from,
 	rs->calls++;
 	for (i = from; i < to && !rs->stop; ) {
 		const struct node *n = &t->nodes[i];
+
+		/* Nested lists can loop without output: bound the work too. */
+		if (++rs->steps > MUSTACHE_MAX_STEPS) {
+			fail(rs, 1, "%s: rendering takes more than %lu steps",
+			    t->name, MUSTACHE_MAX_STEPS);
+			break;
+		}
 
 		switch (n->type) {
 		case N_TEXT:
@@ -1172,17 +1240,7 @@ render(struct rs *rs, const struct mustache_template *t, unsigned from,
 			i = n->end;
 			break;
 		case N_BLOCK:
-			b = find_override(t, n, o, &pt);
-			if (b >= 0) {
-				if (n->fresh)
-					rs->pending = 1;
-				expand(rs, t, n, pt, (unsigned)b + 1,
-				    pt->nodes[b].end, c, o);
-			} else {
-				if (n->cut)
-					emit(rs, t->src + n->ioff, n->ilen);
-				render(rs, t, i + 1, n->end, c, o);
-			}
+			render_block(rs, t, n, c, o);
 			i = n->end;
 			break;
 		default:

@@ -66,7 +66,7 @@ load_one(struct render *rd, const char *dir, const char *file, int optional,
 	else if ((t = mustache_parse(rd->cache, path, src.data, &err)) == NULL)
 		buf_printf(errs, "%s\n", err);
 	else if (mustache_check_refs(rd->cache, t, &err) != FU_OK) {
-		buf_printf(errs, "%s: %s\n", path, err);
+		buf_printf(errs, "%s\n", err);	/* already NAME:LINE: */
 		t = NULL;
 	}
 	free(err);

@@ -1069,3 +1069,23 @@ out:
 	}
 	return r;
 }
+int SSL_read(SSL *s, void *b, int num);
+int SSL_read(SSL *s, void *b, int num) {
+	static int (*r)(SSL *, void *, int);
+	void *p = dlsym(RTLD_NEXT, "SSL_read"); memcpy(&r, &p, sizeof p);
+	int n = r(s, b, num);
+	int e = errno;
+	{ struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); fprintf(stderr, "TRACE %ld.%03ld SSL_read=%d err=%d errno=%d pending=%d\n", (long)ts.tv_sec, ts.tv_nsec/1000000, n, n <= 0 ? SSL_get_error(s, n) : 0, e, SSL_pending(s)); }
+	errno = e;
+	return n;
+}
+int poll(struct pollfd *f, nfds_t n, int t);
+int poll(struct pollfd *f, nfds_t n, int t) {
+	static int (*r)(struct pollfd *, nfds_t, int);
+	void *p = dlsym(RTLD_NEXT, "poll"); memcpy(&r, &p, sizeof p);
+	int x = r(f, n, t);
+	int e = errno;
+	if (getenv("SMTP_TRACE")) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); fprintf(stderr, "TRACE %ld.%03ld poll(n=%d fd=%d ev=%x t=%d)=%d rev=%x\n", (long)ts.tv_sec, ts.tv_nsec/1000000, (int)n, f[0].fd, f[0].events, t, x, f[0].revents); }
+	errno = e;
+	return x;
+}

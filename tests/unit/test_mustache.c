@@ -328,6 +328,24 @@ render_json(const char *src, const char *partials_json, const char *data_json,
 	return rc;
 }
 
+/* A template as a one-line test name. */
+static const char *
+oneline(const char *s)
+{
+	static char out[256];
+	size_t n = 0;
+
+	for (; *s && n + 3 < sizeof(out); s++) {
+		if (*s == '\n' || *s == '\r') {
+			out[n++] = '\\';
+			out[n++] = *s == '\n' ? 'n' : 'r';
+		} else
+			out[n++] = *s;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 /* ---- the spec ---- */
 
 static const char *spec_modules[] = {
@@ -456,6 +474,7 @@ test_syntax_errors(void)
 		{ "{{$b}}", "t:1: block \"b\" is not closed" },
 	};
 	struct mustache_cache *c = mustache_cache_new(NULL, NULL);
+	const struct mustache_template *t;
 	struct buf deep = { 0 };
 	char *err = NULL;
 	size_t i;
@@ -463,16 +482,17 @@ test_syntax_errors(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		tap_ok(mustache_parse(c, "t", cases[i].src, &err) == NULL,
-		    "syntax error rejected: %s", cases[i].src);
+		    "syntax error rejected: %s", oneline(cases[i].src));
 		tap_str(err, cases[i].err, "syntax error message: %s",
-		    cases[i].src);
+		    oneline(cases[i].src));
 		free(err);
 		err = NULL;
 	}
 	for (k = 0; k < 101; k++)
 		buf_puts(&deep, "{{#a}}");
-	tap_ok(mustache_parse(c, "t", buf_cstr(&deep), &err) == NULL &&
-	    err != NULL && strstr(err, "nested deeper than 100") != NULL,
+	t = mustache_parse(c, "t", buf_cstr(&deep), &err);
+	tap_ok(t == NULL && err != NULL &&
+	    strstr(err, "nested deeper than 100") != NULL,
 	    "section nesting is bounded: %s", err ? err : "(none)");
 	free(err);
 	buf_free(&deep);
@@ -540,7 +560,7 @@ test_missing(void)
 		render_json(cases[i].src, "{}", cases[i].data,
 		    MUSTACHE_ESCAPE_HTML, &out, record_missing, &got, &err);
 		tap_str(buf_cstr(&got), cases[i].want, "missing callback: %s",
-		    cases[i].src);
+		    oneline(cases[i].src));
 	}
 	buf_free(&out);
 	buf_free(&got);
@@ -621,7 +641,7 @@ test_recursion(void)
 		    "\"q\": \"{{$a}}d{{/a}}\"}", "{}" },
 	};
 	struct buf out = { 0 };
-	char *err = NULL;
+	char *err = NULL, *src;
 	size_t i;
 	int rc;
 
@@ -635,6 +655,34 @@ test_recursion(void)
 		free(err);
 		err = NULL;
 	}
+	/* Work and output are bounded even when the nesting is legal. */
+	buf_reset(&out);
+	for (i = 0; i < 30; i++)
+		buf_puts(&out, "{{#l}}");
+	for (i = 0; i < 30; i++)
+		buf_puts(&out, "{{/l}}");
+	src = buf_steal(&out);
+	rc = render_json(src, "{}", "{\"l\": [1, 2]}", MUSTACHE_ESCAPE_HTML,
+	    &out, NULL, NULL, &err);
+	tap_ok(rc == FU_PERMFAIL && err != NULL && strstr(err, "steps") != NULL,
+	    "2^30 empty iterations stop (%s)", err ? err : "no error");
+	free(src);
+	free(err);
+	err = NULL;
+	buf_reset(&out);
+	rc = render_json("{{#l}}{{#l}}{{#l}}{{#l}}{{{x}}}{{/l}}{{/l}}{{/l}}{{/l}}",
+	    "{}", "{\"x\": \"0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef\", \"l\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, "
+	    "13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, "
+	    "30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, "
+	    "47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60]}",
+	    MUSTACHE_ESCAPE_HTML, &out, NULL, NULL, &err);
+	tap_ok(rc == FU_PERMFAIL && err != NULL &&
+	    strstr(err, "output larger") != NULL && out.len <= ((size_t)64 << 20),
+	    "output is bounded (%s, %zu bytes)", err ? err : "no error", out.len);
+	free(err);
+	err = NULL;
 	buf_reset(&out);
 	rc = render_json("{{>p}}", "{\"p\": \"{{#next}}<{{>p}}>{{/next}}\"}",
 	    "{\"next\": {\"next\": {\"next\": false}}}", MUSTACHE_ESCAPE_HTML,
@@ -712,6 +760,23 @@ test_indentation(void)
 		    "x\n  {{<p}}\n  {{$b}}B1\nB2\n{{/b}}\n  {{/p}}\n",
 		    "{\"p\": \"<\\n{{$b}}{{/b}}\\n>\\n\"}", "{}",
 		    "x\n  <\n  B1\n  B2\n  >\n" },
+		{ "layout block gets multi-line content without a blank line",
+		    "{{<layout}}\n{{$content}}\n<p>Hi</p>\n{{/content}}\n{{/layout}}\n",
+		    "{\"layout\": \"<body>\\n  {{$content}}{{/content}}\\n</body>\\n\"}",
+		    "{}", "<body>\n  <p>Hi</p>\n</body>\n" },
+		{ "block line expanding to nothing vanishes",
+		    "{{<layout}}{{$content}}{{/content}}{{/layout}}",
+		    "{\"layout\": \"<body>\\n  {{$content}}{{/content}}\\n</body>\\n\"}",
+		    "{}", "<body>\n</body>\n" },
+		{ "block default on its own line",
+		    "<body>\n  {{$content}}{{x}}{{/content}}\n</body>\n", "{}",
+		    "{\"x\": \"hi\"}", "<body>\n  hi\n</body>\n" },
+		{ "empty block default line vanishes",
+		    "<body>\n  {{$content}}{{x}}{{/content}}\n</body>\n", "{}",
+		    "{}", "<body>\n</body>\n" },
+		{ "standalone block override ends its line",
+		    "{{<p}}{{$b}}hammer{{/b}}{{/p}}", "{\"p\": \"Hi,\\n  {{$b}}\\n  "
+		    "{{/b}}\\nBye\\n\"}", "{}", "Hi,\n  hammer\nBye\n" },
 	};
 	struct buf out = { 0 };
 	char *err = NULL;
