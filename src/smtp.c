@@ -23,6 +23,9 @@
  *   smtp_destroy_session() frees: a second TLS session in the process
  *   crashes. We create one SSL_CTX in smtp_init() and pass it to every
  *   session (smtp_starttls_set_ctx takes its own reference).
+ * - TLS 1.3 session tickets that arrive between the handshake and the
+ *   EHLO flush deadlock the session until the command timeout: we cap the
+ *   context at TLS 1.2 (see smtp_init).
  * - Certificates: libesmtp checks the verify result and the host name, but
  *   matches only DNS names (no IP SANs). Our context uses SSL_VERIFY_PEER so
  *   an untrusted certificate aborts the handshake itself; the name check is
@@ -113,7 +116,7 @@ typedef int (*connect_fn)(int, __CONST_SOCKADDR_ARG, socklen_t);
 static connect_fn	real_connect;
 static pthread_once_t	real_connect_once = PTHREAD_ONCE_INIT;
 
-/* Per-thread state shared by the interposer, the TLS verify callback and smtp_deliver. */
+/* Per-thread state: the interposer, the TLS verify callback, smtp_deliver. */
 struct smtp_thread {
 	int	active;			/* inside smtp_deliver */
 	int	timeout_ms;		/* connect timeout */
@@ -146,7 +149,9 @@ connect_timed(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len, int timeout_ms)
 
 	if ((flags = fcntl(fd, F_GETFL)) == -1)
 		return -1;
-	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+	if (flags & O_NONBLOCK)		/* the caller polls itself */
+		return real_connect(fd, addr, len);
+	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
 		return -1;
 	r = real_connect(fd, addr, len);
 	if (r == -1 && errno == EINPROGRESS) {
@@ -179,8 +184,7 @@ connect_timed(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len, int timeout_ms)
 		}
 	}
 	saved = errno;
-	if (!(flags & O_NONBLOCK))
-		(void)fcntl(fd, F_SETFL, flags);
+	(void)fcntl(fd, F_SETFL, flags);
 	errno = saved;
 	return r;
 }
@@ -337,7 +341,17 @@ smtp_init(const struct smtp_config *cfg, char **err)
 		set_err(err, "smtp: SSL_CTX_new: %s", ssl_error());
 		return FU_TEMPFAIL;
 	}
+	/*
+	 * TLS 1.2 only. With TLS 1.3 the server sends its session tickets
+	 * after the handshake; when they arrive before libesmtp flushes the
+	 * EHLO that follows STARTTLS, its loop sees the socket readable,
+	 * reads first, gets no reply and waits the whole command timeout
+	 * (the EHLO is never sent), then drops the session. Reproduced under
+	 * valgrind on every TLS session; possible on loopback at any time.
+	 * TLS 1.2 has no post-handshake messages.
+	 */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 	if (cfg->ca_file != NULL) {
 		if (access(cfg->ca_file, R_OK) == -1) {
 			set_err(err, "smtp: ca_file %s: %s", cfg->ca_file,
@@ -580,7 +594,6 @@ monitor_cb(const char *buf, int len, int writing, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &s->last_io);
 	if (len <= 0)
 		return;
-	if (getenv("SMTP_TRACE")) fprintf(stderr, "TRACE %s %.*s|\n", writing == 1 ? ">>" : "<<", len > 200 ? 200 : len, buf);
 	if (writing == SMTP_CB_WRITING) {
 		if (!s->cleared)
 			write_bytes(s, buf, (size_t)len);
@@ -1014,7 +1027,6 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 	log_debug("smtp: %s: session for %zu message%s", s.hostport, live,
 	    live == 1 ? "" : "s");
 	started = smtp_start_session(ss);
-	if (getenv("SMTP_TRACE")) fprintf(stderr, "TRACE started=%d errno=%d %s\n", started, smtp_errno(), smtp_strerror(smtp_errno(), ebuf, sizeof ebuf));
 	smtp_thr.active = 0;
 	smtp_thr.fd = -1;
 
@@ -1068,24 +1080,4 @@ out:
 		free(s.pass);
 	}
 	return r;
-}
-int SSL_read(SSL *s, void *b, int num);
-int SSL_read(SSL *s, void *b, int num) {
-	static int (*r)(SSL *, void *, int);
-	void *p = dlsym(RTLD_NEXT, "SSL_read"); memcpy(&r, &p, sizeof p);
-	int n = r(s, b, num);
-	int e = errno;
-	{ struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); fprintf(stderr, "TRACE %ld.%03ld SSL_read=%d err=%d errno=%d pending=%d\n", (long)ts.tv_sec, ts.tv_nsec/1000000, n, n <= 0 ? SSL_get_error(s, n) : 0, e, SSL_pending(s)); }
-	errno = e;
-	return n;
-}
-int poll(struct pollfd *f, nfds_t n, int t);
-int poll(struct pollfd *f, nfds_t n, int t) {
-	static int (*r)(struct pollfd *, nfds_t, int);
-	void *p = dlsym(RTLD_NEXT, "poll"); memcpy(&r, &p, sizeof p);
-	int x = r(f, n, t);
-	int e = errno;
-	if (getenv("SMTP_TRACE")) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); fprintf(stderr, "TRACE %ld.%03ld poll(n=%d fd=%d ev=%x t=%d)=%d rev=%x\n", (long)ts.tv_sec, ts.tv_nsec/1000000, (int)n, f[0].fd, f[0].events, t, x, f[0].revents); }
-	errno = e;
-	return x;
 }

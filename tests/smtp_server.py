@@ -432,9 +432,12 @@ def main(argv=None):
             parse_fault(s)
     except ValueError as e:
         p.error(str(e))
+    import logging
     if args.verbose:
-        import logging
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    else:
+        # aiosmtpd warns about its own deprecated login_data on every AUTH.
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
     return asyncio.run(serve(args))
 
 

@@ -399,6 +399,22 @@ def scenario(t, env, srv):
          "(hash, mtime, no -journal/-wal)", "before/after: %r" % (
              env.source_fingerprint(),))
 
+    # ---- preview and queue show: read-only views --------------------------
+    jobs_before = env.jobs()
+    n_before = len(srv.messages())
+    r = env.run("preview", "checkin", "101", "--now", DUE)
+    t.eq(r.rc, 0, "preview checkin 101 exits 0", r)
+    pm = fx.parse(r.stdout.replace("\r\n", "\n").encode())
+    t.ok("Order #1042" in str(pm["Subject"] or "") and
+         "Hi Ana," in fx.body(pm, "plain"), "preview prints the complete "
+         "message", r.stdout[:400])
+    t.eq(fx.defects(pm), [], "the preview parses without defects")
+    t.ok(env.jobs() == jobs_before and len(srv.messages()) == n_before,
+         "preview writes no job and sends nothing")
+    r = env.run("queue", "show", str((env.job(109) or {}).get("id")))
+    t.eq(r.rc, 0, "queue show JOB exits 0", r)
+    t.ok("reopened" in r.stdout, "queue show gives the job's reason", r)
+
     # ---- check: unknown key --------------------------------------------
     bad = os.path.join(env.dir, "bad.conf")
     env.write_config(port=srv.port, path=bad)
@@ -414,6 +430,7 @@ def scenario(t, env, srv):
     t.ok("%s:%d:" % (bad, at) in r.stderr + r.stdout, "check names "
          "FILE:LINE: of the unknown key (%s:%d:)" % (os.path.basename(bad),
                                                      at), r)
+    t.ok(env.source_unchanged(), "nor by preview, status, queue or check")
 
 
 if __name__ == "__main__":

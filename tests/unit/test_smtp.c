@@ -837,6 +837,8 @@ test_starttls_auth(void)
 		free(json);
 	}
 
+	items_free(it, 2);
+
 	/* Same server, STARTTLS only optional: still verified, still TLS. */
 	cfg.starttls = SMTP_STARTTLS_OPTIONAL;
 	item_init(&it[0], "t@example.org", make_msg("t@example.org", "opt",
@@ -1078,11 +1080,11 @@ main(int argc, char **argv)
 {
 	struct sigaction sa;
 	char *check[] = { NULL, "-c", "import aiosmtpd.smtp", NULL };
-	char *mkcert[] = { NULL, "-c", "import sys; sys.path.insert(0, "
+	char *mkcert[] = { NULL, "-B", "-c", "import sys; sys.path.insert(0, "
 	    "sys.argv[1]); import smtp_server; smtp_server.make_cert("
 	    "sys.argv[2]); smtp_server.make_cert(sys.argv[2], "
 	    "san='DNS:other.test,IP:10.9.9.9', prefix='other-')", NULL, NULL,
-	    NULL };
+	    NULL };	/* -B: no __pycache__ in tests/ */
 	char *certdir, *slash;
 	int r;
 
@@ -1120,13 +1122,13 @@ main(int argc, char **argv)
 	key = xasprintf("%s/key.pem", certdir);
 	ocert = xasprintf("%s/other-cert.pem", certdir);
 	okey = xasprintf("%s/other-key.pem", certdir);
-	mkcert[3] = xstrdup(server_py);
-	if ((slash = strrchr(mkcert[3], '/')) != NULL)
+	mkcert[4] = xstrdup(server_py);
+	if ((slash = strrchr(mkcert[4], '/')) != NULL)
 		*slash = '\0';
-	mkcert[4] = certdir;
+	mkcert[5] = certdir;
 	tap_ok(run(mkcert) == 0 && access(cert, R_OK) == 0,
 	    "self-signed certificate made");
-	free(mkcert[3]);
+	free(mkcert[4]);
 
 	r = reinit(NULL);
 	tap_ok(r == FU_OK, "smtp_init");
