@@ -513,7 +513,12 @@ main(int argc, char **argv)
 	if (conf == NULL)
 		conf = "scheduler.conf";
 	/* "+": stop at the command; its own options follow it. */
-	while ((ch = getopt(argc, argv, "+c:dhv")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((ch = getopt_long(argc, argv, "+c:dhv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;

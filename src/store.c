@@ -588,13 +588,17 @@ store_job_retry(struct store *st, int64_t id, time_t now, char **err)
 	sqlite3_stmt *s;
 	int r;
 
-	/* A failed job whose message was never spooled goes back to planned. */
+	/*
+	 * Due at the next tick, whatever that tick's clock says (0, not now:
+	 * `once --now` may run in simulated time). A failed job whose message
+	 * was never spooled goes back to planned; the queue lifetime restarts.
+	 */
 	if ((r = prepare(st, &s, "UPDATE jobs SET state = CASE WHEN "
 	    "spool_name IS NULL THEN 'planned' ELSE 'queued' END, "
-	    "reason = NULL, due_at = MIN(due_at, ?), next_attempt_at = ?, "
-	    "queued_at = CASE WHEN spool_name IS NULL THEN NULL ELSE ? END, "
-	    "updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred', "
-	    "'failed')", err, "TTTTi", now, now, now, now, id)) != FU_OK)
+	    "reason = NULL, next_attempt_at = 0, queued_at = CASE WHEN "
+	    "spool_name IS NULL THEN NULL ELSE ? END, updated_at = ? "
+	    "WHERE id = ? AND state IN ('queued', 'deferred', 'failed')", err,
+	    "TTi", now, now, id)) != FU_OK)
 		return r;
 	return transition(st, id, now, "retry", "by operator", s, err);
 }
