@@ -65,13 +65,18 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/tap.o \
 
 unit-tests: $(UNIT_BINS)
 
-check: all unit-tests
+# `check` and `demo` first install what a fresh Debian lacks (tools/deps.sh
+# is quick when nothing is missing), then build in a second make so that the
+# pkg-config flags are read after the libraries exist.
+check: deps
+	@$(MAKE) --no-print-directory all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
 
 valgrind: all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) VALGRIND=1 sh tests/run.sh
 
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh demo/run.sh
 
 deps:

@@ -56,19 +56,28 @@ prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
 
 	(void)cfg;
 	*ready = 0;
+	const char *reason = NULL;
+
 	if ((r = store_suppressed(st, job->recipient, &yes, err)) != FU_OK)
 		return r;
-	if (!yes && (r = store_opted_out(st, job->recipient, "transactional",
+	if (yes)
+		reason = "suppressed";
+	else if ((r = store_opted_out(st, job->recipient, "transactional",
 	    &yes, err)) != FU_OK)
 		return r;
-	if (yes) {
-		if ((r = store_job_cancel(st, job->id, "opted-out",
-		    "the recipient opted out or is suppressed since the "
-		    "message was queued", now, err)) == FU_OK) {
+	else if (yes)
+		reason = "opted-out";
+	if (reason != NULL) {
+		/* The same reasons render gives, checked again at the last moment. */
+		if ((r = store_job_cancel(st, job->id, reason, strcmp(reason,
+		    "suppressed") == 0 ? "the address was suppressed after a "
+		    "permanent failure since the message was queued" :
+		    "the recipient opted out since the message was queued",
+		    now, err)) == FU_OK) {
 			stats->cancelled++;
 			spool_finish(sp, job->spool_name, SPOOL_FAILED, 0, NULL);
-			log_info("deliver: job %lld: cancelled: opted-out",
-			    (long long)job->id);
+			log_info("deliver: job %lld: cancelled: %s",
+			    (long long)job->id, reason);
 		}
 		return r;
 	}

@@ -2,7 +2,10 @@
 #include "store.h"
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +187,19 @@ store_open(const char *path, int busy_timeout_ms, struct store **out,
 	struct store *st = xcalloc(1, sizeof(*st));
 	int rc, r;
 
+	/* Created 0600 by us: SQLite gives -wal and -shm the same mode. */
+	{
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd == -1) {
+			set_err(err, "%s: cannot create the state database: %s",
+			    path, strerror(errno));
+			free(st);
+			return errno == EACCES || errno == EROFS ? FU_PERMFAIL :
+			    FU_TEMPFAIL;
+		}
+		close(fd);
+	}
 	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

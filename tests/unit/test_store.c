@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/test_store.XXXXXX";
@@ -43,7 +44,13 @@ main(void)
 		return 1;
 	snprintf(path, sizeof(path), "%s/state.db", dir);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "open creates");
-	tap_ok(scalar(st, "PRAGMA user_version", NULL) == 1, "schema version 1");
+	tap_ok(scalar(st, "PRAGMA user_version", NULL) >= 1, "schema migrated");
+	{
+		struct stat sb;
+
+		tap_ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600,
+		    "state.db is created 0600");
+	}
 	tap_ok(scalar(st, "SELECT count(*) FROM jobs", NULL) == 0, "no jobs");
 
 	/* Planning is idempotent on (rule, subject, occurrence). */
