@@ -283,17 +283,22 @@ new_message_id(int64_t job_id, const char *from_addr)
  * problem, with *err.
  */
 static int
-build_message(struct render *rd, int ri, struct value *ctx,
+build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
     const char *message_id, time_t now, struct buf *out, char **err)
 {
 	const struct rule_config *rule = &rd->cfg->rules[ri];
 	const struct templates *t = &rd->sets[ri];
 	struct buf subject = { 0 }, text = { 0 }, html = { 0 };
-	char *sender_name = from_display_name(rd->cfg->from);
-	const char *at;
+	char *sender_name;
+	const char *at, *cid;
 	time_t at_t;
 	int r;
 
+	/* history.* comes from the reference schema's tables, when present. */
+	if (rule->history && (cid = row_str(ctx, "customer.id")) != NULL &&
+	    (r = rules_history(src, cid, now, ctx, err)) != FU_OK)
+		return r;
+	sender_name = from_display_name(rd->cfg->from);
 	sanitize_tree(ctx);
 	value_map_set_path(ctx, "sender.name", value_string(sender_name));
 	value_map_set_path(ctx, "sender.address",
@@ -468,8 +473,14 @@ render_job(struct render *rd, struct store *st, struct source *src,
 		struct value *row = rc.row;
 
 		rc.row = NULL;
-		r = build_message(rd, ri, row, mid, now, &msg, &e);
+		r = build_message(rd, src, ri, row, mid, now, &msg, &e);
 		value_free(row);
+		if (r == FU_TEMPFAIL) {
+			/* The source is busy: the job stays planned. */
+			set_err(err, "%s", e);
+			free(email);
+			goto done;
+		}
 		if (r != FU_OK) {
 			/* A template or data problem that `check` cannot see:
 			 * this message can never be built as it stands. */
@@ -568,7 +579,7 @@ render_preview(struct render *rd, struct source *src, const char *rule,
 	}
 	mid = xasprintf("preview.%s.%s@%s", rule, key,
 	    mime_address_domain(rd->cfg->from_addr));
-	r = build_message(rd, ri, rc.row, mid, now, out, err);
+	r = build_message(rd, src, ri, rc.row, mid, now, out, err);
 	value_free(rc.row);
 	free(mid);
 	return r;

@@ -258,6 +258,9 @@ class Env:
         extra = sections.pop("extra_lines", [])
         for name, values in sections.items():
             name = name.replace("rule_", "rule ")
+            if values is None:          # a section of None removes it
+                conf.pop(name, None)
+                continue
             sect = conf.setdefault(name, {})
             for k, v in values.items():
                 if v is None:
