@@ -3,20 +3,34 @@
 PREFIX	?= /usr/local
 CC	?= cc
 PYTHON	?= /usr/bin/python3
-PKGS	 = libesmtp-1.0 libical sqlite3 gmime-3.0 glib-2.0 openssl
+PKGS	 = libesmtp-1.0 libical sqlite3 gmime-3.0 glib-2.0 openssl libmicrohttpd
+# libsystemd is optional: sd_notify(3) when present, else notify.c's own
+# implementation of the same protocol. HAVE_SYSTEMD=0 forces the latter.
+HAVE_SYSTEMD ?= $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1 || echo 0)
+ifeq ($(HAVE_SYSTEMD),1)
+PKGS	+= libsystemd
+SYSTEMD_CFLAGS = -DHAVE_SYSTEMD
+endif
 
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS)
+CFLAGS	+= -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
 LDLIBS	+= $(PKG_LIBS) -ldl -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS	+= -fsanitize=address,undefined
 BUILD	?= build-san
+endif
+# FUZZ=1 (set by `make fuzz`, with CC=clang): libFuzzer instrumentation.
+ifeq ($(FUZZ),1)
+CFLAGS	+= -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=all
+LDFLAGS	+= -fsanitize=address,undefined
+BUILD	?= build-fuzz
 endif
 BUILD	?= build
 
@@ -32,14 +46,20 @@ TEST_DEPS_util     = util log
 TEST_DEPS_value    = value util log
 TEST_DEPS_mustache = mustache value util log
 TEST_DEPS_mime     = mime util log
+TEST_DEPS_complete = mime util log
 TEST_DEPS_config   = config util log
 TEST_DEPS_clock    = clock util log
+TEST_DEPS_time     = clock util log
+TEST_DEPS_ical     = ical clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver store spool smtp mime clock util log
+TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
+TEST_DEPS_consent  = consent codes rules ical source value store spool config \
+		     clock util log
 
 .PHONY: all check unit-tests demo deps clean install bench valgrind
+.PHONY: fuzz fuzz-bins crash-test
 all: $(BUILD)/followupd
 
 $(BUILD)/followupd: $(OBJS)
@@ -63,14 +83,58 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/tap.o \
     $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(TEST_DEPS_$$*)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit-tests: $(UNIT_BINS)
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c) also run in `make check`, without
+# libFuzzer, over their seeds and regression inputs (tests/fuzz/standalone.c),
+# linked with what the module's unit test links (TEST_DEPS_NAME).
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TESTS := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
+
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -Itests/fuzz -c -o $@ $<
+
+$(BUILD)/tests/fuzz/standalone_%.o: tests/fuzz/standalone.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -Itests/fuzz -DFUZZ_NAME='"$*"' -c -o $@ $<
+
+$(BUILD)/tests/test_fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o \
+    $(BUILD)/tests/fuzz/standalone_%.o \
+    $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(TEST_DEPS_$$*)))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit-tests: $(UNIT_BINS) $(FUZZ_TESTS)
+
+# `make fuzz`: each harness under libFuzzer (clang, ASan+UBSan) for
+# FUZZ_SECONDS, starting from tests/fuzz/corpus/NAME; what it finds goes to
+# build-fuzz/ (tests/fuzz/run.sh). A crash fails the target: copy the input
+# to tests/fuzz/regress/NAME/ so `make check` keeps it as a regression test.
+FUZZ_SECONDS ?= 60
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o \
+    $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(TEST_DEPS_$$*)))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 CC=clang BUILD=build-fuzz fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh build-fuzz $(FUZZ_NAMES)
+
+# `make crash-test`: 2,000 due messages, SIGKILL at seeded random points and
+# at each state transition, restart each time (tests/crash/run.py).
+CRASH_SEED ?= 5
+crash-test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) $(PYTHON) tests/crash/run.py --seed $(CRASH_SEED)
 
 # `check` and `demo` first install what a fresh Debian lacks (tools/deps.sh
 # is quick when nothing is missing), then build in a second make so that the
 # pkg-config flags are read after the libraries exist.
 check: deps
 	@$(MAKE) --no-print-directory all unit-tests
-	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) sh tests/run.sh
 
 valgrind: all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) VALGRIND=1 sh tests/run.sh
@@ -81,6 +145,61 @@ demo: deps
 
 deps:
 	@sh tools/deps.sh
+
+# install: PREFIX (default /usr/local) and DESTDIR (staging) as usual.
+# The example configuration goes to share/doc; SYSCONFDIR/followupd/
+# scheduler.conf is created from it only when there is none: an operator's
+# config is never overwritten. SYSCONFDIR defaults to /etc (systemd units
+# and Debian admins look there), not PREFIX/etc.
+SYSCONFDIR	?= /etc
+SBINDIR		 = $(PREFIX)/sbin
+DATADIR		 = $(PREFIX)/share/followupd
+DOCDIR		 = $(PREFIX)/share/doc/followupd
+MANDIR		 = $(PREFIX)/share/man
+UNITDIR		?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
+STATEDIR	?= /var/lib/followupd
+INSTALL		?= install
+# Paths in the installed example: the state under StateDirectory=, the
+# templates under share/.
+INSTALL_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g'
+
+install: all
+	$(INSTALL) -d -m 755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(DATADIR)/templates
+	$(INSTALL) -m 755 $(BUILD)/followupd $(DESTDIR)$(SBINDIR)/followupd
+	$(INSTALL) -m 644 man/followupd.8 $(DESTDIR)$(MANDIR)/man8/followupd.8
+	$(INSTALL) -m 644 man/scheduler.conf.5 $(DESTDIR)$(MANDIR)/man5/scheduler.conf.5
+	cp -R templates/. $(DESTDIR)$(DATADIR)/templates/
+	find $(DESTDIR)$(DATADIR)/templates -type d -exec chmod 755 {} + 
+	find $(DESTDIR)$(DATADIR)/templates -type f -exec chmod 644 {} +
+	sed $(INSTALL_SED) dist/scheduler.conf.in >$(DESTDIR)$(DOCDIR)/scheduler.conf.example
+	chmod 644 $(DESTDIR)$(DOCDIR)/scheduler.conf.example
+	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	sed $(INSTALL_SED) dist/followupd.service.in >$(DESTDIR)$(UNITDIR)/followupd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/followupd.service
+	$(INSTALL) -m 644 dist/followupd.sysusers $(DESTDIR)$(SYSUSERSDIR)/followupd.conf
+	$(INSTALL) -d -m 755 $(DESTDIR)$(SYSCONFDIR)/followupd
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/followupd/scheduler.conf ]; then \
+	    echo "install: $(DESTDIR)$(SYSCONFDIR)/followupd/scheduler.conf exists: left as it is (the example is $(DOCDIR)/scheduler.conf.example)"; \
+	else \
+	    $(INSTALL) -m 644 $(DESTDIR)$(DOCDIR)/scheduler.conf.example $(DESTDIR)$(SYSCONFDIR)/followupd/scheduler.conf && \
+	    echo "install: created $(DESTDIR)$(SYSCONFDIR)/followupd/scheduler.conf: edit it, then: followupd -c $(SYSCONFDIR)/followupd/scheduler.conf check"; \
+	fi
+
+# `make bench`: an optimised build of its own in build-bench/ (never the
+# test build), the render driver, then bench/run.py: synthetic desks cached
+# in bench/data/, Postfix's smtp-sink/smtp-source on 127.0.0.1; the table
+# goes to stdout and bench/README.md.
+bench: deps
+	@$(MAKE) --no-print-directory BUILD=build-bench all build-bench/render_bench
+	@BUILD=build-bench $(PYTHON) bench/run.py
+
+$(BUILD)/render_bench: bench/render_bench.c $(LIBOBJS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
 clean:
 	rm -rf build build-san

@@ -59,6 +59,9 @@ VALUES (17, 3, 2, 'Can I change my delivery slot?', 'pending', '2026-11-12 10:00
 INSERT INTO tickets (id, customer_id, agent_id, subject, status, created_at, resolved_at, updated_at)
 VALUES (18, 2, 1, 'Lost access to my old orders', 'resolved', '2026-11-12 21:00:00', '2026-11-13 09:30:00', '2026-11-13 09:30:00');
 
+-- @ 2026-11-13 11:00:00  Layla writes again: the courier has no slot before Tuesday (ticket 17 updated; Lena's call-back moves)
+UPDATE tickets SET updated_at = '2026-11-13 11:00:00' WHERE id = 17;
+
 -- @ 2026-11-14 18:00:00  Kai's kettle lid is replaced (ticket 19; its check-in falls after the demo)
 INSERT INTO tickets (id, customer_id, agent_id, subject, status, created_at, resolved_at, updated_at)
 VALUES (19, 4, 3, 'Kettle lid does not close', 'resolved', '2026-11-13 23:00:00', '2026-11-14 18:00:00', '2026-11-14 18:00:00');
@@ -66,3 +69,6 @@ VALUES (19, 4, 3, 'Kettle lid does not close', 'resolved', '2026-11-13 23:00:00'
 -- @ 2026-11-15 12:30:00  Morgan opens a new ticket (ticket 20, still open at the end)
 INSERT INTO tickets (id, customer_id, agent_id, subject, status, created_at, resolved_at, updated_at)
 VALUES (20, 5, 3, 'Invoice PDF is blank', 'open', '2026-11-15 12:30:00', NULL, '2026-11-15 12:30:00');
+
+-- @ 2026-11-16 08:00:00  Diego is away: Morgan's ticket 20 goes to Sam (his call-back too)
+UPDATE tickets SET agent_id = 1, updated_at = '2026-11-16 08:00:00' WHERE id = 20;

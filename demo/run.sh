@@ -8,7 +8,9 @@
 # paths under demo/out/). Then, for 2026-11-02 .. 2026-11-16 at 09:00 and
 # 15:00 UTC, it plays the desk's changes (demo/changes.sql) and runs one
 # `followupd once --now …` tick, printing what followupd decided. At the end:
-# `followupd status`, the delivered messages, and where to find them.
+# `followupd status`, the delivered messages, the agents' calendar items
+# (each text/calendar part saved as demo/out/mail/NNNNNN.ics), and where to
+# find them.
 set -u
 
 BUILD=${BUILD:-build}
@@ -158,9 +160,33 @@ echo "== followupd status (as of the last tick)"
 fu "   " status
 
 echo
+echo "== followupd preview checkin 4 --html (what a customer's mail reader shows)"
+"$BIN" -c "$CONF" preview checkin 4 --html >"$OUT/preview.html" 2>"$OUT/preview.log" &&
+    echo "   demo/out/preview.html: the HTML part, its headers above it"
+BROWSER=$(command -v chromium || command -v chromium-browser || true)
+if [ -s "$OUT/preview.html" ] && [ -n "$BROWSER" ]; then
+	# Headless, a throw-away profile, file:// only: nothing leaves the host.
+	timeout 120 "$BROWSER" --headless --no-sandbox --disable-gpu \
+	    --disable-quic --no-first-run --disable-background-networking \
+	    --disable-component-update --disable-sync --disable-extensions \
+	    --host-resolver-rules="MAP * ~NOTFOUND" \
+	    --user-data-dir="$OUT/chromium-profile" --window-size=800,900 \
+	    --screenshot="$OUT/preview.png" "file://$OUT/preview.html" \
+	    >"$OUT/chromium.log" 2>&1
+	rm -rf "$OUT/chromium-profile"
+	if [ -s "$OUT/preview.png" ]; then
+		echo "   demo/out/preview.png: a screenshot by headless Chromium"
+	else
+		echo "   (chromium could not take the screenshot; see demo/out/chromium.log)"
+	fi
+elif [ -s "$OUT/preview.html" ]; then
+	echo "   (chromium is not installed: no screenshot; \`make deps\` installs it)"
+fi
+
+echo
 echo "== delivered to the capture server (demo/out/mail/)"
 "$PYTHON" - "$OUT/mail" <<'EOF'
-import email, email.policy, glob, json, os, sys
+import email, email.policy, glob, json, os, re, sys
 mail = sys.argv[1]
 files = sorted(glob.glob(os.path.join(mail, "*.eml")))
 for path in files:
@@ -174,6 +200,58 @@ if files:
     print("   They are plain RFC 5322 files; open one with any mail reader, or")
     print("     less %s" % os.path.relpath(files[0]))
     print("   Each NNNNNN.json next to it holds the SMTP envelope.")
+
+# The agents' calendar items: each text/calendar part saved as NNNNNN.ics
+# next to its message (open it with a calendar app), one line per item.
+def props(ics):
+    """The VEVENT's unfolded lines (RFC 5545 3.1): name -> (params, value)."""
+    out, inside = {}, False
+    for line in re.sub(r"\r?\n[ \t]", "", ics).splitlines():
+        if line == "BEGIN:VEVENT":
+            inside = True
+        elif line == "END:VEVENT":
+            break
+        elif inside and ":" in line:
+            head, value = line.split(":", 1)
+            name, _, params = head.partition(";")
+            out.setdefault(name, (params, value))
+    return out
+
+items = []
+for path in files:
+    with open(path, "rb") as f:
+        msg = email.message_from_binary_file(f, policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_type() != "text/calendar":
+            continue
+        raw = part.get_payload(decode=True)     # as sent: CRLF lines
+        out = path[:-4] + ".ics"
+        with open(out, "wb") as f:
+            f.write(raw)
+        ics = raw.decode("utf-8", "replace")
+        ev = props(ics)
+        params, start = ev.get("DTSTART", ("", "?"))
+        m = re.match(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)\d\d(Z?)$", start)
+        if m:
+            start = "%s-%s-%s %s:%s" % m.groups()[:5]
+        items.append("   %s  %-7s SEQUENCE %-2s %-20s %s %s" % (
+            os.path.basename(out), part.get_param("method") or "?",
+            ev.get("SEQUENCE", ("", "?"))[1],
+            ev.get("ATTENDEE", ("", "?"))[1].replace("mailto:", ""), start,
+            params.replace("TZID=", "") or "UTC"))
+if items:
+    print()
+    print("== the agents' call-back reminders (iTIP: the text/calendar parts)")
+    print("\n".join(items))
+    print()
+    print("   Each is saved next to its message as demo/out/mail/NNNNNN.ics; open")
+    print("   one with a calendar app. Each ticket's reminder is one calendar")
+    print("   item (UID followupd-callback-TICKET@acme.example): a REQUEST with a")
+    print("   higher SEQUENCE moves it, a CANCEL removes it.")
+    feeds = os.path.join(os.path.dirname(mail), "feeds")
+    if os.path.isdir(feeds):
+        print("   The reminders still ahead, one calendar per agent: %s/AGENT.ics"
+              % os.path.relpath(feeds))
 EOF
 
 stop_server

@@ -1,5 +1,9 @@
-/* clock: the current time (overridable for tests and demos), strict UTC text times. */
+/* clock: the current time (overridable), strict UTC text times, zones and local-time scheduling. */
 #include "clock.h"
+#include "log.h"
+
+#include <libical/ical.h>
+#include <stdlib.h>
 
 #include <stddef.h>
 #include <stdio.h>
@@ -182,4 +186,448 @@ char *
 clock_format_iso(time_t t, char buf[21])
 {
 	return format(t, buf, 'T', "Z");
+}
+
+/* ---- zones ---- */
+
+/*
+ * libical's zones: icaltimezone_get_builtin_timezone reads the system
+ * zoneinfo on Debian (or libical's own data elsewhere). We keep our own
+ * name next to each, because libical labels them with a TZID prefix
+ * ("/freeassociation.sourceforge.net/Europe/Berlin") that we never emit.
+ */
+struct clock_zone {
+	char		*name;
+	icaltimezone	*z;		/* libical's; not ours to free */
+	int		 known;		/* 0: an unknown name (warned once) */
+};
+
+static struct clock_zone **zones;
+static size_t nzones;
+
+static struct clock_zone *
+zone_find(const char *name)
+{
+	for (size_t i = 0; i < nzones; i++)
+		if (strcmp(zones[i]->name, name) == 0)
+			return zones[i];
+	return NULL;
+}
+
+static struct clock_zone *
+zone_add(const char *name, icaltimezone *z)
+{
+	struct clock_zone *cz = xcalloc(1, sizeof(*cz));
+
+	cz->name = xstrdup(name);
+	cz->z = z;
+	cz->known = z != NULL;
+	zones = xrealloc(zones, (nzones + 1) * sizeof(*zones));
+	zones[nzones++] = cz;
+	return cz;
+}
+
+const struct clock_zone *
+clock_zone_utc(void)
+{
+	struct clock_zone *cz = zone_find("UTC");
+
+	return cz ? cz : zone_add("UTC", icaltimezone_get_utc_timezone());
+}
+
+/* Zone names are IANA names: letters, digits, '/', '_', '-', '+'. */
+static int
+zone_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64 || name[0] == '/' || strstr(name, ".."))
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/_-+", *p)))
+			return 0;
+	return 1;
+}
+
+const struct clock_zone *
+clock_zone(const char *name)
+{
+	struct clock_zone *cz;
+
+	if (name == NULL || !zone_name_ok(name))
+		return NULL;
+	if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0 ||
+	    strcmp(name, "Z") == 0)
+		return clock_zone_utc();
+	if ((cz = zone_find(name)) == NULL)
+		cz = zone_add(name, icaltimezone_get_builtin_timezone(name));
+	return cz->known > 0 ? cz : NULL;
+}
+
+const struct clock_zone *
+clock_zone_or(const char *name, const struct clock_zone *fallback)
+{
+	const struct clock_zone *z;
+	struct clock_zone *cz;
+
+	if (fallback == NULL)
+		fallback = clock_zone_utc();
+	if (name == NULL || *name == '\0')
+		return fallback;
+	if ((z = clock_zone(name)) != NULL)
+		return z;
+	/* Remember the unknown name so the warning is given once. */
+	if (zone_name_ok(name) && (cz = zone_find(name)) != NULL) {
+		if (cz->known == 0) {
+			cz->known = -1;
+			log_warnx("clock: unknown time zone '%s': using %s",
+			    name, fallback->name);
+		}
+	} else if (!zone_name_ok(name)) {
+		static int warned_bad;
+
+		if (!warned_bad++)
+			log_warnx("clock: malformed time zone name '%.40s': "
+			    "using %s", name, fallback->name);
+	}
+	return fallback;
+}
+
+const char *
+clock_zone_name(const struct clock_zone *z)
+{
+	return z ? z->name : "UTC";
+}
+
+void
+clock_zones_free(void)
+{
+	for (size_t i = 0; i < nzones; i++) {
+		free(zones[i]->name);
+		free(zones[i]);
+	}
+	free(zones);
+	zones = NULL;
+	nzones = 0;
+	icaltimezone_free_builtin_timezones();
+}
+
+int
+clock_utc_offset(const struct clock_zone *z, time_t t, int *is_dst)
+{
+	struct icaltimetype tt;
+	int dst = 0, off;
+
+	if (z == NULL || z->z == NULL || z->z == icaltimezone_get_utc_timezone()) {
+		if (is_dst)
+			*is_dst = 0;
+		return 0;
+	}
+	tt = icaltime_from_timet_with_zone(t, 0, icaltimezone_get_utc_timezone());
+	off = icaltimezone_get_utc_offset_of_utc_time(z->z, &tt, &dst);
+	if (is_dst)
+		*is_dst = dst;
+	return off;
+}
+
+/* Howard Hinnant's days_from_civil / civil_from_days. */
+long
+clock_days_from_civil(int y, int m, int d)
+{
+	long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+void
+clock_civil_from_days(long z, int *y, int *m, int *d)
+{
+	long era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static long
+floor_div(long long a, long b)
+{
+	return (long)(a >= 0 ? a / b : -((-a + b - 1) / b));
+}
+
+/* 1970-01-01 was a Thursday. */
+static int
+weekday(long days)
+{
+	long w = (days + 4) % 7;
+
+	return (int)(w < 0 ? w + 7 : w);
+}
+
+static void
+split(long long wall, struct clock_local *lt)
+{
+	long days = floor_div(wall, 86400);
+	long rem = (long)(wall - (long long)days * 86400);
+
+	clock_civil_from_days(days, &lt->year, &lt->mon, &lt->day);
+	lt->hour = (int)(rem / 3600);
+	lt->min = (int)(rem / 60 % 60);
+	lt->sec = (int)(rem % 60);
+	lt->wday = weekday(days);
+}
+
+void
+clock_to_local(const struct clock_zone *z, time_t t, struct clock_local *lt)
+{
+	split((long long)t + clock_utc_offset(z, t, NULL), lt);
+}
+
+/* The wall clock as if it were UTC (seconds). */
+static long long
+wall_seconds(const struct clock_local *lt)
+{
+	int y = lt->year, m = lt->mon;
+
+	/* Normalise the month so day overflow is all that remains. */
+	y += (m - 1) / 12;
+	m = (m - 1) % 12 + 1;
+	if (m < 1) {
+		m += 12;
+		y--;
+	}
+	return (long long)clock_days_from_civil(y, m, 1) * 86400 +
+	    (long long)(lt->day - 1) * 86400 + lt->hour * 3600LL +
+	    lt->min * 60LL + lt->sec;
+}
+
+time_t
+clock_from_local(const struct clock_zone *z, const struct clock_local *lt)
+{
+	long long wall = wall_seconds(lt);
+	/* The offsets a day before and after: at most one change between. */
+	int o1 = clock_utc_offset(z, (time_t)(wall - 86400), NULL);
+	int o2 = clock_utc_offset(z, (time_t)(wall + 86400), NULL);
+	time_t c1 = (time_t)(wall - o1), c2 = (time_t)(wall - o2), lo, hi;
+	int v1 = clock_utc_offset(z, c1, NULL) == o1;
+	int v2 = clock_utc_offset(z, c2, NULL) == o2;
+
+	if (v1 && v2)
+		return c1 < c2 ? c1 : c2;	/* fall back: the first one */
+	if (v1)
+		return c1;
+	if (v2)
+		return c2;
+	/*
+	 * A gap (spring forward): the first valid instant after it is the
+	 * change itself, somewhere between the two candidates.
+	 */
+	lo = c1 < c2 ? c1 : c2;
+	hi = c1 < c2 ? c2 : c1;
+	while (hi - lo > 1) {
+		time_t mid = lo + (hi - lo) / 2;
+
+		if (clock_utc_offset(z, mid, NULL) == o1)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
+char *
+clock_format_local(const struct clock_zone *z, time_t t, char buf[32])
+{
+	struct clock_local lt;
+	int off = clock_utc_offset(z, t, NULL), a = off < 0 ? -off : off;
+
+	clock_to_local(z, t, &lt);
+	if (lt.year < 0 || lt.year > 9999)
+		lt.year = lt.year < 0 ? 0 : 9999;
+	snprintf(buf, 32, "%04d-%02d-%02d %02d:%02d %c%02d:%02d", lt.year,
+	    lt.mon, lt.day, lt.hour, lt.min, off < 0 ? '-' : '+', a / 3600 % 100,
+	    a / 60 % 60);
+	return buf;
+}
+
+char *
+clock_format_local_iso(const struct clock_zone *z, time_t t, char buf[32])
+{
+	struct clock_local lt;
+	int off = clock_utc_offset(z, t, NULL), a = off < 0 ? -off : off;
+
+	clock_to_local(z, t, &lt);
+	if (lt.year < 0 || lt.year > 9999)
+		lt.year = lt.year < 0 ? 0 : 9999;
+	snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", lt.year,
+	    lt.mon, lt.day, lt.hour, lt.min, lt.sec, off < 0 ? '-' : '+',
+	    a / 3600 % 100, a / 60 % 60);
+	return buf;
+}
+
+/* ---- days, windows, quiet hours ---- */
+
+static int
+cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+clock_days_has(const struct clock_days *h, long day)
+{
+	return h != NULL && h->n > 0 &&
+	    bsearch(&day, h->days, h->n, sizeof(long), cmp_long) != NULL;
+}
+
+void
+clock_days_free(struct clock_days *h)
+{
+	if (h == NULL)
+		return;
+	free(h->days);
+	h->days = NULL;
+	h->n = 0;
+}
+
+static long
+local_day(const struct clock_local *lt)
+{
+	return clock_days_from_civil(lt->year, lt->mon, lt->day);
+}
+
+/* A business day: a day of the window (Mon-Fri without one), not a holiday. */
+static int
+business_day(const struct clock_rule *r, long day)
+{
+	unsigned days = r->window.days ? r->window.days : CLOCK_WEEKDAYS;
+
+	return (days & (1u << weekday(day))) && !clock_days_has(r->holidays,
+	    day);
+}
+
+/* The send window is open some time on this day. */
+static int
+window_day(const struct clock_rule *r, long day)
+{
+	return (r->window.days & (1u << weekday(day))) &&
+	    !clock_days_has(r->holidays, day);
+}
+
+static time_t
+at_minute(const struct clock_zone *z, long day, int minute)
+{
+	struct clock_local lt;
+
+	memset(&lt, 0, sizeof(lt));
+	clock_civil_from_days(day, &lt.year, &lt.mon, &lt.day);
+	lt.hour = minute / 60;
+	lt.min = minute % 60;
+	return clock_from_local(z, &lt);
+}
+
+static int
+in_quiet(const struct clock_quiet *q, int sec_of_day)
+{
+	int s = q->start * 60, e = q->end * 60;
+
+	if (q->start == q->end)
+		return 0;
+	if (s < e)
+		return sec_of_day >= s && sec_of_day < e;
+	return sec_of_day >= s || sec_of_day < e;
+}
+
+/* A year of closed days (holidays, no window days) is a configuration error. */
+#define CLOCK_SEARCH_MAX	800
+
+time_t
+clock_next_open(const struct clock_rule *r, const struct clock_zone *z,
+    time_t t, const char **why)
+{
+	const char *reason = NULL;
+
+	for (int i = 0; i < CLOCK_SEARCH_MAX; i++) {
+		struct clock_local lt;
+		int sod;
+		long day;
+		time_t next = t;
+
+		clock_to_local(z, t, &lt);
+		sod = lt.hour * 3600 + lt.min * 60 + lt.sec;
+		day = local_day(&lt);
+		if (r->window.days != 0) {
+			if (!window_day(r, day) || sod >= r->window.end * 60) {
+				long d = day + 1;
+
+				while (!window_day(r, d) && d < day + 400)
+					d++;
+				next = at_minute(z, d, r->window.start);
+			} else if (sod < r->window.start * 60)
+				next = at_minute(z, day, r->window.start);
+			if (next != t) {
+				if (reason == NULL)
+					reason = "send window";
+				t = next > t ? next : t + 60;
+				continue;
+			}
+		}
+		if (in_quiet(&r->quiet, sod)) {
+			long d = day;
+
+			/* Wrapping quiet hours end tomorrow when they began today. */
+			if (r->quiet.start > r->quiet.end &&
+			    sod >= r->quiet.start * 60)
+				d++;
+			next = at_minute(z, d, r->quiet.end);
+			if (reason == NULL)
+				reason = "quiet hours";
+			t = next > t ? next : t + 60;
+			continue;
+		}
+		break;
+	}
+	if (why)
+		*why = reason;
+	return t;
+}
+
+time_t
+clock_due(const struct clock_rule *r, const struct clock_zone *z, time_t event)
+{
+	struct clock_local lt;
+	time_t t;
+
+	clock_to_local(z, event, &lt);
+	if (r->business_days > 0) {
+		long day = local_day(&lt);
+
+		for (int n = r->business_days, guard = 0; n > 0 &&
+		    guard < 3660; guard++)
+			if (business_day(r, ++day))
+				n--;
+		clock_civil_from_days(day, &lt.year, &lt.mon, &lt.day);
+		t = clock_from_local(z, &lt);
+	} else {
+		lt.day += (int)(r->delay / 86400);
+		t = clock_from_local(z, &lt) + r->delay % 86400;
+	}
+	/* A gap or overlap never makes a message due before its delay. */
+	if (t < event)
+		t = event;
+	return clock_next_open(r, z, t, NULL);
 }

@@ -2,9 +2,11 @@
 #include "config.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -33,7 +35,7 @@
 
 #define RULE_NAME_MAX	64	/* rule and template names become file and key names */
 #define SECRET_MAX	4096	/* a password file's first line */
-#define MAX_KEYS	16	/* per section */
+#define MAX_KEYS	32	/* per section */
 #define SUGGEST_MAX	2	/* edit distance for "did you mean" */
 
 enum key_type {
@@ -120,6 +122,21 @@ static void check_reply_to(struct loader *, struct inst *, const struct key *, i
 static void check_password(struct loader *, struct inst *, const struct key *, int);
 static void check_query(struct loader *, struct inst *, const struct key *, int);
 static void check_database(struct loader *, struct inst *, const struct key *, int);
+static void check_delay(struct loader *, struct inst *, const struct key *, int);
+static void check_window(struct loader *, struct inst *, const struct key *, int);
+static void check_quiet(struct loader *, struct inst *, const struct key *, int);
+static void check_timezone(struct loader *, struct inst *, const struct key *, int);
+static void check_holidays(struct loader *, struct inst *, const struct key *, int);
+static void check_listen(struct loader *, struct inst *, const struct key *, int);
+static void check_user(struct loader *, struct inst *, const struct key *, int);
+static void check_send_at(struct loader *, struct inst *, const struct key *, int);
+static void check_years(struct loader *, struct inst *, const struct key *, int);
+static void check_currency(struct loader *, struct inst *, const struct key *, int);
+static void check_cap(struct loader *, struct inst *, const struct key *, int);
+static void check_code(struct loader *, struct inst *, const struct key *, int);
+static void check_alphabet(struct loader *, struct inst *, const struct key *, int);
+static void check_unsub_url(struct loader *, struct inst *, const struct key *, int);
+static void check_unsub_mailto(struct loader *, struct inst *, const struct key *, int);
 static void finish_queue(struct loader *, struct inst *);
 static void finish_smtp(struct loader *, struct inst *);
 static void finish_rule(struct loader *, struct inst *);
@@ -131,6 +148,34 @@ static void finish_rule(struct loader *, struct inst *);
 /* To add a rule kind: an enumerator in config.h and a line here. */
 static const struct enum_name rule_kinds[] = {
 	{ "after_resolution",	RULE_AFTER_RESOLUTION },
+	{ "agent_reminder",	RULE_AGENT_REMINDER },
+	{ "birthday",		RULE_BIRTHDAY },
+	{ "anniversary",	RULE_ANNIVERSARY },
+	{ "loyalty",		RULE_LOYALTY },
+	{ NULL, 0 },
+};
+
+static const struct enum_name rule_classes[] = {
+	{ "transactional",	RULE_CLASS_TRANSACTIONAL },
+	{ "marketing",		RULE_CLASS_MARKETING },
+	{ NULL, 0 },
+};
+
+static const struct enum_name feb29_modes[] = {
+	{ "feb28",	RULE_FEB29_FEB28 },
+	{ "mar1",	RULE_FEB29_MAR1 },
+	{ NULL, 0 },
+};
+
+static const struct enum_name over_cap_modes[] = {
+	{ "postpone",	RULE_OVER_CAP_POSTPONE },
+	{ "drop",	RULE_OVER_CAP_DROP },
+	{ NULL, 0 },
+};
+
+static const struct enum_name unknown_outcomes[] = {
+	{ "retry",	CONFIG_UNKNOWN_RETRY },
+	{ "hold",	CONFIG_UNKNOWN_HOLD },
 	{ NULL, 0 },
 };
 
@@ -162,6 +207,7 @@ static const struct key queue_keys[] = {
 	{ "sent_retention", KEY_DURATION, CFG(sent_retention), 0, "0",
 	    0, 365 * DAY, NULL, NULL },
 	{ "batch", KEY_INT, CFG(batch), 0, "100", 1, 10000, NULL, NULL },
+	{ "user", KEY_STRING, CFG(user), 0, NULL, 0, 0, NULL, check_user },
 };
 
 static const struct key templates_keys[] = {
@@ -185,14 +231,26 @@ static const struct key smtp_keys[] = {
 	{ "helo", KEY_STRING, CFG(smtp.helo), 0, NULL, 0, 0, NULL, check_host },
 	{ "timeout", KEY_DURATION_MS, CFG(smtp.timeout_ms), 0, "30s",
 	    1, HOUR, NULL, NULL },
+	{ "connections", KEY_INT, CFG(connections), 0, "4", 1, 64, NULL, NULL },
+	{ "rate", KEY_INT, CFG(rate), 0, "0", 0, 1000000, NULL, NULL },
+	{ "unknown_outcome", KEY_ENUM, CFG(unknown_outcome), 0, "retry", 0, 0,
+	    unknown_outcomes, NULL },
+};
+
+static const struct key metrics_keys[] = {
+	{ "enabled", KEY_BOOL, CFG(metrics_enabled), 0, "no", 0, 0, NULL, NULL },
+	{ "listen", KEY_STRING, CFG(metrics_listen), 0, "127.0.0.1", 0, 0, NULL,
+	    check_listen },
+	{ "port", KEY_INT, CFG(metrics_port), 0, "9898", 1, 65535, NULL, NULL },
 };
 
 /* lookback and template have computed defaults (finish_rule). */
 static const struct key rule_keys[] = {
 	{ "kind", KEY_ENUM, RULE(kind), KEY_REQUIRED, NULL, 0, 0, rule_kinds,
 	    NULL },
-	{ "delay", KEY_DURATION, RULE(delay), KEY_REQUIRED, NULL,
-	    0, 3660 * DAY, NULL, NULL },
+	/* required by after_resolution and agent_reminder (finish_rule) */
+	{ "delay", KEY_STRING, RULE(delay_text), 0, NULL,
+	    0, 3660 * DAY, NULL, check_delay },
 	{ "lookback", KEY_DURATION, RULE(lookback), 0, NULL,
 	    1, 3660 * DAY, NULL, NULL },
 	{ "template", KEY_STRING, RULE(template_name), 0, NULL, 0, 0, NULL,
@@ -201,6 +259,65 @@ static const struct key rule_keys[] = {
 	{ "enabled", KEY_BOOL, RULE(enabled), 0, "yes", 0, 0, NULL, NULL },
 	{ "query", KEY_STRING, RULE(query), KEY_MULTILINE, NULL, 0, 0, NULL,
 	    check_query },
+	{ "send_window", KEY_STRING, RULE(send_window), 0, NULL, 0, 0, NULL,
+	    check_window },
+	{ "quiet_hours", KEY_STRING, RULE(quiet_hours), 0, NULL, 0, 0, NULL,
+	    check_quiet },
+	{ "holidays", KEY_PATH, RULE(holidays), 0, NULL, 0, 0, NULL,
+	    check_holidays },
+	{ "duration", KEY_DURATION, RULE(duration), 0, "15m", 60, DAY, NULL,
+	    NULL },
+	{ "alarm", KEY_DURATION, RULE(alarm), 0, "10m", 0, 7 * DAY, NULL, NULL },
+	/* consent; class has a default by kind (finish_rule) */
+	{ "class", KEY_ENUM, RULE(cls), 0, NULL, 0, 0, rule_classes, NULL },
+	{ "max_marketing", KEY_STRING, RULE(max_marketing), 0, NULL, 0, 0, NULL,
+	    check_cap },
+	{ "over_cap", KEY_ENUM, RULE(over_cap), 0, "postpone", 0, 0,
+	    over_cap_modes, NULL },
+	/* birthday, anniversary, loyalty */
+	{ "send_at", KEY_STRING, RULE(send_at), 0, "09:00", 0, 0, NULL,
+	    check_send_at },
+	{ "feb29", KEY_ENUM, RULE(feb29), 0, "feb28", 0, 0, feb29_modes, NULL },
+	{ "years", KEY_STRING, RULE(years), 0, NULL, 0, 0, NULL, check_years },
+	{ "min_purchases", KEY_INT, RULE(min_purchases), 0, "0", 0, 1000000,
+	    NULL, NULL },
+	{ "min_total", KEY_INT, RULE(min_total), 0, "0", 0, 2000000000L, NULL,
+	    NULL },
+	{ "currency", KEY_STRING, RULE(currency), 0, NULL, 0, 0, NULL,
+	    check_currency },
+	{ "code", KEY_STRING, RULE(code), 0, NULL, 0, 0, NULL, check_code },
+	{ "code_length", KEY_INT, RULE(code_length), 0, "8", 4, 64, NULL, NULL },
+	{ "code_alphabet", KEY_STRING, RULE(code_alphabet), 0,
+	    "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 0, 0, NULL, check_alphabet },
+};
+
+/* [defaults]: what holds for every rule unless the rule says otherwise. */
+static const struct key defaults_keys[] = {
+	{ "timezone", KEY_STRING, CFG(timezone), 0, NULL, 0, 0, NULL,
+	    check_timezone },
+	{ "quiet_hours", KEY_STRING, CFG(quiet_hours), 0, NULL, 0, 0, NULL,
+	    check_quiet },
+	{ "max_marketing", KEY_STRING, CFG(max_marketing), 0, NULL, 0, 0, NULL,
+	    check_cap },
+};
+
+/* [unsubscribe]: the one-click endpoint (unsubscribe.c) and its tokens. */
+static const struct key unsubscribe_keys[] = {
+	{ "listen", KEY_STRING, CFG(unsubscribe_listen), 0, "127.0.0.1", 0, 0,
+	    NULL, check_listen },
+	{ "port", KEY_INT, CFG(unsubscribe_port), 0, "8025", 1, 65535, NULL,
+	    NULL },
+	{ "url", KEY_STRING, CFG(unsubscribe_url), 0, NULL, 0, 0, NULL,
+	    check_unsub_url },
+	{ "mailto", KEY_STRING, CFG(unsubscribe_mailto), 0, NULL, 0, 0, NULL,
+	    check_unsub_mailto },
+	{ "secret_file", KEY_PATH, CFG(unsubscribe_secret_file), 0, NULL, 0, 0,
+	    NULL, NULL },
+};
+
+static const struct key calendar_keys[] = {
+	{ "feed", KEY_PATH, CFG(calendar_feed), 0, NULL, 0, 0, NULL, NULL },
+	{ "link", KEY_STRING, CFG(calendar_link), 0, NULL, 0, 0, NULL, NULL },
 };
 
 #define NKEYS(a)	(sizeof(a) / sizeof((a)[0]))
@@ -210,6 +327,10 @@ _Static_assert(NKEYS(queue_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(templates_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(smtp_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(rule_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(NKEYS(defaults_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(NKEYS(calendar_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(NKEYS(metrics_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(NKEYS(unsubscribe_keys) <= MAX_KEYS, "MAX_KEYS");
 /* Enumerated fields are stored through an int. */
 _Static_assert(sizeof(enum rule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum smtp_starttls) == sizeof(int), "enum size");
@@ -219,6 +340,10 @@ static const struct section sections[] = {
 	{ "queue", queue_keys, NKEYS(queue_keys), 0, finish_queue },
 	{ "templates", templates_keys, NKEYS(templates_keys), 0, NULL },
 	{ "smtp", smtp_keys, NKEYS(smtp_keys), 0, finish_smtp },
+	{ "metrics", metrics_keys, NKEYS(metrics_keys), 0, NULL },
+	{ "defaults", defaults_keys, NKEYS(defaults_keys), 0, NULL },
+	{ "calendar", calendar_keys, NKEYS(calendar_keys), 0, NULL },
+	{ "unsubscribe", unsubscribe_keys, NKEYS(unsubscribe_keys), 0, NULL },
 	{ "rule", rule_keys, NKEYS(rule_keys), 1, finish_rule },
 };
 
@@ -731,7 +856,8 @@ section_line(struct loader *l, char *t, int line)
 			    word, best);
 		else
 			errat(l, line, "unknown section [%s%s%s] (known: source, "
-			    "queue, templates, smtp, rule NAME)", word,
+			    "queue, templates, smtp, metrics, defaults, calendar, "
+			    "rule NAME)", word,
 			    *rest ? " " : "", rest);
 		return;
 	}
@@ -972,6 +1098,229 @@ check_database(struct loader *l, struct inst *in, const struct key *k,
 	l->cfg->database_line = line;	/* `check` names it for source errors */
 }
 
+/* The user to run as must exist now, not only when the daemon starts. */
+static void
+check_user(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	const char *v = get_str(field(l, in, k));
+
+	errno = 0;
+	if (getpwnam(v) == NULL)
+		errat(l, line, "%s: no such user '%.64s'%s%s", k->name, v,
+		    errno ? ": " : "", errno ? strerror(errno) : "");
+}
+
+/* The metrics endpoint binds an address, never a name (no DNS at start-up). */
+static void
+check_listen(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	const char *v = get_str(field(l, in, k));
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1)
+		errat(l, line, "%s: '%.80s' is not an IPv4 or IPv6 address (e.g. "
+		    "127.0.0.1 or ::1)", k->name, v);
+}
+
+/* The key's value was refused: cross-checks leave it alone. */
+static void
+mark_bad(struct inst *in, const struct key *k)
+{
+	in->bad[k - in->sec->keys] = 1;
+}
+
+/* "3d", "1d12h", or "N business day(s)" (N of 1..365). */
+static void
+check_delay(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	struct rule_config *r = &l->cfg->rules[in->rule];
+	const char *v = r->delay_text;
+	char *err = NULL, word[16];
+	long n;
+	int used = 0;
+
+	r->business_days = 0;
+	if (sscanf(v, "%ld business day%n", &n, &used) == 1 && used > 0 &&
+	    (v[used] == '\0' || (v[used] == 's' && v[used + 1] == '\0'))) {
+		if (n < 1 || n > 365) {
+			errat(l, line, "%s: '%.80s': 1 to 365 business days",
+			    k->name, v);
+			mark_bad(in, k);
+			return;
+		}
+		r->business_days = (int)n;
+		/* For the default lookback: a business week is 7 days. */
+		r->delay = (n + n / 5 * 2 + 2) * DAY;
+		return;
+	}
+	/* Business days meant, not written in the form: "3 working days",
+	 * "2 Business Days", "3 business", "2 business days ; note". */
+	if (sscanf(v, "%ld %15s", &n, word) == 2 && (eq_nocase(word,
+	    "business") || eq_nocase(word, "working"))) {
+		errat(l, line, "%s: '%.80s': write 'N business days'%s", k->name,
+		    v, comment_hint(v));
+		mark_bad(in, k);
+		return;
+	}
+	if (config_parse_duration(v, &n, &err) != FU_OK) {
+		errat(l, line, "%s: %s (or 'N business days')%s", k->name, err,
+		    comment_hint(v));
+		free(err);
+		mark_bad(in, k);
+		return;
+	}
+	if (n < k->min || n > k->max) {
+		errat(l, line, "%s: '%s' is out of range (0 to 3660d)", k->name, v);
+		mark_bad(in, k);
+		return;
+	}
+	r->delay = n;
+}
+
+/* "HH:MM" (00:00 to 24:00) at *s; advances it. Minutes or -1. */
+static int
+parse_hhmm(const char **s)
+{
+	const char *p = *s;
+	int h, m;
+
+	if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9' ||
+	    p[2] != ':' || p[3] < '0' || p[3] > '5' || p[4] < '0' || p[4] > '9')
+		return -1;
+	h = (p[0] - '0') * 10 + (p[1] - '0');
+	m = (p[3] - '0') * 10 + (p[4] - '0');
+	if (h > 24 || (h == 24 && m != 0))
+		return -1;
+	*s = p + 5;
+	return h * 60 + m;
+}
+
+/* "HH:MM-HH:MM" (the whole rest of s). */
+static int
+parse_span(const char *s, int *start, int *end)
+{
+	if ((*start = parse_hhmm(&s)) == -1 || *s++ != '-' ||
+	    (*end = parse_hhmm(&s)) == -1 || *s != '\0')
+		return -1;
+	return 0;
+}
+
+static int
+day_index(const char *s, size_t n)
+{
+	static const char *const names[] = { "sun", "mon", "tue", "wed",
+	    "thu", "fri", "sat" };
+
+	for (int i = 0; i < 7; i++)
+		if (n == 3 && lower((unsigned char)s[0]) == names[i][0] &&
+		    lower((unsigned char)s[1]) == names[i][1] &&
+		    lower((unsigned char)s[2]) == names[i][2])
+			return i;
+	return -1;
+}
+
+/* "Mon-Fri 09:00-17:00", "Mon,Wed,Fri 08:30-12:00", "Sun-Thu ...", "daily ...". */
+static void
+check_window(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	struct rule_config *r = &l->cfg->rules[in->rule];
+	const char *v = r->send_window, *sp = strchr(v, ' '), *p;
+	unsigned days = 0;
+
+	if (sp == NULL)
+		goto bad;
+	if ((size_t)(sp - v) == 5 && strncmp(v, "daily", 5) == 0)
+		days = 0x7f;
+	else
+		for (p = v; p < sp; ) {
+			const char *e = p;
+			int a, b;
+
+			while (e < sp && *e != ',' && *e != '-')
+				e++;
+			if ((a = day_index(p, (size_t)(e - p))) == -1)
+				goto bad;
+			b = a;
+			if (*e == '-') {
+				p = e + 1;
+				for (e = p; e < sp && *e != ','; e++)
+					;
+				if ((b = day_index(p, (size_t)(e - p))) == -1)
+					goto bad;
+			}
+			for (int d = a; ; d = (d + 1) % 7) {	/* Fri-Mon wraps */
+				days |= 1u << d;
+				if (d == b)
+					break;
+			}
+			p = *e == ',' ? e + 1 : e;
+			if (*e == ',' && p == sp)
+				goto bad;
+		}
+	while (*sp == ' ')
+		sp++;
+	if (parse_span(sp, &r->window.start, &r->window.end) == -1)
+		goto bad;
+	if (r->window.start >= r->window.end) {
+		errat(l, line, "%s: '%.80s': the window must end after it starts "
+		    "on the same day", k->name, v);
+		mark_bad(in, k);
+		return;
+	}
+	r->window.days = days;
+	return;
+bad:
+	errat(l, line, "%s: '%.80s': write days and hours, e.g. 'Mon-Fri "
+	    "09:00-17:00' or 'Mon,Wed 08:30-12:00'%s", k->name, v,
+	    comment_hint(v));
+	mark_bad(in, k);
+}
+
+/* "20:00-08:00" (may wrap midnight) or "none". */
+static void
+check_quiet(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	struct clock_quiet *q = in->rule >= 0 ? &l->cfg->rules[in->rule].quiet :
+	    &l->cfg->quiet;
+	const char *v = get_str(field(l, in, k));
+
+	q->start = q->end = 0;
+	if (eq_nocase(v, "none"))
+		return;
+	if (parse_span(v, &q->start, &q->end) == -1 || q->start == q->end) {
+		q->start = q->end = 0;
+		errat(l, line, "%s: '%.80s': write 'HH:MM-HH:MM' (e.g. "
+		    "20:00-08:00) or 'none'%s", k->name, v, comment_hint(v));
+		mark_bad(in, k);
+	}
+}
+
+/* An IANA name's shape; whether the zone exists is `check`'s (clock.c) question. */
+static void
+check_timezone(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	const char *v = l->cfg->timezone;
+
+	l->cfg->timezone_line = line;
+	if (strlen(v) > 64 || v[0] == '/' || strstr(v, "..") != NULL ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789/_-+") != strlen(v)) {
+		errat(l, line, "%s: '%.80s' is not a time zone name (e.g. "
+		    "Europe/Berlin or UTC)%s", k->name, v, comment_hint(v));
+		mark_bad(in, k);
+	}
+}
+
+static void
+check_holidays(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	struct rule_config *r = &l->cfg->rules[in->rule];
+
+	(void)k;
+	r->holidays_line = line;	/* render_open parses the file */
+}
+
 static void
 check_query(struct loader *l, struct inst *in, const struct key *k, int line)
 {
@@ -1097,7 +1446,9 @@ check_password(struct loader *l, struct inst *in, const struct key *k, int line)
 
 	(void)in;
 	(void)k;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+	/* O_NONBLOCK: a FIFO must not hang start-up (it is refused below). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) ==
+	    -1) {
 		errat(l, line, "password_file %s: %s", path, strerror(errno));
 		return;
 	}
@@ -1211,6 +1562,9 @@ finish_smtp(struct loader *l, struct inst *in)
 		    "username is not: AUTH needs both");
 }
 
+static void finish_rule_consent(struct loader *, struct inst *,
+    struct rule_config *);
+
 static void
 finish_rule(struct loader *l, struct inst *in)
 {
@@ -1220,6 +1574,10 @@ finish_rule(struct loader *l, struct inst *in)
 		r->template_name = xstrdup(r->name);
 	if (!in->seen[key_index(in->sec, "lookback")])
 		r->lookback = r->delay + 7 * DAY;
+	/* [defaults] was read whole by now (finish runs after parsing). */
+	if (r->quiet_hours == NULL)
+		r->quiet = l->cfg->quiet;
+	finish_rule_consent(l, in, r);
 }
 
 /* Required keys, defaults, then the section's own cross-checks. */
@@ -1370,4 +1728,224 @@ config_rule(const struct config *c, const char *name)
 		if (strcmp(c->rules[i].name, name) == 0)
 			return &c->rules[i];
 	return NULL;
+}
+
+/* ---- consent, birthday, anniversary, loyalty (issue 4) ---- */
+
+const char *
+config_class_name(int cls)
+{
+	return cls == RULE_CLASS_MARKETING ? "marketing" : "transactional";
+}
+
+int
+config_has_marketing(const struct config *c)
+{
+	for (int i = 0; i < c->nrules; i++)
+		if (c->rules[i].enabled && c->rules[i].cls == RULE_CLASS_MARKETING)
+			return 1;
+	return 0;
+}
+
+/* Kind-dependent defaults and requirements, after the whole file is read. */
+static void
+finish_rule_consent(struct loader *l, struct inst *in, struct rule_config *r)
+{
+	char lb[RULE_NAME_MAX + 16];
+	int yearly = r->kind == RULE_BIRTHDAY || r->kind == RULE_ANNIVERSARY ||
+	    r->kind == RULE_LOYALTY;
+
+	if (!yearly && !in->seen[key_index(in->sec, "delay")])
+		errat(l, in->line, "missing required key 'delay' in %s",
+		    label(l, in, lb, sizeof(lb)));
+	if (!in->seen[key_index(in->sec, "class")])
+		r->cls = yearly ? RULE_CLASS_MARKETING : RULE_CLASS_TRANSACTIONAL;
+	if (!in->seen[key_index(in->sec, "send_at")])
+		r->send_at_min = 9 * 60;	/* the default, "09:00" */
+	if (r->kind == RULE_ANNIVERSARY && r->years == NULL) {
+		/* default: 1, 5, 10 */
+		r->year_list[0] = 1;
+		r->year_list[1] = 5;
+		r->year_list[2] = 10;
+		r->nyears = 3;
+	}
+	if (r->kind == RULE_LOYALTY && r->query == NULL &&
+	    r->min_purchases == 0 && r->min_total == 0)
+		errat(l, in->line, "%s: a loyalty rule needs min_purchases, "
+		    "min_total or its own query", label(l, in, lb, sizeof(lb)));
+	if (r->cls == RULE_CLASS_MARKETING && r->enabled &&
+	    l->cfg->unsubscribe_url == NULL)
+		errat(l, in->line, "%s is marketing mail: set [unsubscribe] url "
+		    "(the https address of followupd unsubscribe-server; RFC "
+		    "8058)", label(l, in, lb, sizeof(lb)));
+}
+
+static void
+check_send_at(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	struct rule_config *r = &l->cfg->rules[in->rule];
+	const char *p = r->send_at;
+	int m = parse_hhmm(&p);
+
+	if (m < 0 || m >= 24 * 60 || *p != '\0') {
+		errat(l, line, "%s: '%.80s': write a local time HH:MM (e.g. "
+		    "09:00)%s", k->name, r->send_at, comment_hint(r->send_at));
+		mark_bad(in, k);
+		return;
+	}
+	r->send_at_min = m;
+}
+
+/* "1, 5, 10" (1 to 200, each once) or "every year". */
+static void
+check_years(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	struct rule_config *r = &l->cfg->rules[in->rule];
+	const char *p = r->years;
+
+	r->nyears = 0;
+	r->years_every = 0;
+	if (eq_nocase(p, "every year")) {
+		r->years_every = 1;
+		return;
+	}
+	for (;;) {
+		long n = 0;
+		int digits = 0;
+
+		while (is_blank(*p))
+			p++;
+		for (; *p >= '0' && *p <= '9' && n < 1000; p++, digits++)
+			n = n * 10 + (*p - '0');
+		while (is_blank(*p))
+			p++;
+		if (digits == 0 || n < 1 || n > 200 || (*p != ',' && *p != '\0') ||
+		    r->nyears == CONFIG_YEARS_MAX)
+			goto bad;
+		for (int i = 0; i < r->nyears; i++)
+			if (r->year_list[i] == n)
+				goto bad;
+		r->year_list[r->nyears++] = (int)n;
+		if (*p == '\0')
+			return;
+		p++;
+	}
+bad:
+	r->nyears = 0;
+	errat(l, line, "%s: '%.80s': write whole years 1 to 200, each once, "
+	    "separated by commas (e.g. 1, 5, 10), or 'every year'%s", k->name,
+	    r->years, comment_hint(r->years));
+	mark_bad(in, k);
+}
+
+/* ISO 4217: three capital letters. */
+static void
+check_currency(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+
+	if (strlen(v) != 3 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3) {
+		errat(l, line, "%s: '%.80s' is not an ISO 4217 code (e.g. EUR)",
+		    k->name, v);
+		mark_bad(in, k);
+	}
+}
+
+/* "N/DURATION": at most N messages per recipient in DURATION ("2/7d"). */
+static void
+check_cap(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	struct config_cap *cap = in->rule >= 0 ? &l->cfg->rules[in->rule].cap :
+	    &l->cfg->marketing_cap;
+	const char *v = get_str(field(l, in, k)), *slash = strchr(v, '/');
+	char num[16], *err = NULL;
+	long n, w;
+
+	cap->n = 0;
+	cap->window = 0;
+	if (slash == NULL || slash == v || (size_t)(slash - v) >= sizeof(num))
+		goto bad;
+	memcpy(num, v, (size_t)(slash - v));
+	num[slash - v] = '\0';
+	if (parse_int(trim(num), &n) == -1 || n < 1 || n > 1000)
+		goto bad;
+	while (is_blank(slash[1]))
+		slash++;
+	if (config_parse_duration(slash + 1, &w, &err) != FU_OK || w < MIN ||
+	    w > 3660 * DAY) {
+		free(err);
+		goto bad;
+	}
+	cap->n = (int)n;
+	cap->window = w;
+	return;
+bad:
+	errat(l, line, "%s: '%.80s': write N/DURATION, e.g. 2/7d (at most 2 "
+	    "marketing messages per recipient in 7 days)%s", k->name, v,
+	    comment_hint(v));
+	mark_bad(in, k);
+}
+
+/* "random", or a Mustache text (render_open parses it) of bounded size. */
+static void
+check_code(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	const char *v = get_str(field(l, in, k));
+
+	if (strlen(v) > 200 || strpbrk(v, "\t\"<>\\") != NULL) {
+		errat(l, line, "%s: '%.80s': 'random' or a short text such as "
+		    "LOYALTY-{{customer.id}}-{{code.random}} (no quotes, tabs, "
+		    "<, > or \\)", k->name, v);
+		mark_bad(in, k);
+	}
+}
+
+/* Printable ASCII, no space, each character once, 2 to 64 of them. */
+static void
+check_alphabet(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+	size_t n = strlen(v);
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i] <= ' ' || v[i] > '~' || strchr(v + i + 1, v[i]) != NULL ||
+		    strchr("\"<>\\&", v[i]) != NULL)
+			n = 0;
+	if (n < 2 || n > 64) {
+		errat(l, line, "%s: '%.80s': 2 to 64 different printable ASCII "
+		    "characters (not space, quotes, <, >, & or \\)", k->name, v);
+		mark_bad(in, k);
+	}
+}
+
+/* RFC 8058 3.1: the one-click URI must be https; the token goes in ?t=. */
+static void
+check_unsub_url(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+	const char *host = v + 8;
+
+	if (strncmp(v, "https://", 8) != 0 || *host == '\0' || *host == '/' ||
+	    strlen(v) > 200 || strpbrk(v, "?#<>\"'\\ \t,") != NULL) {
+		errat(l, line, "%s: '%.80s': an https URL without query or "
+		    "fragment, e.g. https://desk.example/unsubscribe (RFC 8058)",
+		    k->name, v);
+		mark_bad(in, k);
+	}
+}
+
+static void
+check_unsub_mailto(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+	const char *why = addr_problem(v, strlen(v));
+
+	if (why != NULL) {
+		errat(l, line, "%s: '%.80s': %s", k->name, v, why);
+		mark_bad(in, k);
+	}
 }

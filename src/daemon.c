@@ -2,9 +2,13 @@
 #include "daemon.h"
 #include "clock.h"
 #include "deliver.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
+#include "notify.h"
 #include "plan.h"
+#include "progress.h"
 #include "render.h"
 #include "smtp.h"
 #include "source.h"
@@ -13,32 +17,64 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 struct daemon {
 	const struct config	*cfg;
+	struct config		*own_cfg;	/* loaded by a reload; NULL: the caller's */
 	struct spool		*spool;
 	struct store		*store;
 	struct source		*source;
 	struct render		*render;
 	int			 lockfd;
 	int			 smtp_ready;
+	struct http		*http;		/* run with [metrics] enabled */
+	struct metrics		*metrics;
+	time_t			 started;
+	unsigned long long	 watchdog_usec;	/* 0: no watchdog */
+	struct timespec		 last_ping;
 };
 
-static volatile int daemon_stop;
+static volatile sig_atomic_t daemon_stop;
+static volatile sig_atomic_t daemon_hup;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	daemon_stop = 1;
+	if (sig == SIGHUP)
+		daemon_hup = 1;
+	else
+		daemon_stop = 1;
+}
+
+/* The daemon being run, for the progress pulse (one per process). */
+static struct daemon *daemon_current;
+
+static void
+watchdog_ping(struct daemon *d)
+{
+	if (d->watchdog_usec == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &d->last_ping);
+	notify_send("WATCHDOG=1");
+}
+
+/* During a long tick (progress.c calls it about once a second). */
+static void
+pulse(void)
+{
+	if (daemon_current != NULL)
+		watchdog_ping(daemon_current);
 }
 
 /* One instance per queue: an flock held for the life of the process. */
@@ -73,6 +109,61 @@ take_lock(struct daemon *d, char **err)
 	return FU_OK;
 }
 
+/*
+ * Started as root with [queue] user = NAME: become NAME for good (groups,
+ * real, effective and saved ids) after the config (the password file) and
+ * the source are open, before anything in the queue is created or opened.
+ * Templates and ca_file are read afterwards: NAME must be able to read
+ * them. Not root: nothing to drop (a note when NAME is someone else).
+ */
+static int
+drop_privileges(const struct config *cfg, char **err)
+{
+	struct passwd *pw;
+	gid_t gid;
+	uid_t uid;
+
+	errno = 0;
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		set_err(err, "[queue] user %s: no such user%s%s", cfg->user,
+		    errno ? ": " : "", errno ? strerror(errno) : "");
+		return FU_PERMFAIL;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (geteuid() != 0) {
+		if (geteuid() != uid)
+			log_info("daemon: not started as root: [queue] user %s "
+			    "ignored, running as uid %ld", cfg->user,
+			    (long)geteuid());
+		return FU_OK;
+	}
+	if (uid == 0)
+		return FU_OK;
+	/* A queue that does not exist yet is made for the user (as Postfix's
+	 * set-permissions would); an existing one is left as it is. */
+	if (mkdir(cfg->queue_dir, 0700) == 0 &&
+	    chown(cfg->queue_dir, uid, gid) == -1) {
+		set_err(err, "[queue] user %s: chown %s: %s", cfg->user,
+		    cfg->queue_dir, strerror(errno));
+		return FU_PERMFAIL;
+	}
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1) {
+		set_err(err, "[queue] user %s: cannot drop privileges: %s",
+		    cfg->user, strerror(errno));
+		return FU_PERMFAIL;
+	}
+	if (setuid(0) != -1) {	/* paranoia: the drop must be for good */
+		set_err(err, "[queue] user %s: could become root again",
+		    cfg->user);
+		return FU_PERMFAIL;
+	}
+	log_info("daemon: running as %s (uid %ld, gid %ld)", cfg->user,
+	    (long)uid, (long)gid);
+	return FU_OK;
+}
+
 int
 daemon_open(const struct config *cfg, struct daemon **out, char **err)
 {
@@ -83,6 +174,12 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 
 	d->cfg = cfg;
 	d->lockfd = -1;
+	/* [queue] user: the source (maybe root's only) first, then the drop,
+	 * then the queue, which so belongs to the user. */
+	if (cfg->user != NULL && ((r = source_open(cfg->database,
+	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK ||
+	    (r = drop_privileges(cfg, err)) != FU_OK))
+		goto fail;
 	if ((r = spool_open(cfg->queue_dir, &d->spool, err)) != FU_OK)
 		goto fail;
 	if ((r = take_lock(d, err)) != FU_OK)
@@ -102,8 +199,9 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 		log_warnx("daemon: %d job%s found 'sending' after an "
 		    "interruption: outcome unknown, sending again with the "
 		    "same Message-ID", n, n == 1 ? "" : "s");
-	if ((r = source_open(cfg->database, cfg->busy_timeout_ms, &d->source,
-	    err)) != FU_OK)
+	deliver_tidy_spool(cfg, d->store, d->spool);
+	if (d->source == NULL && (r = source_open(cfg->database,
+	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
 		goto fail;
 	mime_init();
 	if ((d->render = render_open(cfg, &errs)) == NULL) {
@@ -124,11 +222,22 @@ fail:
 	return r;
 }
 
+static void
+first_number_cb(int n, char *const *names, char *const *values, void *arg)
+{
+	(void)n;
+	(void)names;
+	if (values[0])
+		*(time_t *)arg = (time_t)strtoll(values[0], NULL, 10);
+}
+
 void
 daemon_close(struct daemon *d)
 {
 	if (d == NULL)
 		return;
+	http_free(d->http);		/* first: its thread reads metrics */
+	metrics_free(d->metrics);
 	if (d->smtp_ready)
 		smtp_shutdown();
 	render_close(d->render);
@@ -137,7 +246,22 @@ daemon_close(struct daemon *d)
 	spool_close(d->spool);
 	if (d->lockfd != -1)
 		close(d->lockfd);	/* releases the lock */
+	config_free(d->own_cfg);
+	if (daemon_current == d)
+		daemon_current = NULL;
 	free(d);
+}
+
+/* A count for the progress line (the question is cheap: indexed). */
+static long
+count_due(struct daemon *d, const char *sql, time_t now)
+{
+	char nowtext[32];
+	time_t n = 0;
+
+	snprintf(nowtext, sizeof(nowtext), "%lld", (long long)now);
+	store_query(d->store, sql, nowtext, first_number_cb, &n, NULL);
+	return (long)n;
 }
 
 static void
@@ -168,36 +292,40 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	}
 	free(e);
 	e = NULL;
+	progress_set_pulse(pulse);
+	progress_begin("rendering", count_due(d, "SELECT count(*) FROM jobs "
+	    "WHERE state = 'planned' AND due_at <= CAST(?1 AS INTEGER)", now));
 	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
 	    &rs, &e)) != FU_OK) {
 		note_error(d, "render: stopped early", e);
 		worst = worst ? worst : r;
 	}
+	progress_end();
 	free(e);
 	e = NULL;
-	if ((r = deliver_tick(d->cfg, d->store, d->spool, now, &daemon_stop,
-	    &ds, &e)) != FU_OK) {
+	pulse();
+	progress_begin("delivering", count_due(d, "SELECT count(*) FROM jobs "
+	    "WHERE state IN ('queued', 'deferred') AND next_attempt_at <= "
+	    "CAST(?1 AS INTEGER)", now));
+	if ((r = deliver_tick(d->cfg, d->store, d->spool, now,
+	    &daemon_stop, &ds, &e)) != FU_OK) {
 		note_error(d, "deliver: stopped early", e);
 		worst = worst ? worst : r;
 	}
+	progress_end();
 	free(e);
 	store_meta_set(d->store, "last_tick", clock_format_sql(now, when), NULL);
 	log_info("tick %s UTC: planned %d, queued %d, cancelled %d, sent %d, "
 	    "deferred %d, failed %d", when, ps.planned, rs.queued,
 	    rs.cancelled + ds.cancelled, ds.sent, ds.deferred,
 	    rs.failed + ds.failed);
+	notify_status("last tick %s UTC: planned %d, queued %d, cancelled %d, "
+	    "sent %d, deferred %d, failed %d%s", when, ps.planned, rs.queued,
+	    rs.cancelled + ds.cancelled, ds.sent, ds.deferred,
+	    rs.failed + ds.failed, worst != FU_OK ? " (unfinished)" : "");
 	if (worst != FU_OK)
 		set_err(err, "the tick did not finish (see the messages above)");
 	return worst;
-}
-
-static void
-next_due_cb(int n, char *const *names, char *const *values, void *arg)
-{
-	(void)n;
-	(void)names;
-	if (values[0])
-		*(time_t *)arg = (time_t)strtoll(values[0], NULL, 10);
 }
 
 /* The earliest instant some job becomes due, or 0 when none. */
@@ -209,24 +337,183 @@ next_due(struct daemon *d)
 	store_query(d->store, "SELECT MIN(t) FROM ("
 	    "SELECT MIN(due_at) AS t FROM jobs WHERE state = 'planned' "
 	    "UNION ALL SELECT MIN(next_attempt_at) FROM jobs "
-	    "WHERE state IN ('queued', 'deferred'))", NULL, next_due_cb, &t,
+	    "WHERE state IN ('queued', 'deferred'))", NULL, first_number_cb, &t,
 	    NULL);
 	return t;
+}
+
+/* Log each line of a multi-line error report (config_load, render_open). */
+static void
+log_lines(const char *prefix, const char *text)
+{
+	while (text && *text) {
+		size_t n = strcspn(text, "\n");
+
+		if (n > 0)
+			log_warnx("%s%.*s", prefix, (int)n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The metrics endpoint of `run`, per [metrics]; a failure is logged, not fatal. */
+static void
+metrics_start(struct daemon *d)
+{
+	char *err = NULL;
+
+	if (!d->cfg->metrics_enabled)
+		return;
+	d->metrics = metrics_new(d->cfg->queue_dir, d->cfg->busy_timeout_ms,
+	    d->started);
+	d->http = http_new();
+	metrics_route(d->metrics, d->http);
+	if (http_start(d->http, d->cfg->metrics_listen, d->cfg->metrics_port,
+	    &err) != FU_OK) {
+		log_warnx("metrics: %s: no metrics endpoint", err);
+		free(err);
+		http_free(d->http);
+		metrics_free(d->metrics);
+		d->http = NULL;
+		d->metrics = NULL;
+		return;
+	}
+	log_info("metrics: serving http://%s%s%s:%d/metrics",
+	    strchr(d->cfg->metrics_listen, ':') ? "[" : "",
+	    d->cfg->metrics_listen, strchr(d->cfg->metrics_listen, ':') ?
+	    "]" : "", http_port(d->http));
+}
+
+static void
+metrics_stop(struct daemon *d)
+{
+	http_free(d->http);
+	metrics_free(d->metrics);
+	d->http = NULL;
+	d->metrics = NULL;
+}
+
+/*
+ * SIGHUP: read the configuration and the templates again. All or nothing:
+ * the new config, templates, source and SMTP settings are all prepared
+ * first; any error keeps every old one (each error logged).
+ */
+static int
+daemon_reload(struct daemon *d)
+{
+	struct buf errs = { 0 };
+	struct config *nc;
+	struct render *nr = NULL;
+	struct source *nsrc = NULL;
+	char *err = NULL;
+	int ok = 0, metrics_changed;
+
+	notify_send("RELOADING=1");
+	log_info("daemon: SIGHUP: reloading %s and the templates", d->cfg->path);
+	if ((nc = config_load(d->cfg->path, &errs)) == NULL)
+		goto out;
+	if (strcmp(nc->queue_dir, d->cfg->queue_dir) != 0) {
+		buf_printf(&errs, "%s: [queue] dir changed (%s → %s): that "
+		    "needs a restart\n", nc->path, d->cfg->queue_dir,
+		    nc->queue_dir);
+		goto out;
+	}
+	if ((nr = render_open(nc, &errs)) == NULL)
+		goto out;
+	if (!same_str(nc->database, d->cfg->database) ||
+	    nc->busy_timeout_ms != d->cfg->busy_timeout_ms) {
+		if (source_open(nc->database, nc->busy_timeout_ms, &nsrc, &err) !=
+		    FU_OK) {
+			buf_printf(&errs, "%s: [source] database: %s\n", nc->path,
+			    err);
+			goto out;
+		}
+	}
+	/* SMTP last: its set-up is global; on failure restore the old one. */
+	smtp_shutdown();
+	d->smtp_ready = 0;
+	if (smtp_init(&nc->smtp, &err) != FU_OK) {
+		buf_printf(&errs, "%s: [smtp] %s\n", nc->path, err);
+		free(err);
+		err = NULL;
+		if (smtp_init(&d->cfg->smtp, &err) == FU_OK)
+			d->smtp_ready = 1;
+		else
+			log_warnx("daemon: reload: the previous SMTP settings "
+			    "failed too: %s", err);
+		goto out;
+	}
+	d->smtp_ready = 1;
+
+	/* Everything is ready: swap. */
+	metrics_changed = nc->metrics_enabled != d->cfg->metrics_enabled ||
+	    nc->metrics_port != d->cfg->metrics_port ||
+	    !same_str(nc->metrics_listen, d->cfg->metrics_listen);
+	if (metrics_changed)
+		metrics_stop(d);
+	render_close(d->render);
+	d->render = nr;
+	nr = NULL;
+	if (nsrc != NULL) {
+		source_close(d->source);
+		d->source = nsrc;
+		nsrc = NULL;
+	}
+	config_free(d->own_cfg);
+	d->own_cfg = nc;
+	d->cfg = nc;
+	nc = NULL;
+	if (metrics_changed)
+		metrics_start(d);
+	ok = 1;
+	log_info("daemon: reloaded: %d rule%s, a tick every %ld s",
+	    d->cfg->nrules, d->cfg->nrules == 1 ? "" : "s", d->cfg->tick);
+out:
+	if (!ok) {
+		log_lines("daemon: reload: ", buf_cstr(&errs));
+		log_warnx("daemon: reload failed: keeping the previous "
+		    "configuration and templates");
+		notify_status("reload failed (see the log); running with the "
+		    "previous configuration");
+	}
+	free(err);
+	buf_free(&errs);
+	render_close(nr);
+	source_close(nsrc);
+	config_free(nc);
+	notify_send("READY=1");
+	return ok ? FU_OK : FU_PERMFAIL;
 }
 
 int
 daemon_run(struct daemon *d)
 {
 	struct sigaction sa;
-	char *err = NULL;
+	char *err = NULL, when[20];
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	log_info("daemon: started (pid %ld), a tick every %ld s",
-	    (long)getpid(), d->cfg->tick);
+	sigaction(SIGHUP, &sa, NULL);
+	daemon_current = d;
+	d->started = time(NULL);
+	d->watchdog_usec = notify_watchdog_usec();
+	store_meta_set(d->store, "started_at", clock_format_sql(d->started,
+	    when), NULL);
+	metrics_start(d);
+	log_info("daemon: started (pid %ld), a tick every %ld s%s",
+	    (long)getpid(), d->cfg->tick, d->watchdog_usec ?
+	    ", systemd watchdog on" : "");
+	notify_send("READY=1");
+	notify_status("started; a tick every %ld s", d->cfg->tick);
+	watchdog_ping(d);
 	while (!daemon_stop) {
 		struct timespec start, cur;
 		time_t now = clock_now(), due;
@@ -244,12 +531,27 @@ daemon_run(struct daemon *d)
 		if (due > 0 && due - now < wait)
 			wait = due > now ? (long)(due - now) : 1;
 		for (;;) {
+			struct timespec nap = { 0, 200 * 1000 * 1000 };
+
+			if (daemon_hup) {
+				daemon_hup = 0;
+				daemon_reload(d);
+			}
 			clock_gettime(CLOCK_MONOTONIC, &cur);
 			if (daemon_stop || cur.tv_sec - start.tv_sec >= wait)
 				break;
-			sleep(1);
+			/* Ping at a quarter of the interval: well inside it. */
+			if (d->watchdog_usec && (unsigned long long)
+			    ((cur.tv_sec - d->last_ping.tv_sec) * 1000000LL +
+			    (cur.tv_nsec - d->last_ping.tv_nsec) / 1000) >=
+			    d->watchdog_usec / 4)
+				watchdog_ping(d);
+			nanosleep(&nap, NULL);
 		}
 	}
+	notify_send("STOPPING=1");
 	log_info("daemon: stopping on a signal");
+	metrics_stop(d);
+	daemon_current = NULL;
 	return EX_OK;
 }

@@ -25,7 +25,12 @@ int	daemon_tick(struct daemon *, time_t now, char **err);
 /*
  * The loop: a tick, then sleep until the next tick or the earliest due
  * job, whichever is first; SIGTERM/SIGINT stop it after the SMTP session in
- * flight. Returns the exit status for main.
+ * flight. SIGHUP reloads the config file (cfg->path) and the templates, all
+ * or nothing: with any error every one is logged and the old ones stay.
+ * Under systemd (NOTIFY_SOCKET) it sends READY=1, STATUS=, WATCHDOG=1
+ * (WatchdogSec=; also during a long tick), RELOADING=1 and STOPPING=1.
+ * With [metrics] enabled it serves GET /metrics (http.c, metrics.c).
+ * Returns the exit status for main.
  */
 int	daemon_run(struct daemon *);
 

@@ -38,4 +38,12 @@ int	deliver_tick(const struct config *, struct store *, struct spool *,
 	    time_t now, volatile int *stop, struct deliver_stats *,
 	    char **err);
 
+/*
+ * Start-up, under the instance lock: a file left in new/ by a crash after
+ * its job's outcome was committed (sent, failed, cancelled) is moved on as
+ * deliver would have done. Files of jobs still waiting stay; a file no job
+ * knows is left for a human (logged).
+ */
+void	deliver_tidy_spool(const struct config *, struct store *, struct spool *);
+
 #endif

@@ -9,6 +9,15 @@
  * password, a token or a message body. log_warn appends strerror(errno).
  */
 void	log_init(int foreground, int verbose);	/* verbose: 1 enables debug */
+int	log_verbose_on(void);		/* 1 when debug lines are written */
+int	log_to_stderr(void);		/* 1 in the foreground (not syslog) */
+/*
+ * Called before each line written to stderr, so a transient terminal line
+ * (progress.c) can be wiped first; NULL removes it. Not called for syslog.
+ */
+void	log_set_stderr_hook(void (*)(void));
+/* What every line above debug gets: "a@b.example" → "@b.example" (in place). */
+void	log_scrub_addresses(char *);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -318,6 +318,27 @@ mime_address_ok(const char *addr, const char **why)
 			break;
 		label = end;
 	}
+	if (strcasestr(dom, "xn--") != NULL) {
+		/*
+		 * GMime turns A-labels into Unicode and back when it writes To;
+		 * an xn-- label that is not valid Punycode comes out as another
+		 * address ("a@xn--a.example" as "a@.example"), 8-bit at that.
+		 * Only what survives the round trip unchanged is accepted.
+		 */
+		InternetAddress *ia;
+		int same;
+
+		mime_init();
+		ia = internet_address_mailbox_new(NULL, addr);
+		same = strcmp(internet_address_mailbox_get_idn_addr(
+		    INTERNET_ADDRESS_MAILBOX(ia)), addr) == 0;
+		g_object_unref(ia);
+		if (!same) {
+			*why = "invalid IDN label (xn-- that is not valid "
+			    "Punycode)";
+			return 0;
+		}
+	}
 	return 1;
 }
 
@@ -952,4 +973,96 @@ done:
 		g_object_unref(mem);
 	g_object_unref(msg);
 	return rc;
+}
+
+/* The top-level Content-Type boundary parameter, unfolded; 0 when none. */
+static int
+top_boundary(const char *msg, size_t hlen, char *out, size_t outsz)
+{
+	const char *p = msg, *end = msg + hlen;
+
+	while (p < end) {
+		const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+		const char *v, *b;
+		size_t n = 0;
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - p) > 13 &&
+		    g_ascii_strncasecmp(p, "Content-Type:", 13) == 0) {
+			/* the header and its continuation lines */
+			while (eol + 2 < end && (eol[2] == ' ' || eol[2] == '\t')) {
+				const char *next = memmem(eol + 2,
+				    (size_t)(end - eol - 2), "\r\n", 2);
+
+				eol = next ? next : end;
+			}
+			for (v = p + 13; v < eol && (*v == ' ' || *v == '\t'); v++)
+				;
+			if ((size_t)(eol - v) < 10 ||
+			    g_ascii_strncasecmp(v, "multipart/", 10) != 0)
+				return 0;
+			for (b = v; b + 9 <= eol; b++)
+				if (g_ascii_strncasecmp(b, "boundary=", 9) == 0)
+					break;
+			if (b + 9 > eol)
+				return -1;	/* multipart without a boundary */
+			b += 9;
+			if (*b == '"')
+				for (b++; b < eol && *b != '"' && n + 1 < outsz; b++)
+					out[n++] = *b;
+			else
+				for (; b < eol && *b != ';' && *b != ' ' &&
+				    *b != '\r' && n + 1 < outsz; b++)
+					out[n++] = *b;
+			out[n] = '\0';
+			return n > 0 ? 1 : -1;
+		}
+		p = eol + 2;
+	}
+	return 0;
+}
+
+int
+mime_message_complete(const char *msg, size_t len, const char **why)
+{
+	const char *dummy, *sep;
+	char boundary[80], delim[96];
+	size_t hlen;
+	int r;
+
+	if (why == NULL)
+		why = &dummy;
+	*why = NULL;
+	if (msg == NULL || len == 0) {
+		*why = "empty";
+		return 0;
+	}
+	if (memchr(msg, '\0', len) != NULL) {
+		*why = "NUL byte in the message";
+		return 0;
+	}
+	if (len < 2 || msg[len - 2] != '\r' || msg[len - 1] != '\n') {
+		*why = "does not end with CRLF: cut short";
+		return 0;
+	}
+	if ((sep = memmem(msg, len, "\r\n\r\n", 4)) == NULL) {
+		*why = "no end of the header section: cut short or not a message";
+		return 0;
+	}
+	hlen = (size_t)(sep - msg) + 2;
+	if ((r = top_boundary(msg, hlen, boundary, sizeof(boundary))) < 0) {
+		*why = "multipart without a boundary";
+		return 0;
+	}
+	if (r > 0) {
+		int n = snprintf(delim, sizeof(delim), "\r\n--%s--", boundary);
+
+		if (memmem(sep, len - (size_t)(sep - msg), delim, (size_t)n) ==
+		    NULL) {
+			*why = "no closing MIME boundary: cut short";
+			return 0;
+		}
+	}
+	return 1;
 }

@@ -85,4 +85,15 @@ struct mime_spec {
  */
 int	mime_build(const struct mime_spec *, struct buf *out, char **err);
 
+/*
+ * 1 when msg[0..len) can be a whole message as mime_build writes it: no NUL
+ * byte, CRLF at the end, a header section and a body, and for a multipart
+ * message the closing delimiter of its top-level boundary. A spool file cut
+ * short (a full disk, a bad block, a human) fails this before it can be
+ * sent half. A single-part message cut at a line end cannot be told from a
+ * whole one (it carries no length); every message with an HTML part is
+ * multipart. 0 otherwise, with *why (static; may be NULL).
+ */
+int	mime_message_complete(const char *msg, size_t len, const char **why);
+
 #endif

@@ -1,12 +1,18 @@
 /* plan: tick step 1: source rows that call for a message become planned jobs. */
 #include "plan.h"
 #include "clock.h"
+#include "ical.h"
 #include "log.h"
 #include "rules.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * The query compares times as text, and a source may mix the two spellings
@@ -17,6 +23,7 @@
 #define PLAN_TEXT_SLACK	(24 * 60 * 60)
 
 struct plan_ctx {
+	const struct config	*cfg;
 	const struct rule_config *rule;
 	struct store		*st;
 	time_t			 now, from;
@@ -38,6 +45,75 @@ field(const struct value *row, const char *name, char *num, size_t numlen)
 	return value_as_string(v, NULL);
 }
 
+/*
+ * What `why` and the caps need to know of a new job: its class, and the
+ * recipient and customer as planned (a job cancelled at due time never
+ * gets a recipient otherwise).
+ */
+static int
+plan_note(struct plan_ctx *pc, int64_t id, const struct value *row)
+{
+	char idtext[24], cbuf[32];
+	const struct value *cust = value_map_get(row, "customer");
+	const char *customer = field(cust, "id", cbuf, sizeof(cbuf));
+	const char *email = value_as_string(value_map_get(row, "email"), NULL);
+	/* "" for none: a NULL would end the parameter list */
+	const char *p[] = { idtext, config_class_name(pc->rule->cls),
+	    email ? email : "", customer ? customer : "", NULL };
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	return store_exec(pc->st, "UPDATE jobs SET class = ?2, email = "
+	    "NULLIF(?3, ''), customer = NULLIF(?4, '') WHERE id = CAST(?1 AS "
+	    "INTEGER)", p, NULL, pc->err);
+}
+
+/*
+ * Birthdays and anniversaries: the row's `at` is the date itself; the
+ * job is the year's occurrence (rules_occurrence), once per customer and
+ * year whatever the tick, with send_at in the customer's zone.
+ */
+static int
+plan_yearly(struct plan_ctx *pc, struct value *row, const char *key)
+{
+	char abuf[32];
+	const char *at = field(row, "at", abuf, sizeof(abuf));
+	const struct clock_zone *z = rules_zone(pc->cfg,
+	    value_as_string(value_map_get(row, "tz"), NULL));
+	struct rules_occurrence o;
+	int64_t id;
+	int created, n, r = FU_OK;
+
+	if (key == NULL || (n = rules_occurrence(pc->cfg, pc->rule, z, at,
+	    pc->now, &o)) == -1) {
+		pc->stats->skipped++;
+		log_warnx("plan: rule %s: row with key '%.40s' has no readable "
+		    "date '%.40s': skipped", pc->rule->name, key ? key :
+		    "(null)", at ? at : "(null)");
+		goto done;
+	}
+	if (n == 0)
+		goto done;
+	r = store_job_plan(pc->st, pc->rule->name, key, o.occurrence, o.due,
+	    pc->now, &created, &id, pc->err);
+	if (r == FU_OK && created)
+		r = store_job_set_tz(pc->st, id, clock_zone_name(z), pc->err);
+	if (r == FU_OK && created)
+		r = plan_note(pc, id, row);
+	if (r == FU_OK && created) {
+		char dtext[20], ltext[32];
+
+		pc->stats->planned++;
+		log_info("plan: rule %s: %s %s (%s) → job %lld due %s UTC "
+		    "(%s %s)", pc->rule->name, rules_kind_name(pc->rule->kind),
+		    key, o.occurrence, (long long)id, clock_format_sql(o.due,
+		    dtext), clock_format_local(z, o.due, ltext),
+		    clock_zone_name(z));
+	}
+done:
+	value_free(row);
+	return r;
+}
+
 static int
 plan_row(struct value *row, void *arg)
 {
@@ -45,11 +121,15 @@ plan_row(struct value *row, void *arg)
 	char kbuf[32], abuf[32];
 	const char *key = field(row, "key", kbuf, sizeof(kbuf));
 	const char *at = field(row, "at", abuf, sizeof(abuf));
-	time_t t;
+	const struct clock_zone *z;
+	const char *occ = at;
+	time_t t, due;
 	int64_t id;
 	int created, r = FU_OK;
 
 	pc->stats->seen++;
+	if (rules_kind_yearly(pc->rule->kind))
+		return plan_yearly(pc, row, key);
 	if (key == NULL || at == NULL || clock_parse(at, &t) != FU_OK) {
 		pc->stats->skipped++;
 		log_warnx("plan: rule %s: row with key '%.40s' has an "
@@ -59,20 +139,419 @@ plan_row(struct value *row, void *arg)
 	}
 	if (t > pc->now || t <= pc->from)
 		goto done;
-	r = store_job_plan(pc->st, pc->rule->name, key, at,
-	    rules_due(pc->rule, t), pc->now, &created, &id, pc->err);
+	/* Due in the recipient's zone: their wall clock, window, quiet hours. */
+	z = rules_zone(pc->cfg, value_as_string(value_map_get(row, "tz"), NULL));
+	due = rules_due(pc->cfg, pc->rule, z, t);
+	/* A loyalty milestone is reached once: it, not the moment, is the key. */
+	if (pc->rule->kind == RULE_LOYALTY)
+		occ = value_as_string(value_map_get(row, "milestone"), NULL) ?
+		    value_as_string(value_map_get(row, "milestone"), NULL) :
+		    "milestone";
+	r = store_job_plan(pc->st, pc->rule->name, key, occ, due, pc->now,
+	    &created, &id, pc->err);
+	if (r == FU_OK && created)
+		r = store_job_set_tz(pc->st, id, clock_zone_name(z), pc->err);
+	if (r == FU_OK && created)
+		r = plan_note(pc, id, row);
 	if (r == FU_OK && created) {
-		char due[20];
+		char dtext[20], ltext[32];
 
 		pc->stats->planned++;
-		log_info("plan: rule %s: %s %s (at %s) → job %lld due %s UTC",
-		    pc->rule->name, rules_kind_name(pc->rule->kind), key, at,
-		    (long long)id, clock_format_sql(rules_due(pc->rule, t),
-		    due));
+		log_info("plan: rule %s: %s %s (at %s) → job %lld due %s UTC "
+		    "(%s %s)", pc->rule->name, rules_kind_name(pc->rule->kind),
+		    key, at, (long long)id, clock_format_sql(due, dtext),
+		    clock_format_local(z, due, ltext), clock_zone_name(z));
 	}
 done:
 	value_free(row);
 	return r;
+}
+
+/* ---- agent reminders ---- */
+
+/*
+ * A reminder follows its ticket. Each tick, every ticket the rule's query
+ * returns in the window, and every reminder still ahead, is compared with
+ * what the agent's calendar was last sent (table reminders):
+ *   new and needed          → REQUEST, SEQUENCE 0
+ *   moved (new DTSTART)     → REQUEST, same UID, SEQUENCE + 1
+ *   reassigned              → CANCEL to the old agent and REQUEST to the
+ *                             new one, same UID, SEQUENCE + 1
+ *   no longer needed        → CANCEL, SEQUENCE + 1
+ *   needed again            → REQUEST, SEQUENCE + 1
+ * Messages still planned when a newer version comes are cancelled
+ * ('superseded'), and a CANCEL goes only to an agent who was sent a REQUEST.
+ * The messages themselves are due now (moved out of quiet hours); DTSTART
+ * is what the rule's delay, window and holidays say in the agent's zone.
+ */
+static int
+reminder_message(struct plan_ctx *pc, const struct reminder *rm,
+    const char *method, const char *agent, const char *agent_name)
+{
+	const struct clock_rule *cr = rules_clock(pc->cfg, pc->rule);
+	struct clock_rule quiet;
+	const struct clock_zone *z = rules_zone(pc->cfg, rm->tz);
+	time_t due;
+	int64_t id;
+	int r;
+
+	/* The mail itself only avoids quiet hours; the window is DTSTART's. */
+	memset(&quiet, 0, sizeof(quiet));
+	quiet.quiet = cr->quiet;
+	due = clock_next_open(&quiet, z, pc->now, NULL);
+	if ((r = store_reminder_message(pc->st, rm, method, agent, agent_name,
+	    due, pc->now, &id, pc->err)) != FU_OK)
+		return r;
+	if (id != 0 && (r = store_job_set_tz(pc->st, id, clock_zone_name(z),
+	    pc->err)) != FU_OK)
+		return r;
+	if (id != 0) {
+		char a[20], b[32];
+
+		pc->stats->planned++;
+		log_info("plan: rule %s: reminder %s: %s SEQUENCE %d to @%s for "
+		    "%s UTC (%s %s) → job %lld", pc->rule->name, rm->subject,
+		    method, rm->sequence, strchr(agent, '@') ?
+		    strchr(agent, '@') + 1 : agent, clock_format_sql(rm->dtstart,
+		    a), clock_format_local(z, rm->dtstart, b), rm->tz,
+		    (long long)id);
+	}
+	return FU_OK;
+}
+
+static int
+reminder_cancel_old(struct plan_ctx *pc, struct reminder *rm)
+{
+	int yes, n, r;
+
+	if ((r = store_reminder_supersede(pc->st, rm->rule, rm->subject,
+	    pc->now, &n, pc->err)) != FU_OK)
+		return r;
+	if ((r = store_reminder_delivered(pc->st, rm->rule, rm->subject,
+	    rm->agent, &yes, pc->err)) != FU_OK)
+		return r;
+	if (!yes)
+		return FU_OK;	/* the agent never got it: nothing to cancel */
+	return reminder_message(pc, rm, "CANCEL", rm->agent, rm->agent_name);
+}
+
+/* Compare one ticket (row, NULL when the source no longer has it) with its reminder. */
+static int
+reminder_follow(struct plan_ctx *pc, const char *key, const struct value *row)
+{
+	struct reminder rm;
+	const struct value *nv = row ? value_map_get(row, "needed") : NULL;
+	const char *email = row ? value_as_string(value_map_get(row, "email"),
+	    NULL) : NULL;
+	const char *name = row ? value_as_string(value_map_get(row, "name"),
+	    NULL) : NULL;
+	const char *zname = row ? value_as_string(value_map_get(row, "tz"),
+	    NULL) : NULL;
+	char abuf[32];
+	const char *at = row ? field(row, "at", abuf, sizeof(abuf)) : NULL;
+	const struct clock_zone *z = rules_zone(pc->cfg, zname);
+	time_t t = 0, start = 0;
+	int needed, found, r;
+
+	/* `needed` absent: yes; NULL, 0, "0", "" or false: no (SQLite
+	 * integers arrive as text, see source.c). */
+	if (nv == NULL)
+		needed = 1;
+	else if (value_type(nv) == VALUE_NUMBER)
+		needed = value_as_number(nv) != 0;
+	else if (value_type(nv) == VALUE_STRING) {
+		const char *sv = value_as_string(nv, NULL);
+
+		needed = strcmp(sv, "0") != 0 && *sv != '\0' &&
+		    strcasecmp(sv, "false") != 0 && strcasecmp(sv, "no") != 0;
+	} else
+		needed = value_type(nv) != VALUE_NULL && value_truthy(nv);
+	needed = needed && row != NULL && email != NULL && *email != '\0' &&
+	    at != NULL && clock_parse(at, &t) == FU_OK;
+	if (needed)
+		start = rules_due(pc->cfg, pc->rule, z, t);
+	if ((r = store_reminder_get(pc->st, pc->rule->name, key, &rm, &found,
+	    pc->err)) != FU_OK)
+		return r;
+	if (!found) {
+		if (!needed || start <= pc->now)
+			return FU_OK;	/* nothing to remind, or too late */
+		memset(&rm, 0, sizeof(rm));
+		rm.rule = xstrdup(pc->rule->name);
+		rm.subject = xstrdup(key);
+		rm.uid = rules_reminder_uid(pc->cfg, pc->rule->name, key);
+		rm.sequence = 0;
+		goto request;
+	}
+	if (!rm.active) {
+		if (!needed || start <= pc->now)
+			goto done;
+		rm.sequence++;		/* needed again: same UID */
+		goto request;
+	}
+	if (!needed) {
+		if (rm.dtend <= pc->now)
+			goto done;	/* it has happened: leave it be */
+		rm.sequence++;
+		if ((r = reminder_cancel_old(pc, &rm)) != FU_OK)
+			goto done;
+		rm.active = 0;
+		r = store_reminder_put(pc->st, &rm, pc->now, pc->err);
+		goto done;
+	}
+	if (strcasecmp(rm.agent, email) != 0) {
+		rm.sequence++;		/* reassigned */
+		if ((r = reminder_cancel_old(pc, &rm)) != FU_OK)
+			goto done;
+		goto request;
+	}
+	if (start != rm.dtstart || strcmp(rm.tz, clock_zone_name(z)) != 0) {
+		int n;
+
+		if (start <= pc->now && rm.dtend <= pc->now)
+			goto done;
+		rm.sequence++;		/* moved */
+		if ((r = store_reminder_supersede(pc->st, rm.rule, rm.subject,
+		    pc->now, &n, pc->err)) != FU_OK)
+			goto done;
+		goto request;
+	}
+	goto done;
+request:
+	free(rm.agent);
+	free(rm.agent_name);
+	free(rm.tz);
+	free(rm.at);
+	rm.agent = xstrdup(email);
+	rm.agent_name = name ? xstrdup(name) : NULL;
+	rm.tz = xstrdup(clock_zone_name(z));
+	rm.at = xstrdup(at);
+	rm.active = 1;
+	rm.dtstart = start;
+	rm.dtend = start + pc->rule->duration;
+	if ((r = store_reminder_put(pc->st, &rm, pc->now, pc->err)) == FU_OK)
+		r = reminder_message(pc, &rm, "REQUEST", rm.agent,
+		    rm.agent_name);
+done:
+	store_reminder_clear(&rm);
+	return r;
+}
+
+static int
+reminder_row(struct value *row, void *arg)
+{
+	struct plan_ctx *pc = arg;
+	char kbuf[32];
+	const char *key = field(row, "key", kbuf, sizeof(kbuf));
+	int r = FU_OK;
+
+	pc->stats->seen++;
+	if (key == NULL)
+		pc->stats->skipped++;
+	else
+		r = reminder_follow(pc, key, row);
+	value_free(row);
+	return r;
+}
+
+struct one_row {
+	struct value	*row;
+};
+
+static int
+keep_row(struct value *row, void *arg)
+{
+	struct one_row *o = arg;
+
+	if (o->row == NULL)
+		o->row = row;
+	else
+		value_free(row);
+	return FU_OK;
+}
+
+static int
+plan_reminders(struct plan_ctx *pc, struct source *src,
+    const struct source_params *p)
+{
+	struct reminder *list;
+	char *sql;
+	int n, r;
+
+	/* New and changed tickets in the window... */
+	if ((r = source_select(src, rules_query(pc->rule), p, reminder_row, pc,
+	    pc->err)) != FU_OK)
+		return r;
+	/* ...and every reminder still ahead, whatever its ticket's window. */
+	if ((r = store_reminders_active(pc->st, pc->rule->name, pc->now, &list,
+	    &n, pc->err)) != FU_OK)
+		return r;
+	sql = rules_recheck_query(pc->rule);
+	for (int i = 0; i < n && r == FU_OK; i++) {
+		struct source_params q = { .since = RULES_TIME_MIN,
+		    .until = RULES_TIME_MAX, .key = list[i].subject };
+		struct one_row o = { NULL };
+
+		if ((r = source_select(src, sql, &q, keep_row, &o, pc->err)) ==
+		    FU_OK)
+			r = reminder_follow(pc, list[i].subject, o.row);
+		value_free(o.row);
+	}
+	free(sql);
+	store_reminders_free(list, n);
+	return r;
+}
+
+/* ---- [calendar] feed: one .ics per agent, rewritten every tick ---- */
+
+/* An agent's file name: the address, with anything but [A-Za-z0-9@._-] as '_'. */
+static char *
+feed_name(const char *agent)
+{
+	char *s = xstrdup(agent);
+
+	for (char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("@._-", *p)) ||
+		    (p == s && *p == '.'))
+			*p = '_';
+	return s;
+}
+
+/* tmp, fsync, rename, fsync(dir): a reader sees the old feed or the new one. */
+static int
+feed_write(const char *dir, const char *name, const struct buf *b)
+{
+	char *path = xasprintf("%s/%s.ics", dir, name);
+	char *tmp = xasprintf("%s/.%s.ics.tmp", dir, name);
+	int fd, ok = 0;
+
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) !=
+	    -1) {
+		ok = write(fd, b->data, b->len) == (ssize_t)b->len &&
+		    fsync(fd) == 0;
+		ok = close(fd) == 0 && ok;
+		if (ok && rename(tmp, path) == 0) {
+			int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (dfd != -1) {
+				fsync(dfd);
+				close(dfd);
+			}
+		} else {
+			ok = 0;
+			unlink(tmp);
+		}
+	}
+	if (!ok)
+		log_warn("plan: calendar feed %s", path);
+	free(path);
+	free(tmp);
+	return ok;
+}
+
+static void
+feed_one(const struct config *cfg, const char *agent,
+    const struct reminder *rms, int n, struct buf *out)
+{
+	struct ical_event *ev = xcalloc((size_t)n + 1, sizeof(*ev));
+	char **summaries = xcalloc((size_t)n + 1, sizeof(char *));
+	char *err = NULL, *name;
+
+	for (int i = 0; i < n; i++) {
+		summaries[i] = xasprintf("Reminder: ticket %s (%s)",
+		    rms[i].subject, rms[i].rule);
+		ev[i].uid = rms[i].uid;
+		ev[i].sequence = rms[i].sequence;
+		ev[i].dtstamp = clock_now();
+		ev[i].start = rms[i].dtstart;
+		ev[i].end = rms[i].dtend;
+		ev[i].zone = rules_zone(cfg, rms[i].tz);
+		ev[i].summary = summaries[i];
+		ev[i].organizer_addr = cfg->from_addr;
+		ev[i].attendee_addr = rms[i].agent;
+		ev[i].attendee_name = rms[i].agent_name;
+	}
+	name = xasprintf("followupd reminders for %s", agent);
+	if (ical_feed(name, ev, (size_t)n, out, &err) != FU_OK) {
+		log_warnx("plan: calendar feed for @%s: %s", strchr(agent, '@') ?
+		    strchr(agent, '@') + 1 : agent, err);
+		buf_reset(out);
+	}
+	free(err);
+	free(name);
+	for (int i = 0; i < n; i++)
+		free(summaries[i]);
+	free(summaries);
+	free(ev);
+}
+
+static void
+plan_feeds(const struct config *cfg, struct store *st, time_t now)
+{
+	struct reminder *list;
+	char *err = NULL, **written = NULL;
+	size_t nwritten = 0;
+	DIR *d;
+	int n;
+
+	if (mkdir(cfg->calendar_feed, 0755) == -1 && errno != EEXIST) {
+		log_warn("plan: calendar feed directory %s", cfg->calendar_feed);
+		return;
+	}
+	if (store_reminders_active(st, NULL, now, &list, &n, &err) != FU_OK) {
+		log_warnx("plan: calendar feed: %s", err);
+		free(err);
+		return;
+	}
+	/* The list is ordered by agent: one file per run of equal agents. */
+	for (int i = 0, j; i < n; i = j) {
+		struct buf b = { 0 };
+
+		for (j = i; j < n && strcasecmp(list[j].agent, list[i].agent) == 0;
+		    j++)
+			;
+		feed_one(cfg, list[i].agent, &list[i], j - i, &b);
+		if (b.len > 0) {
+			written = xrealloc(written, (nwritten + 1) *
+			    sizeof(*written));
+			written[nwritten] = feed_name(list[i].agent);
+			feed_write(cfg->calendar_feed, written[nwritten], &b);
+			nwritten++;
+		}
+		buf_free(&b);
+	}
+	/* Agents with nothing ahead get an empty calendar, not a stale one. */
+	if ((d = opendir(cfg->calendar_feed)) != NULL) {
+		struct dirent *de;
+
+		while ((de = readdir(d)) != NULL) {
+			size_t len = strlen(de->d_name), k;
+			char *base;
+
+			if (de->d_name[0] == '.' || len < 5 ||
+			    strcmp(de->d_name + len - 4, ".ics") != 0)
+				continue;
+			base = xstrndup(de->d_name, len - 4);
+			for (k = 0; k < nwritten; k++)
+				if (strcmp(written[k], base) == 0)
+					break;
+			if (k == nwritten) {
+				struct buf b = { 0 };
+
+				feed_one(cfg, base, NULL, 0, &b);
+				if (b.len > 0)
+					feed_write(cfg->calendar_feed, base, &b);
+				buf_free(&b);
+			}
+			free(base);
+		}
+		closedir(d);
+	}
+	for (size_t k = 0; k < nwritten; k++)
+		free(written[k]);
+	free(written);
+	store_reminders_free(list, n);
 }
 
 int
@@ -82,7 +561,7 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 	memset(stats, 0, sizeof(*stats));
 	for (int i = 0; i < cfg->nrules; i++) {
 		const struct rule_config *rule = &cfg->rules[i];
-		struct plan_ctx pc = { rule, st, now, now - rule->lookback,
+		struct plan_ctx pc = { cfg, rule, st, now, now - rule->lookback,
 		    stats, err };
 		char since[20], until[20], nowtext[20];
 		struct source_params p = {
@@ -97,8 +576,11 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 			continue;
 		if ((r = store_begin(st, err)) != FU_OK)
 			return r;
-		r = source_select(src, rules_query(rule), &p, plan_row, &pc,
-		    err);
+		if (rule->kind == RULE_AGENT_REMINDER)
+			r = plan_reminders(&pc, src, &p);
+		else
+			r = source_select(src, rules_query(rule), &p, plan_row,
+			    &pc, err);
 		if (r != FU_OK) {
 			store_rollback(st);
 			return r;
@@ -108,5 +590,7 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 			return r;
 		}
 	}
+	if (cfg->calendar_feed != NULL)
+		plan_feeds(cfg, st, now);
 	return FU_OK;
 }

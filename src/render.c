@@ -1,32 +1,66 @@
 /* render: tick step 2: due jobs re-checked against the source, then template → MIME → spool. */
 #include "render.h"
 #include "clock.h"
+#include "codes.h"
+#include "consent.h"
+#include "ical.h"
 #include "log.h"
 #include "mime.h"
 #include "mustache.h"
+#include "progress.h"
 #include "rules.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <glib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Longest value from the database we put in a body (bytes). */
 #define RENDER_VALUE_MAX	(16 * 1024)
-/* Planned jobs looked at per tick step; the rest wait for the next tick. */
+/* Planned jobs per page: rendered, spooled and recorded together. */
 #define RENDER_BATCH		1000
 
 struct templates {
 	const struct mustache_template *subject, *text, *html;
+	/* agent_reminder: the calendar item's SUMMARY and DESCRIPTION */
+	const struct mustache_template *summary, *description;
+};
+
+/* templates/NAME/LOCALE/: per-file overrides of the rule's templates. */
+struct locale_set {
+	char			*locale;	/* the folder's name, lower case: "de", "pt-br" */
+	struct templates	 t;		/* missing files are the default's */
+};
+
+struct locale_sets {
+	struct locale_set	*v;
+	int			 n;
+};
+
+/* Marketing messages queued on the current page, not yet in state.db (caps). */
+struct pending {
+	char	*email;
+	int	 rule;
 };
 
 struct render {
 	const struct config	*cfg;
 	struct mustache_cache	*cache;
 	struct templates	*sets;		/* one per cfg->rules[i] */
+	struct locale_sets	*locales;	/* one per cfg->rules[i] */
+	const struct mustache_template **codes;	/* `code` per rule; may be NULL */
+	struct consent		*consent;	/* unsubscribe tokens; NULL: no marketing */
+	struct pending		*pending;
+	int			 npending;
+	const struct mustache_template *link;	/* [calendar] link; may be NULL */
 	char			*partials_dir;
+	struct render_parts	*capture;	/* preview: keep the parts here */
 };
 
 /* Partials and parents live in templates/partials/NAME.mustache. */
@@ -75,6 +109,127 @@ load_one(struct render *rd, const char *dir, const char *file, int optional,
 	return t;
 }
 
+/* A locale folder's name: "de", "de-at", "pt_BR" (compared without case). */
+static int
+locale_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 2 || n > 16 || !g_ascii_isalpha(s[0]) || !g_ascii_isalpha(s[1]))
+		return 0;
+	if (n == 2)
+		return 1;
+	if (s[2] != '-' && s[2] != '_')
+		return 0;
+	for (size_t i = 3; i < n; i++)
+		if (!g_ascii_isalnum(s[i]))
+			return 0;
+	return n > 3;
+}
+
+/*
+ * templates/NAME/LOCALE/{subject,text,html}.mustache: the message for
+ * customers of that locale ("de" for de-DE and de-AT unless a "de-at"
+ * folder exists), a whole set like the default's (html optional); the
+ * calendar templates of a reminder stay the default's.
+ */
+static void
+load_locales(struct render *rd, int ri, const char *dir, struct buf *errs)
+{
+	struct locale_sets *ls;
+	struct dirent *de;
+	DIR *d;
+
+	if (rd->locales == NULL)
+		rd->locales = xcalloc((size_t)rd->cfg->nrules,
+		    sizeof(*rd->locales));
+	ls = &rd->locales[ri];
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *sub;
+		struct stat sb;
+		struct locale_set *l;
+
+		if (!locale_name_ok(de->d_name))
+			continue;
+		sub = xasprintf("%s/%s", dir, de->d_name);
+		if (stat(sub, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+			free(sub);
+			continue;
+		}
+		ls->v = xrealloc(ls->v, (size_t)(ls->n + 1) * sizeof(*ls->v));
+		l = &ls->v[ls->n++];
+		l->locale = xstrdup(de->d_name);
+		for (char *p = l->locale; *p; p++)
+			*p = *p == '_' ? '-' : g_ascii_tolower(*p);
+		/* A locale's set is whole: its own subject and text (both
+		 * required) and html (optional: text only without it). */
+		l->t = rd->sets[ri];
+		l->t.subject = load_one(rd, sub, "subject.mustache", 0, errs);
+		l->t.text = load_one(rd, sub, "text.mustache", 0, errs);
+		l->t.html = load_one(rd, sub, "html.mustache", 1, errs);
+		free(sub);
+	}
+	closedir(d);
+}
+
+/*
+ * Marketing: each rule's `code` text, and the secret unsubscribe tokens
+ * are signed with (created on first use in the queue directory). Before
+ * the queue exists (`check` or `preview` on a fresh install) an ephemeral
+ * secret stands in: those messages are never sent.
+ */
+static void
+render_open_consent(struct render *rd, struct buf *errs)
+{
+	const struct config *cfg = rd->cfg;
+	char *err = NULL;
+
+	rd->codes = xcalloc((size_t)cfg->nrules + 1, sizeof(*rd->codes));
+	for (int i = 0; i < cfg->nrules; i++) {
+		const struct rule_config *r = &cfg->rules[i];
+		char *name;
+
+		if (r->code == NULL)
+			continue;
+		name = xasprintf("%s: [rule %s] code", cfg->path, r->name);
+		if ((rd->codes[i] = mustache_parse(rd->cache, name,
+		    strcmp(r->code, "random") == 0 ? "{{code.random}}" : r->code,
+		    &err)) == NULL)
+			buf_printf(errs, "%s\n", err);
+		free(err);
+		err = NULL;
+		free(name);
+	}
+	if (!config_has_marketing(cfg))
+		return;
+	{
+		struct stat sb;
+		char *path = consent_secret_path(cfg);
+		char *dir = g_path_get_dirname(path);
+
+		if (stat(path, &sb) == -1 && stat(dir, &sb) == -1)
+			rd->consent = consent_ephemeral();
+		else if (consent_open(cfg, 1, &rd->consent, &err) != FU_OK)
+			buf_printf(errs, "%s: [unsubscribe] secret_file: %s\n",
+			    cfg->path, err);
+		free(err);
+		free(path);
+		g_free(dir);
+	}
+}
+
+static void
+pending_clear(struct render *rd)
+{
+	for (int i = 0; i < rd->npending; i++)
+		free(rd->pending[i].email);
+	free(rd->pending);
+	rd->pending = NULL;
+	rd->npending = 0;
+}
+
 struct render *
 render_open(const struct config *cfg, struct buf *errs)
 {
@@ -93,8 +248,33 @@ render_open(const struct config *cfg, struct buf *errs)
 		    errs);
 		rd->sets[i].text = load_one(rd, dir, "text.mustache", 0, errs);
 		rd->sets[i].html = load_one(rd, dir, "html.mustache", 1, errs);
+		if (cfg->rules[i].kind == RULE_AGENT_REMINDER) {
+			rd->sets[i].summary = load_one(rd, dir,
+			    "summary.mustache", 0, errs);
+			rd->sets[i].description = load_one(rd, dir,
+			    "description.mustache", 1, errs);
+		}
+		load_locales(rd, i, dir, errs);
 		free(dir);
 	}
+	render_open_consent(rd, errs);
+	if (cfg->calendar_link != NULL) {
+		char *e = NULL;
+		char *name = xasprintf("%s: [calendar] link", cfg->path);
+
+		if ((rd->link = mustache_parse(rd->cache, name,
+		    cfg->calendar_link, &e)) == NULL)
+			buf_printf(errs, "%s\n", e);
+		free(e);
+		free(name);
+	}
+	/*
+	 * Zones and holiday files: reported here, so `check`, start-up and a
+	 * reload see them. Always rebuilt: a reloaded config may sit where
+	 * the old one was freed.
+	 */
+	rules_time_free();
+	rules_time_load(cfg, errs);
 	if (errs->len != before) {
 		render_close(rd);
 		return NULL;
@@ -108,6 +288,15 @@ render_close(struct render *rd)
 	if (rd == NULL)
 		return;
 	mustache_cache_free(rd->cache);
+	for (int i = 0; rd->locales && i < rd->cfg->nrules; i++) {
+		for (int k = 0; k < rd->locales[i].n; k++)
+			free(rd->locales[i].v[k].locale);
+		free(rd->locales[i].v);
+	}
+	free(rd->locales);
+	free(rd->codes);
+	consent_free(rd->consent);
+	pending_clear(rd);
 	free(rd->sets);
 	free(rd->partials_dir);
 	free(rd);
@@ -193,29 +382,20 @@ add_local_dates(struct value *ctx, const char *prefix, time_t t,
 	static const char *const months[] = { "January", "February", "March",
 	    "April", "May", "June", "July", "August", "September", "October",
 	    "November", "December" };
-	GTimeZone *tz = zone ? g_time_zone_new_identifier(zone) : NULL;
-	GDateTime *dt;
+	/* clock's zones are loaded once per process; parsing the zone file
+	 * for every message (g_time_zone_new_identifier) was a third of the
+	 * rendering time. Unknown or missing zone: UTC. */
+	const struct clock_zone *tz = clock_zone_or(zone, NULL);
+	struct clock_local lt;
 	char path[160], text[64];
 
-	if (tz == NULL)
-		tz = g_time_zone_new_utc();
-	dt = g_date_time_new_from_unix_utc((gint64)t);
-	if (dt != NULL) {
-		GDateTime *local = g_date_time_to_timezone(dt, tz);
-
-		snprintf(path, sizeof(path), "%s_weekday", prefix);
-		value_map_set_path(ctx, path, value_string(
-		    days[g_date_time_get_day_of_week(local) % 7]));
-		snprintf(text, sizeof(text), "%d %s %d",
-		    g_date_time_get_day_of_month(local),
-		    months[g_date_time_get_month(local) - 1],
-		    g_date_time_get_year(local));
-		snprintf(path, sizeof(path), "%s_date", prefix);
-		value_map_set_path(ctx, path, value_string(text));
-		g_date_time_unref(local);
-		g_date_time_unref(dt);
-	}
-	g_time_zone_unref(tz);
+	clock_to_local(tz, t, &lt);
+	snprintf(path, sizeof(path), "%s_weekday", prefix);
+	value_map_set_path(ctx, path, value_string(days[lt.wday % 7]));
+	snprintf(text, sizeof(text), "%d %s %d", lt.day, months[lt.mon - 1],
+	    lt.year);
+	snprintf(path, sizeof(path), "%s_date", prefix);
+	value_map_set_path(ctx, path, value_string(text));
 }
 
 /* First name, else the first word of the name, else nothing. */
@@ -282,14 +462,216 @@ new_message_id(int64_t job_id, const char *from_addr)
  * becomes the template context). FU_PERMFAIL for a template or data
  * problem, with *err.
  */
+/* preview: note a variable that rendered as nothing (mustache's missing callback). */
+struct capture_arg {
+	struct render_parts	*parts;
+	const struct value	*ctx;
+	const char		*template;	/* "subject", "text", "html" */
+};
+
+static void
+note_missing(const char *name, void *arg)
+{
+	struct capture_arg *ca = arg;
+	const struct value *v = ca->ctx;
+	char line[300], *seg, *save = NULL, copy[256];
+	const char *p;
+	size_t n;
+
+	if (strcmp(name, ".") == 0)
+		return;
+	snprintf(copy, sizeof(copy), "%s", name);
+	for (seg = strtok_r(copy, ".", &save); seg && v; seg = strtok_r(NULL,
+	    ".", &save))
+		v = value_map_get(v, seg);
+	snprintf(line, sizeof(line), "%s\t%s\t", name, v ? "empty" :
+	    "missing");
+	/* Once per variable: a line starting "NAME\t" means it is known. */
+	n = strlen(name) + 1;
+	for (p = buf_cstr(&ca->parts->missing); *p; p = strchr(p, '\n') + 1)
+		if (strncmp(p, line, n) == 0)
+			return;
+	buf_printf(&ca->parts->missing, "%s%s\n", line, ca->template);
+}
+
+/*
+ * The calendar item of an agent reminder, as template variables and as
+ * what build_message gives ical_build: calendar.method, .uid, .sequence,
+ * .request / .cancel / .update (booleans), .start / .end (Unix times), .start_local
+ * and .end_local ("2026-11-05 10:00 +01:00", the agent's zone), .start_utc,
+ * .timezone. The recipient (email, name, tz) is the reminder's agent,
+ * which for a CANCEL may no longer be the ticket's.
+ */
+static void
+set_calendar_ctx(struct render *rd, struct value *ctx, const struct reminder *rm,
+    const char *method)
+{
+	const struct clock_zone *z = rules_zone(rd->cfg, rm->tz);
+	char a[32], b[32], c[20];
+
+	value_map_set(ctx, "email", value_string(rm->agent));
+	value_map_set(ctx, "name", rm->agent_name ?
+	    value_string(rm->agent_name) : value_null());
+	value_map_set(ctx, "tz", value_string(clock_zone_name(z)));
+	value_map_set_path(ctx, "calendar.method", value_string(method));
+	value_map_set_path(ctx, "calendar.uid", value_string(rm->uid));
+	value_map_set_path(ctx, "calendar.sequence",
+	    value_number(rm->sequence));
+	value_map_set_path(ctx, "calendar.request",
+	    value_bool(strcmp(method, "REQUEST") == 0));
+	value_map_set_path(ctx, "calendar.cancel",
+	    value_bool(strcmp(method, "CANCEL") == 0));
+	/* Mustache's 0 is true: templates test update, not sequence. */
+	value_map_set_path(ctx, "calendar.update", value_bool(rm->sequence > 0));
+	value_map_set_path(ctx, "calendar.start", value_number((double)rm->dtstart));
+	value_map_set_path(ctx, "calendar.end", value_number((double)rm->dtend));
+	value_map_set_path(ctx, "calendar.start_local",
+	    value_string(clock_format_local(z, rm->dtstart, a)));
+	value_map_set_path(ctx, "calendar.end_local",
+	    value_string(clock_format_local(z, rm->dtend, b)));
+	value_map_set_path(ctx, "calendar.start_utc",
+	    value_string(clock_format_sql(rm->dtstart, c)));
+	value_map_set_path(ctx, "calendar.timezone",
+	    value_string(clock_zone_name(z)));
+}
+
+static double
+ctx_number(const struct value *ctx, const char *a, const char *b)
+{
+	return value_as_number(value_map_get(value_map_get(ctx, a), b));
+}
+
+/* Render one optional template into out; NULL template: nothing. */
+static int
+render_part(struct render *rd, const struct mustache_template *t,
+    struct value *ctx, struct buf *out, char **err)
+{
+	if (t == NULL)
+		return FU_OK;
+	return mustache_render(rd->cache, t, ctx, MUSTACHE_ESCAPE_NONE, out,
+	    NULL, NULL, err);
+}
+
+/*
+ * The rule's templates for the recipient's customer.locale: the folder of
+ * the whole locale ("pt-br"), else of its language ("pt"), else the
+ * default.
+ */
+static const struct templates *
+pick_templates(const struct render *rd, int ri, const struct value *ctx)
+{
+	const struct locale_sets *ls = rd->locales ? &rd->locales[ri] : NULL;
+	const char *loc = row_str(ctx, "customer.locale");
+	char want[17];
+	size_t n;
+
+	if (ls == NULL || ls->n == 0 || loc == NULL)
+		return &rd->sets[ri];
+	snprintf(want, sizeof(want), "%s", loc);
+	for (char *p = want; *p; p++)
+		*p = *p == '_' ? '-' : g_ascii_tolower(*p);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int k = 0; k < ls->n; k++)
+			if (strcmp(ls->v[k].locale, want) == 0)
+				return &ls->v[k].t;
+		if ((n = strcspn(want, "-")) == strlen(want))
+			break;
+		want[n] = '\0';	/* de-AT → de */
+	}
+	return &rd->sets[ri];
+}
+
+/*
+ * Dates and amounts as the customer's locale writes them (rules.h lists
+ * the formats): locale.lang, message.date_text, history.total_local and
+ * each history.purchases' amount_local and date_local, birthday.date_text.
+ */
+static void
+add_locale_values(struct value *ctx, const struct clock_zone *tz, time_t now)
+{
+	const char *lang = rules_locale_lang(row_str(ctx, "customer.locale"));
+	const struct value *list;
+	struct clock_local lt;
+	struct buf b = { 0 };
+
+	value_map_set_path(ctx, "locale.lang", value_string(lang));
+	clock_to_local(tz, now, &lt);
+	rules_format_date(lang, lt.year, lt.mon, lt.day, &b);
+	value_map_set_path(ctx, "message.date_text", value_string(buf_cstr(&b)));
+	buf_reset(&b);
+	if (value_map_get(value_map_get(ctx, "history"), "total_cents")) {
+		rules_format_amount(lang, (long long)ctx_number(ctx, "history",
+		    "total_cents"), row_str(ctx, "history.currency"), &b);
+		value_map_set_path(ctx, "history.total_local",
+		    value_string(buf_cstr(&b)));
+		buf_reset(&b);
+	}
+	list = value_map_get(value_map_get(ctx, "history"), "purchases");
+	for (size_t i = 0; i < value_list_len(list); i++) {
+		struct value *p = (struct value *)(uintptr_t)value_list_at(list,
+		    i);
+		const char *cents = row_str(p, "amount_cents");
+		const char *at = row_str(p, "purchased_at");
+		time_t t;
+
+		if (cents != NULL) {
+			rules_format_amount(lang, strtoll(cents, NULL, 10),
+			    row_str(p, "currency"), &b);
+			value_map_set(p, "amount_local", value_string(buf_cstr(&b)));
+			buf_reset(&b);
+		}
+		if (at != NULL && clock_parse(at, &t) == FU_OK) {
+			struct clock_local pl;
+
+			clock_to_local(tz, t, &pl);
+			rules_format_date(lang, pl.year, pl.mon, pl.day, &b);
+			value_map_set(p, "date_local", value_string(buf_cstr(&b)));
+			buf_reset(&b);
+		}
+	}
+	buf_free(&b);
+}
+
+/*
+ * Marketing mail shows how to stop it in both parts: a template that does
+ * not print {{unsubscribe.url}} gets a line added (text) or a paragraph
+ * before </body> (HTML). The URL is base64url and '.', nothing to escape.
+ */
+static void
+ensure_unsubscribe_link(const char *url, struct buf *text, struct buf *html)
+{
+	if (strstr(buf_cstr(text), url) == NULL)
+		buf_printf(text, "%s\n--\nTo stop these messages: %s\n",
+		    text->len && text->data[text->len - 1] == '\n' ? "" : "\n",
+		    url);
+	if (html != NULL && strstr(buf_cstr(html), url) == NULL) {
+		const char *body = strstr(buf_cstr(html), "</body>");
+		struct buf b = { 0 };
+		size_t at = body ? (size_t)(body - html->data) : html->len;
+
+		buf_append(&b, html->data, at);
+		buf_printf(&b, "<p style=\"font-size:12px;color:#6b7280;\">To "
+		    "stop these messages: <a href=\"%s\">unsubscribe</a></p>\n",
+		    url);
+		buf_append(&b, html->data + at, html->len - at);
+		buf_free(html);
+		*html = b;
+	}
+}
+
 static int
 build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
     const char *message_id, time_t now, struct buf *out, char **err)
 {
 	const struct rule_config *rule = &rd->cfg->rules[ri];
-	const struct templates *t = &rd->sets[ri];
+	const struct templates *t = pick_templates(rd, ri, ctx);
 	struct buf subject = { 0 }, text = { 0 }, html = { 0 };
-	char *sender_name;
+	char *unsub_url = NULL, *unsub_mailto = NULL, *unsub_header = NULL;
+	const char *extra[5] = { NULL };
+	struct buf summary = { 0 }, desc = { 0 }, link = { 0 }, ics = { 0 };
+	struct mime_part_calendar cal = { NULL, NULL };
+	const struct clock_zone *tz;
+	char *sender_name, lbuf[32];
 	const char *at, *cid;
 	time_t at_t;
 	int r;
@@ -309,15 +691,107 @@ build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
 	    rule->kind == RULE_AFTER_RESOLUTION)
 		add_local_dates(ctx, "ticket.resolved", at_t,
 		    row_str(ctx, "customer.timezone"));
-	free(sender_name);
+	/* The recipient's zone and the time of writing there. */
+	tz = rules_zone(rd->cfg, row_str(ctx, "tz"));
+	value_map_set_path(ctx, "recipient.timezone",
+	    value_string(clock_zone_name(tz)));
+	value_map_set_path(ctx, "message.date_local",
+	    value_string(clock_format_local(tz, now, lbuf)));
+	add_locale_values(ctx, tz, now);
+	if (rule->cls == RULE_CLASS_MARKETING && rd->consent != NULL &&
+	    row_str(ctx, "email") != NULL) {
+		/* RFC 2369 / RFC 8058: one-click https URL and a mailto. */
+		unsub_url = consent_unsubscribe_url(rd->cfg, rd->consent,
+		    row_str(ctx, "email"), "marketing");
+		unsub_mailto = consent_mailto(rd->cfg, row_str(ctx, "email"),
+		    "marketing");
+		unsub_header = xasprintf("<%s>, <%s>", unsub_url, unsub_mailto);
+		value_map_set_path(ctx, "unsubscribe.url",
+		    value_string(unsub_url));
+		value_map_set_path(ctx, "unsubscribe.mailto",
+		    value_string(unsub_mailto));
+		extra[0] = "List-Unsubscribe";
+		extra[1] = unsub_header;
+		extra[2] = "List-Unsubscribe-Post";
+		extra[3] = "List-Unsubscribe=One-Click";
+	}
+	if (rule->kind == RULE_AGENT_REMINDER) {
+		/* The link first: subject, text and description may use it. */
+		if ((r = render_part(rd, rd->link, ctx, &link, err)) != FU_OK)
+			goto done;
+		if (link.len > 0)
+			value_map_set_path(ctx, "calendar.link",
+			    value_string(buf_cstr(&link)));
+		if ((r = render_part(rd, t->summary, ctx, &summary, err)) !=
+		    FU_OK || (r = render_part(rd, t->description, ctx, &desc,
+		    err)) != FU_OK)
+			goto done;
+	}
 
-	if ((r = mustache_render(rd->cache, t->subject, ctx,
-	    MUSTACHE_ESCAPE_NONE, &subject, NULL, NULL, err)) != FU_OK ||
-	    (r = mustache_render(rd->cache, t->text, ctx, MUSTACHE_ESCAPE_NONE,
-	    &text, NULL, NULL, err)) != FU_OK ||
-	    (t->html && (r = mustache_render(rd->cache, t->html, ctx,
-	    MUSTACHE_ESCAPE_HTML, &html, NULL, NULL, err)) != FU_OK))
-		goto done;
+	{
+		/* preview only: the callback and its argument, else NULL. */
+		struct capture_arg ca[3] = { { rd->capture, ctx, "subject" },
+		    { rd->capture, ctx, "text" }, { rd->capture, ctx, "html" } };
+		mustache_missing_cb cb = rd->capture ? note_missing : NULL;
+
+		if ((r = mustache_render(rd->cache, t->subject, ctx,
+		    MUSTACHE_ESCAPE_NONE, &subject, cb, cb ? &ca[0] : NULL,
+		    err)) != FU_OK ||
+		    (r = mustache_render(rd->cache, t->text, ctx,
+		    MUSTACHE_ESCAPE_NONE, &text, cb, cb ? &ca[1] : NULL,
+		    err)) != FU_OK ||
+		    (t->html && (r = mustache_render(rd->cache, t->html, ctx,
+		    MUSTACHE_ESCAPE_HTML, &html, cb, cb ? &ca[2] : NULL,
+		    err)) != FU_OK))
+			goto done;
+	}
+	if (unsub_url != NULL)
+		ensure_unsubscribe_link(unsub_url, &text, t->html ? &html : NULL);
+	if (rd->capture != NULL) {
+		struct render_parts *pp = rd->capture;
+		const char *to_name = row_str(ctx, "name");
+
+		pp->subject = xstrdup(buf_cstr(&subject));
+		pp->text = xstrdup(buf_cstr(&text));
+		pp->html = t->html ? xstrdup(buf_cstr(&html)) : NULL;
+		pp->to_addr = xstrdup(row_str(ctx, "email") ?
+		    row_str(ctx, "email") : "");
+		pp->to_name = to_name ? xstrdup(to_name) : NULL;
+		pp->from = xstrdup(rd->cfg->from);
+		pp->message_id = xstrdup(message_id);
+		pp->date = now;
+	}
+	if (rule->kind == RULE_AGENT_REMINDER) {
+		const char *method = row_str(ctx, "calendar.method");
+		struct ical_event ev = {
+			.method = method,
+			.uid = row_str(ctx, "calendar.uid"),
+			.sequence = (int)ctx_number(ctx, "calendar", "sequence"),
+			.dtstamp = now,
+			.start = (time_t)ctx_number(ctx, "calendar", "start"),
+			.end = (time_t)ctx_number(ctx, "calendar", "end"),
+			.zone = tz,
+			.summary = buf_cstr(&summary),
+			.description = desc.len ? buf_cstr(&desc) : NULL,
+			.url = link.len ? buf_cstr(&link) : NULL,
+			.organizer_addr = rd->cfg->from_addr,
+			.organizer_name = row_str(ctx, "sender.name"),
+			.attendee_addr = row_str(ctx, "email"),
+			.attendee_name = row_str(ctx, "name"),
+			.alarm = rule->alarm,
+		};
+
+		if (method == NULL || ev.uid == NULL) {
+			set_err(err, "render: a reminder without its calendar "
+			    "item");
+			r = FU_PERMFAIL;
+			goto done;
+		}
+		if ((r = ical_build(&ev, &ics, err)) != FU_OK)
+			goto done;
+		cal.method = method;
+		cal.ics = buf_cstr(&ics);
+	}
 	{
 		struct mime_spec m = {
 			.from = rd->cfg->from,
@@ -329,14 +803,24 @@ build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
 			.date = now,
 			.text = buf_cstr(&text),
 			.html = t->html ? buf_cstr(&html) : NULL,
+			.calendar = cal.ics ? &cal : NULL,
+			.extra_headers = extra[0] ? extra : NULL,
 		};
 
 		r = mime_build(&m, out, err);
 	}
 done:
+	free(unsub_url);
+	free(unsub_mailto);
+	free(unsub_header);
+	free(sender_name);
 	buf_free(&subject);
 	buf_free(&text);
 	buf_free(&html);
+	buf_free(&summary);
+	buf_free(&desc);
+	buf_free(&link);
+	buf_free(&ics);
 	return r;
 }
 
@@ -382,8 +866,8 @@ recheck(struct render *rd, struct source *src, int ri, const char *key,
  * explanation for the history.
  */
 static const char *
-row_block_reason(struct store *st, const struct value *row, char **detail,
-    int *tempfail, char **err)
+row_block_reason(struct store *st, const struct value *row, const char *cls,
+    char **detail, int *tempfail, char **err)
 {
 	const char *email = row_str(row, "email"), *why;
 	int yes;
@@ -393,7 +877,18 @@ row_block_reason(struct store *st, const struct value *row, char **detail,
 		*detail = xstrdup("the recipient has no email address");
 		return "no-address";
 	}
-	if (!mime_address_ok(email, &why)) {
+	{
+		/* A NUL inside the value would hide what follows it from
+		 * mime_address_ok: "a@example.com\0b@evil.example". */
+		size_t elen = 0;
+
+		(void)value_as_string(value_map_get(row, "email"), &elen);
+		if (elen != strlen(email))
+			why = "NUL byte in address";
+		else if (mime_address_ok(email, &why))
+			why = NULL;
+	}
+	if (why != NULL) {
 		struct buf b = { 0 };
 
 		buf_puts(&b, "invalid address '");
@@ -404,148 +899,626 @@ row_block_reason(struct store *st, const struct value *row, char **detail,
 	}
 	if (st == NULL)
 		return NULL;
-	if (store_suppressed(st, email, &yes, err) != FU_OK) {
-		*tempfail = 1;
-		return NULL;
-	}
-	if (yes) {
-		*detail = xstrdup("the address is suppressed after a "
-		    "permanent failure");
-		return "suppressed";
-	}
-	if (store_opted_out(st, email, "transactional", &yes, err) != FU_OK) {
-		*tempfail = 1;
-		return NULL;
-	}
-	if (yes) {
-		*detail = xstrdup("the recipient opted out");
-		return "opted-out";
-	}
-	return NULL;
+	/* Suppressed: every class; opted out: the rule's class or all. */
+	(void)yes;
+	return consent_blocked(st, email, cls, detail, tempfail, err);
 }
 
-/* Decide and, when it is to be sent, spool one planned job. */
+/*
+ * What render_job decided for one job. The decisions of a page of jobs are
+ * written to state.db together, in one transaction, after the page's
+ * messages are durably in the spool (spool_batch_commit): a job becomes
+ * `queued` only once its message is on disk, and a crash in between leaves
+ * planned jobs whose files in new/ are simply replaced when they are
+ * rendered again.
+ */
+enum render_fate {
+	FATE_NONE,		/* left planned (held, or the batch failed) */
+	FATE_QUEUE,
+	FATE_CANCEL,
+	FATE_FAIL,
+};
+
+struct render_out {
+	const struct job *job;
+	enum render_fate fate;
+	const char	*reason;	/* static: cancel/fail reason */
+	char		*detail;	/* why, for the history */
+	char		*email, *mid, *spool_name;
+};
+
+static void
+render_out_clear(struct render_out *o)
+{
+	free(o->detail);
+	free(o->email);
+	free(o->mid);
+	free(o->spool_name);
+	memset(o, 0, sizeof(*o));
+}
+
+/*
+ * An agent reminder's job: its snapshot (method, UID, SEQUENCE, agent,
+ * times) from state.db, the ticket's current row for the rest of the
+ * context (a minimal one when the source no longer has it).
+ */
+static int
+reminder_context(struct render *rd, struct store *st, struct source *src,
+    int ri, const struct job *job, struct value **row, char **err)
+{
+	struct recheck rc = { .occurrence = NULL };
+	struct reminder rm;
+	char *method = NULL;
+	int found, r;
+
+	*row = NULL;
+	if ((r = store_reminder_message_get(st, job->id, &rm, &method, &found,
+	    err)) != FU_OK)
+		return r;
+	if (!found) {
+		set_err(err, "no calendar item recorded for this reminder job");
+		return FU_PERMFAIL;
+	}
+	if ((r = recheck(rd, src, ri, job->subject, &rc, err)) == FU_OK) {
+		if (rc.row == NULL) {
+			rc.row = value_map();
+			value_map_set(rc.row, "key", value_string(job->subject));
+			value_map_set_path(rc.row, "ticket.id",
+			    value_string(job->subject));
+		}
+		set_calendar_ctx(rd, rc.row, &rm, method);
+		*row = rc.row;
+	}
+	store_reminder_clear(&rm);
+	free(method);
+	return r;
+}
+
+/*
+ * Quiet hours (and a check-in's send window) hold at render time too: a job
+ * whose moment falls in them is postponed to the next opening in the
+ * recipient's zone, stays planned, and the history says why. Never dropped.
+ */
+static int
+render_postpone(struct render *rd, struct store *st, int ri,
+    const struct job *job, const struct value *row, time_t now,
+    int *postponed, char **err)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	const struct clock_zone *z = rules_zone(rd->cfg, row_str(row, "tz"));
+	struct clock_rule cr = *rules_clock(rd->cfg, rule);
+	const char *why;
+	char lbuf[32], *detail;
+	time_t t;
+	int r;
+
+	*postponed = 0;
+	if (rule->kind == RULE_AGENT_REMINDER)
+		memset(&cr.window, 0, sizeof(cr.window));	/* DTSTART's, not the mail's */
+	if ((t = clock_next_open(&cr, z, now, &why)) <= now)
+		return FU_OK;
+	detail = xasprintf("%s until %s (%s)", why, clock_format_local(z, t,
+	    lbuf), clock_zone_name(z));
+	if ((r = store_job_postpone(st, job->id, t, detail, now, err)) == FU_OK) {
+		*postponed = 1;
+		log_info("render: job %lld (%s %s): postponed: %s",
+		    (long long)job->id, job->rule, job->subject, detail);
+	}
+	free(detail);
+	return r;
+}
+
+/*
+ * Frequency caps of marketing mail: [defaults] max_marketing over every
+ * rule, the rule's own max_marketing over its messages, per recipient.
+ * Messages queued earlier (state.db) and on this page count. Over a cap
+ * the job is postponed until the oldest counted message leaves the window
+ * (over_cap = postpone) or cancelled with reason over-cap (drop); either
+ * way its history says which cap.
+ */
+static int
+render_cap(struct render *rd, struct store *st, int ri, const struct job *job,
+    const struct value *row, time_t now, struct render_out *out,
+    int *postponed, char **err)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	const struct config_cap *caps[2] = { &rd->cfg->marketing_cap,
+	    &rule->cap };
+	const char *email = row_str(row, "email");
+
+	*postponed = 0;
+	if (rule->cls != RULE_CLASS_MARKETING || email == NULL)
+		return FU_OK;
+	for (int c = 0; c < 2; c++) {
+		const struct config_cap *cap = caps[c];
+		const char *text = c == 0 ? rd->cfg->max_marketing :
+		    rule->max_marketing;
+		time_t oldest, until;
+		int count, r;
+
+		if (cap->n == 0)
+			continue;
+		if ((r = consent_cap_count(st, email, c == 0 ? NULL : rule->name,
+		    cap->window, now, &count, &oldest, err)) != FU_OK)
+			return r;
+		for (int i = 0; i < rd->npending; i++)
+			if (strcasecmp(rd->pending[i].email, email) == 0 &&
+			    (c == 0 || rd->pending[i].rule == ri)) {
+				if (count == 0)
+					oldest = now;
+				count++;
+			}
+		if (count < cap->n)
+			continue;
+		until = (oldest ? oldest : now) + cap->window + 1;
+		if (rule->over_cap == RULE_OVER_CAP_DROP) {
+			out->fate = FATE_CANCEL;
+			out->reason = "over-cap";
+			out->detail = xasprintf("over cap: %d marketing "
+			    "message%s to this recipient%s already in the window "
+			    "of max_marketing = %s (%s)", count, count == 1 ? "" :
+			    "s", c ? " from this rule" : "", text, c ?
+			    "the rule's" : "[defaults]");
+			return FU_OK;
+		}
+		{
+			const struct clock_zone *z = rules_zone(rd->cfg,
+			    row_str(row, "tz"));
+			char lbuf[32], *detail;
+
+			/* The next opening after the cap allows it again. */
+			until = clock_next_open(rules_clock(rd->cfg, rule), z,
+			    until, NULL);
+			detail = xasprintf("over cap %s (%d marketing "
+			    "message%s to this recipient%s) until %s (%s)", text,
+			    count, count == 1 ? "" : "s", c ? " from this rule" :
+			    "", clock_format_local(z, until, lbuf),
+			    clock_zone_name(z));
+			r = store_job_postpone(st, job->id, until, detail, now,
+			    err);
+			if (r == FU_OK) {
+				*postponed = 1;
+				log_info("render: job %lld (%s %s): postponed: %s",
+				    (long long)job->id, job->rule, job->subject,
+				    detail);
+			}
+			free(detail);
+			return r;
+		}
+	}
+	return FU_OK;
+}
+
+/* {{code.random}}: a fresh random part of the rule's length and alphabet. */
+static int
+make_code(struct render *rd, int ri, struct value *ctx, struct buf *out,
+    char **err)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	char rnd[65];
+
+	codes_random(rule->code_alphabet, rule->code_length, rnd);
+	value_map_set_path(ctx, "code.random", value_string(rnd));
+	buf_reset(out);
+	return mustache_render(rd->cache, rd->codes[ri], ctx,
+	    MUSTACHE_ESCAPE_NONE, out, NULL, NULL, err);
+}
+
+/*
+ * What is personal to this message besides the row: {{years}} of a yearly
+ * note, and the rule's code, given once per job and stored with it (a
+ * retry, a re-render or a preview shows the same code).
+ */
+static int
+render_personal(struct render *rd, struct store *st, int ri,
+    const struct job *job, struct value *ctx, time_t now, char **err)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	char *code = NULL;
+	int r;
+
+	if (rules_kind_yearly(rule->kind)) {
+		int years = rules_occurrence_years(rule, rules_zone(rd->cfg,
+		    row_str(ctx, "tz")), row_str(ctx, "at"), job->occurrence);
+
+		value_map_set(ctx, "years", years >= 0 ?
+		    value_number(years) : value_null());
+	}
+	if (rd->codes == NULL || rd->codes[ri] == NULL)
+		return FU_OK;
+	if ((r = codes_get(st, job->id, &code, err)) != FU_OK)
+		return r;
+	for (int tries = 0; code == NULL && tries < 8; tries++) {
+		struct buf b = { 0 };
+		int clash;
+
+		if ((r = make_code(rd, ri, ctx, &b, err)) == FU_OK && b.len > 0 &&
+		    b.len <= CODES_MAX && strpbrk(b.data, "\r\n\t") == NULL &&
+		    (r = codes_put(st, job->id, rule->name, job->subject, b.data,
+		    now, &clash, err)) == FU_OK && !clash)
+			code = buf_steal(&b);
+		buf_free(&b);
+		if (r != FU_OK)
+			return r;
+	}
+	if (code == NULL) {
+		set_err(err, "rule %s: no unused code after 8 draws (a longer "
+		    "code_length or code text?)", rule->name);
+		return FU_TEMPFAIL;
+	}
+	value_map_set(ctx, "code", value_string(code));
+	free(code);
+	return FU_OK;
+}
+
+/* Decide one planned job and, when it is to be sent, stage its message. */
 static int
 render_job(struct render *rd, struct store *st, struct source *src,
-    struct spool *sp, const struct job *job, time_t now,
-    struct render_stats *stats, char **err)
+    struct spool_batch *batch, const struct job *job, time_t now,
+    struct render_out *out, struct render_stats *stats, char **err)
 {
 	int ri = rule_index(rd, job->rule);
 	struct recheck rc = { .occurrence = job->occurrence };
 	struct buf msg = { 0 };
-	char *detail = NULL, *mid = NULL, *spool_name = NULL, *e = NULL;
+	char *detail = NULL, *e = NULL;
 	const char *reason;
 	int r, tempfail;
 
+	out->job = job;
+	out->fate = FATE_NONE;
 	if (ri < 0) {
 		stats->held++;
 		log_warnx("render: job %lld: rule '%s' is no longer in the "
 		    "configuration: left planned", (long long)job->id, job->rule);
 		return FU_OK;
 	}
-	if ((r = recheck(rd, src, ri, job->subject, &rc, err)) != FU_OK)
-		return r;
+	if (rd->cfg->rules[ri].kind == RULE_AGENT_REMINDER) {
+		/* plan decided what this message is; only send it or not. */
+		if ((r = reminder_context(rd, st, src, ri, job, &rc.row,
+		    &e)) == FU_PERMFAIL) {
+			out->fate = FATE_FAIL;
+			out->reason = "render-error";
+			out->detail = e;
+			return FU_OK;
+		}
+		if (r != FU_OK) {
+			set_err(err, "%s", e);
+			free(e);
+			return r;
+		}
+	} else {
+		/* Yearly notes and milestones: the customer's row, whatever its
+		 * date now (the job's occurrence is the year or milestone). */
+		if (rules_kind_yearly(rd->cfg->rules[ri].kind) ||
+		    rd->cfg->rules[ri].kind == RULE_LOYALTY)
+			rc.occurrence = NULL;
+		if ((r = recheck(rd, src, ri, job->subject, &rc, err)) != FU_OK)
+			return r;
+	}
 	if (rc.row == NULL) {
 		detail = xasprintf("%s %s is no longer resolved at %s",
 		    job->rule, job->subject, job->occurrence);
 		reason = "reopened";
 	} else
-		reason = row_block_reason(st, rc.row, &detail, &tempfail, err);
+		reason = row_block_reason(st, rc.row,
+		    config_class_name(rd->cfg->rules[ri].cls), &detail,
+		    &tempfail, err);
 	if (reason == NULL && tempfail) {
 		value_free(rc.row);
 		return FU_TEMPFAIL;
 	}
 	if (reason != NULL) {
-		r = store_job_cancel(st, job->id, reason, detail, now, err);
-		if (r == FU_OK) {
-			stats->cancelled++;
-			log_info("render: job %lld (%s %s): cancelled: %s (%s)",
-			    (long long)job->id, job->rule, job->subject, reason,
-			    detail);
-		}
-		goto done;
+		out->fate = FATE_CANCEL;
+		out->reason = reason;
+		out->detail = detail;
+		value_free(rc.row);
+		return FU_OK;
 	}
-
-	mid = job->message_id ? xstrdup(job->message_id) :
-	    new_message_id(job->id, rd->cfg->from_addr);
 	{
-		char *email = xstrdup(row_str(rc.row, "email"));
-		struct value *row = rc.row;
+		int postponed;
 
-		rc.row = NULL;
-		r = build_message(rd, src, ri, row, mid, now, &msg, &e);
-		value_free(row);
-		if (r == FU_TEMPFAIL) {
-			/* The source is busy: the job stays planned. */
-			set_err(err, "%s", e);
-			free(email);
-			goto done;
+		if ((r = render_postpone(rd, st, ri, job, rc.row, now,
+		    &postponed, err)) != FU_OK || postponed) {
+			value_free(rc.row);
+			return r;
 		}
-		if (r != FU_OK) {
-			/* A template or data problem that `check` cannot see:
-			 * this message can never be built as it stands. */
-			r = store_job_failed(st, job->id, "render-error", e,
-			    now, err);
-			if (r == FU_OK) {
-				stats->failed++;
-				log_warnx("render: job %lld (%s %s): failed: %s",
-				    (long long)job->id, job->rule, job->subject,
-				    e);
-			}
-			free(email);
-			goto done;
+		if ((r = render_cap(rd, st, ri, job, rc.row, now, out,
+		    &postponed, err)) != FU_OK || postponed ||
+		    out->fate == FATE_CANCEL) {
+			value_free(rc.row);
+			return r;
 		}
-		spool_name = xasprintf("%lld.eml", (long long)job->id);
-		if ((r = spool_write(sp, spool_name, msg.data, msg.len, err)) !=
+		if ((r = render_personal(rd, st, ri, job, rc.row, now, err)) !=
 		    FU_OK) {
-			free(email);
-			goto done;
+			value_free(rc.row);
+			return r;
 		}
-		r = store_job_queued(st, job->id, email, mid, spool_name, now,
-		    err);
-		if (r == FU_OK) {
-			stats->queued++;
-			log_info("render: job %lld (%s %s): queued for @%s, "
-			    "Message-ID <%s>", (long long)job->id, job->rule,
-			    job->subject, mime_address_domain(email), mid);
-		}
-		free(email);
 	}
-done:
+
+	out->mid = job->message_id ? xstrdup(job->message_id) :
+	    new_message_id(job->id, rd->cfg->from_addr);
+	out->email = xstrdup(row_str(rc.row, "email"));
+	r = build_message(rd, src, ri, rc.row, out->mid, now, &msg, &e);
 	value_free(rc.row);
+	if (r == FU_TEMPFAIL) {
+		/* The source is busy: the job stays planned. */
+		set_err(err, "%s", e);
+		free(e);
+		buf_free(&msg);
+		return r;
+	}
+	if (r != FU_OK) {
+		/* A template or data problem that `check` cannot see: this
+		 * message can never be built as it stands. */
+		out->fate = FATE_FAIL;
+		out->reason = "render-error";
+		out->detail = e;
+		buf_free(&msg);
+		return FU_OK;
+	}
+	out->spool_name = xasprintf("%lld.eml", (long long)job->id);
+	if ((r = spool_batch_add(batch, out->spool_name, msg.data, msg.len,
+	    err)) == FU_OK)
+		out->fate = FATE_QUEUE;
+	if (r == FU_OK && rd->cfg->rules[ri].cls == RULE_CLASS_MARKETING) {
+		rd->pending = xrealloc(rd->pending, (size_t)(rd->npending + 1) *
+		    sizeof(*rd->pending));
+		rd->pending[rd->npending].email = xstrdup(out->email);
+		rd->pending[rd->npending++].rule = ri;
+	}
 	buf_free(&msg);
-	free(detail);
-	free(mid);
-	free(spool_name);
-	free(e);
 	return r;
 }
 
+/*
+ * Write a page's decisions and commit the page's transaction (begun by
+ * render_tick); log them once committed.
+ */
+static int
+render_record(struct store *st, struct render_out *outs, int n, time_t now,
+    struct render_stats *stats, char **err)
+{
+	int r = FU_OK;
+
+	for (int i = 0; i < n; i++) {
+		struct render_out *o = &outs[i];
+		const struct job *job = o->job;
+
+		switch (o->fate) {
+		case FATE_QUEUE:
+			r = store_job_queued(st, job->id, o->email, o->mid,
+			    o->spool_name, now, err);
+			break;
+		case FATE_CANCEL:
+			r = store_job_cancel(st, job->id, o->reason, o->detail,
+			    now, err);
+			break;
+		case FATE_FAIL:
+			r = store_job_failed(st, job->id, o->reason, o->detail,
+			    now, err);
+			break;
+		case FATE_NONE:
+			break;
+		}
+		if (r != FU_OK) {
+			store_rollback(st);
+			return r;
+		}
+	}
+	if ((r = store_commit(st, err)) != FU_OK) {
+		store_rollback(st);
+		return r;
+	}
+	for (int i = 0; i < n; i++) {
+		struct render_out *o = &outs[i];
+		const struct job *job = o->job;
+
+		switch (o->fate) {
+		case FATE_QUEUE:
+			stats->queued++;
+			log_info("render: job %lld (%s %s): queued for @%s, "
+			    "Message-ID <%s>", (long long)job->id, job->rule,
+			    job->subject, mime_address_domain(o->email), o->mid);
+			break;
+		case FATE_CANCEL:
+			stats->cancelled++;
+			log_info("render: job %lld (%s %s): cancelled: %s (%s)",
+			    (long long)job->id, job->rule, job->subject,
+			    o->reason, o->detail);
+			break;
+		case FATE_FAIL:
+			stats->failed++;
+			log_warnx("render: job %lld (%s %s): failed: %s",
+			    (long long)job->id, job->rule, job->subject,
+			    o->detail);
+			break;
+		case FATE_NONE:
+			break;
+		}
+	}
+	return FU_OK;
+}
+
+/*
+ * Pages of RENDER_BATCH due jobs, each: decide and render every job, write
+ * the messages to tmp/ (unsynced), make them durable and move them to new/
+ * in one go, then record every decision, all in one transaction. The cursor
+ * (due_at, id) walks past jobs left planned, so the whole backlog is done
+ * in one tick and a held job is looked at once per tick.
+ */
 int
 render_tick(struct render *rd, struct store *st, struct source *src,
     struct spool *sp, time_t now, struct render_stats *stats, char **err)
 {
-	struct job *jobs;
-	int n, r;
+	time_t after_due = (time_t)LLONG_MIN;
+	int64_t after_id = 0;
+	int r = FU_OK, stop = 0;
 
 	memset(stats, 0, sizeof(*stats));
-	if ((r = store_jobs_due(st, JOB_PLANNED, now, RENDER_BATCH, &jobs, &n,
-	    err)) != FU_OK)
-		return r;
-	for (int i = 0; i < n; i++) {
-		if ((r = render_job(rd, st, src, sp, &jobs[i], now, stats,
-		    err)) == FU_TEMPFAIL)
-			break;	/* source busy or disk full: next tick */
-		if (r != FU_OK) {
-			/* This job only: the others may be fine. */
-			log_warnx("render: job %lld: %s", (long long)jobs[i].id,
-			    err && *err ? *err : "error");
-			stats->held++;
-			r = FU_OK;
+	while (!stop) {
+		struct spool_batch *batch;
+		struct render_out *outs;
+		struct job *jobs;
+		int n, done = 0;
+
+		if ((r = store_jobs_due_after(st, now, after_due, after_id,
+		    RENDER_BATCH, &jobs, &n, err)) != FU_OK || n == 0)
+			break;
+		after_due = jobs[n - 1].due_at;
+		after_id = jobs[n - 1].id;
+		/*
+		 * One transaction per page, from the first look-up to the
+		 * last decision: the suppression and opt-out checks then read
+		 * without taking a lock each, and the decisions commit at once.
+		 */
+		if ((r = store_begin(st, err)) != FU_OK) {
+			store_jobs_free(jobs, n);
+			break;
 		}
+		/* Likewise one read transaction on the source per page. */
+		if ((r = source_read_begin(src, err)) != FU_OK) {
+			store_rollback(st);
+			store_jobs_free(jobs, n);
+			break;
+		}
+		batch = spool_batch_new(sp);
+		pending_clear(rd);	/* caps: this page's messages so far */
+		outs = xcalloc((size_t)n, sizeof(*outs));
+		for (; done < n; done++) {
+			if ((r = render_job(rd, st, src, batch, &jobs[done],
+			    now, &outs[done], stats, err)) == FU_TEMPFAIL) {
+				/* Source busy or disk full: the rest next tick. */
+				render_out_clear(&outs[done]);
+				stop = 1;
+				break;
+			}
+			if (outs[done].fate == FATE_QUEUE)
+				util_crashpoint("render");
+			if (r != FU_OK) {
+				/* This job only: the others may be fine. */
+				log_warnx("render: job %lld: %s",
+				    (long long)jobs[done].id,
+				    err && *err ? *err : "error");
+				render_out_clear(&outs[done]);
+				stats->held++;
+				r = FU_OK;
+			}
+			progress_step(1);
+		}
+		source_read_end(src);
+		if (spool_batch_count(batch) > 0) {
+			char *e = NULL;
+
+			if (spool_batch_commit(batch, &e) != FU_OK) {
+				/* Nothing of this page reached new/: its jobs
+				 * stay planned; decisions without a message
+				 * (cancellations) are still recorded. */
+				for (int i = 0; i < done; i++)
+					if (outs[i].fate == FATE_QUEUE) {
+						outs[i].fate = FATE_NONE;
+						stats->held++;
+					}
+				set_err(err, "%s", e);
+				free(e);
+				r = FU_TEMPFAIL;
+				stop = 1;
+			} else
+				util_crashpoint("spool");
+		}
+		{
+			char *e = NULL;
+			int rr = render_record(st, outs, done, now, stats, &e);
+
+			if (rr != FU_OK) {
+				if (r == FU_OK) {
+					set_err(err, "%s", e);
+					r = rr;
+				}
+				stop = 1;
+			}
+			free(e);
+		}
+		for (int i = 0; i < n; i++)
+			render_out_clear(&outs[i]);
+		free(outs);
+		spool_batch_free(batch);
+		store_jobs_free(jobs, n);
+		if (n < RENDER_BATCH)
+			break;
 	}
-	store_jobs_free(jobs, n);
 	return r;
+}
+
+/* preview of a reminder: the first REQUEST plan would make for this row. */
+static void
+preview_calendar(struct render *rd, int ri, struct value *row, const char *key)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	const char *at = row_str(row, "at");
+	const struct clock_zone *z = rules_zone(rd->cfg, row_str(row, "tz"));
+	struct reminder rm;
+	time_t t = 0;
+
+	memset(&rm, 0, sizeof(rm));
+	if (at)
+		clock_parse(at, &t);
+	rm.uid = rules_reminder_uid(rd->cfg, rule->name, key);
+	rm.agent = (char *)(uintptr_t)row_str(row, "email");
+	rm.agent_name = (char *)(uintptr_t)row_str(row, "name");
+	rm.agent = xstrdup(rm.agent ? rm.agent : "");
+	rm.agent_name = rm.agent_name ? xstrdup(rm.agent_name) : NULL;
+	rm.tz = xstrdup(clock_zone_name(z));
+	rm.dtstart = rules_due(rd->cfg, rule, z, t);
+	rm.dtend = rm.dtstart + rule->duration;
+	set_calendar_ctx(rd, row, &rm, "REQUEST");
+	store_reminder_clear(&rm);
+}
+
+/*
+ * preview: {{years}} of the next occurrence, and the code the latest job
+ * of (rule, key) was given (state.db, when there is one); a job not yet
+ * rendered shows a sample code that is not kept.
+ */
+static void
+preview_personal(struct render *rd, int ri, struct value *row,
+    const char *key, time_t now)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	char *code = NULL, *path, *err = NULL;
+	struct store *st;
+
+	if (rules_kind_yearly(rule->kind)) {
+		const struct clock_zone *z = rules_zone(rd->cfg, row_str(row,
+		    "tz"));
+		struct clock_local lt;
+		char occ[16];
+		int years;
+
+		clock_to_local(z, now, &lt);
+		snprintf(occ, sizeof(occ), "%d", lt.year);
+		years = rules_occurrence_years(rule, z, row_str(row, "at"), occ);
+		value_map_set(row, "years", years >= 0 ? value_number(years) :
+		    value_null());
+	}
+	if (rd->codes == NULL || rd->codes[ri] == NULL)
+		return;
+	path = xasprintf("%s/state.db", rd->cfg->queue_dir);
+	if (access(path, F_OK) == 0 && store_open(path,
+	    rd->cfg->busy_timeout_ms, &st, &err) == FU_OK) {
+		codes_for_subject(st, rule->name, key, &code, NULL);
+		store_close(st);
+	}
+	free(err);
+	free(path);
+	if (code == NULL) {
+		struct buf b = { 0 };
+
+		if (make_code(rd, ri, row, &b, NULL) == FU_OK)
+			code = buf_steal(&b);
+		buf_free(&b);
+	}
+	value_map_set(row, "code", code ? value_string(code) : value_null());
+	free(code);
 }
 
 int
@@ -569,7 +1542,7 @@ render_preview(struct render *rd, struct source *src, const char *rule,
 		    "a check-in: is ticket %s resolved?)", rule, key, key);
 		return FU_PERMFAIL;
 	}
-	if ((reason = row_block_reason(NULL, rc.row, &detail, &tempfail,
+	if ((reason = row_block_reason(NULL, rc.row, NULL, &detail, &tempfail,
 	    err)) != NULL) {
 		set_err(err, "%s %s would not be sent: %s (%s)", rule, key,
 		    reason, detail);
@@ -579,8 +1552,141 @@ render_preview(struct render *rd, struct source *src, const char *rule,
 	}
 	mid = xasprintf("preview.%s.%s@%s", rule, key,
 	    mime_address_domain(rd->cfg->from_addr));
+	if (rd->cfg->rules[ri].kind == RULE_AGENT_REMINDER)
+		preview_calendar(rd, ri, rc.row, key);
+	preview_personal(rd, ri, rc.row, key, now);
 	r = build_message(rd, src, ri, rc.row, mid, now, out, err);
 	value_free(rc.row);
 	free(mid);
+	return r;
+}
+
+void
+render_parts_clear(struct render_parts *p)
+{
+	free(p->subject);
+	free(p->text);
+	free(p->html);
+	free(p->to_addr);
+	free(p->to_name);
+	free(p->from);
+	free(p->message_id);
+	buf_free(&p->missing);
+	buf_free(&p->message);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+render_preview_parts(struct render *rd, struct source *src, const char *rule,
+    const char *key, time_t now, struct render_parts *parts, char **err)
+{
+	int r;
+
+	memset(parts, 0, sizeof(*parts));
+	rd->capture = parts;
+	r = render_preview(rd, src, rule, key, now, &parts->message, err);
+	rd->capture = NULL;
+	return r;
+}
+
+struct sample {
+	int		 want;
+	struct value	**rows;
+	int		 n;
+};
+
+static int
+sample_cb(struct value *row, void *arg)
+{
+	struct sample *sm = arg;
+
+	if (sm->n >= sm->want) {
+		value_free(row);
+		return FU_PERMFAIL;	/* enough: stops the query */
+	}
+	sm->rows[sm->n++] = row;
+	return FU_OK;
+}
+
+/* The row's key as text (numbers as the source gave them). */
+static char *
+row_key(const struct value *row)
+{
+	const struct value *v = value_map_get(row, "key");
+
+	if (v != NULL && value_type(v) == VALUE_NUMBER)
+		return xasprintf("%.15g", value_as_number(v));
+	if (v != NULL && value_as_string(v, NULL) != NULL)
+		return xstrdup(value_as_string(v, NULL));
+	return xstrdup("?");
+}
+
+int
+render_sample(struct render *rd, struct source *src, const char *rule,
+    int n, time_t now, render_sample_cb cb, void *arg, char **err)
+{
+	int ri = rule_index(rd, rule), r;
+	struct source_params p = { .since = RULES_TIME_MIN,
+	    .until = RULES_TIME_MAX };
+	struct sample sm = { .want = n };
+	char nowtext[20];
+
+	if (ri < 0) {
+		set_err(err, "no rule '%s' in the configuration", rule);
+		return FU_PERMFAIL;
+	}
+	p.now = clock_format_sql(now, nowtext);
+	sm.rows = xcalloc((size_t)(n > 0 ? n : 1), sizeof(*sm.rows));
+	r = source_select(src, rules_query(&rd->cfg->rules[ri]), &p, sample_cb,
+	    &sm, err);
+	if (r == FU_PERMFAIL && sm.n == sm.want) {	/* stopped on purpose */
+		free(*err);
+		*err = NULL;
+		r = FU_OK;
+	}
+	for (int i = 0; i < sm.n; i++) {
+		struct render_parts parts = { 0 };
+		char *key = row_key(sm.rows[i]), *detail = NULL, *mid, *e = NULL;
+		const char *reason;
+		int tempfail, rr;
+
+		if (r != FU_OK) {
+			value_free(sm.rows[i]);
+			free(key);
+			continue;
+		}
+		reason = row_block_reason(NULL, sm.rows[i], NULL, &detail,
+		    &tempfail,
+		    NULL);
+		if (reason != NULL) {
+			char *why = xasprintf("would not be sent: %s (%s)",
+			    reason, detail);
+
+			cb(key, FU_PERMFAIL, NULL, why, arg);
+			free(why);
+			free(detail);
+			value_free(sm.rows[i]);
+			free(key);
+			continue;
+		}
+		mid = xasprintf("preview.%s.%s@%s", rule, key,
+		    mime_address_domain(rd->cfg->from_addr));
+		preview_personal(rd, ri, sm.rows[i], key, now);
+		rd->capture = &parts;
+		rr = build_message(rd, src, ri, sm.rows[i], mid, now,
+		    &parts.message, &e);
+		rd->capture = NULL;
+		if (rr == FU_TEMPFAIL) {
+			set_err(err, "%s", e ? e : "the source is busy");
+			r = rr;
+		} else
+			cb(key, rr, rr == FU_OK ? &parts : NULL, e, arg);
+		render_parts_clear(&parts);
+		value_free(sm.rows[i]);
+		free(mid);
+		free(key);
+		free(e);
+	}
+	free(sm.rows);
 	return r;
 }

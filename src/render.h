@@ -47,4 +47,42 @@ int	render_tick(struct render *, struct store *, struct source *,
 int	render_preview(struct render *, struct source *, const char *rule,
 	    const char *key, time_t now, struct buf *out, char **err);
 
+/*
+ * What `preview --html/--text/--sample` show: the rendered parts besides the
+ * message, and every template variable that was missing or empty.
+ */
+struct render_parts {
+	char		*subject;	/* as rendered (the header cleans it) */
+	char		*text;
+	char		*html;		/* NULL: the rule has no html template */
+	char		*to_addr;
+	char		*to_name;	/* may be NULL */
+	char		*from;
+	char		*message_id;
+	time_t		 date;
+	/*
+	 * One line per variable, once each, in the order met:
+	 * "NAME\tmissing\tTEMPLATE" (not in the data at all: a typo?) or
+	 * "NAME\tempty\tTEMPLATE" (in the data, but null or "").
+	 */
+	struct buf	 missing;
+	struct buf	 message;	/* the complete RFC 5322 message */
+};
+void	render_parts_clear(struct render_parts *);
+
+/* render_preview, keeping the parts. */
+int	render_preview_parts(struct render *, struct source *, const char *rule,
+	    const char *key, time_t now, struct render_parts *, char **err);
+
+/*
+ * preview --sample: the first `n` rows the rule's query returns over the
+ * whole history, each rendered (nothing written). cb gets each row's key
+ * and either FU_OK with the parts, or FU_PERMFAIL with why it would not be
+ * sent or could not be rendered. FU_TEMPFAIL when the source is busy.
+ */
+typedef void (*render_sample_cb)(const char *key, int result,
+    const struct render_parts *, const char *why, void *arg);
+int	render_sample(struct render *, struct source *, const char *rule,
+	    int n, time_t now, render_sample_cb, void *arg, char **err);
+
 #endif

@@ -1,10 +1,13 @@
 /* rules: what each rule kind asks of the source and when its message is due. */
 #include "rules.h"
 #include "clock.h"
+#include "ical.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *const rules_required_columns[] = { "key", "at", "email", NULL };
 
@@ -18,6 +21,7 @@ static const char after_resolution_sql[] =
     "  c.email AS \"email\", c.name AS \"name\",\n"
     "  c.id AS \"customer.id\", c.email AS \"customer.email\",\n"
     "  c.name AS \"customer.name\", c.first_name AS \"customer.first_name\",\n"
+    "  c.timezone AS \"tz\",\n"
     "  c.locale AS \"customer.locale\", c.timezone AS \"customer.timezone\",\n"
     "  c.customer_since AS \"customer.customer_since\",\n"
     "  t.id AS \"ticket.id\", t.subject AS \"ticket.subject\",\n"
@@ -30,12 +34,160 @@ static const char after_resolution_sql[] =
     "WHERE t.status IN ('resolved', 'closed')\n"
     "  AND t.resolved_at >= :since AND t.resolved_at < :until";
 
+/*
+ * The reference schema's agent reminder: every ticket with an agent whose
+ * last change falls in the window; `needed` is 0 once it is resolved or
+ * closed (the reminder is then cancelled). The event is the last change,
+ * so a reopened or updated ticket moves its reminder.
+ */
+static const char agent_reminder_sql[] =
+    "SELECT t.id AS \"key\", COALESCE(t.updated_at, t.created_at) AS \"at\",\n"
+    "  a.email AS \"email\", a.name AS \"name\", a.timezone AS \"tz\",\n"
+    "  t.status IN ('open', 'pending') AS \"needed\",\n"
+    "  a.id AS \"agent.id\", a.name AS \"agent.name\",\n"
+    "  a.email AS \"agent.email\", a.timezone AS \"agent.timezone\",\n"
+    "  c.id AS \"customer.id\", c.email AS \"customer.email\",\n"
+    "  c.name AS \"customer.name\", c.first_name AS \"customer.first_name\",\n"
+    "  c.timezone AS \"customer.timezone\",\n"
+    "  t.id AS \"ticket.id\", t.subject AS \"ticket.subject\",\n"
+    "  t.status AS \"ticket.status\", t.created_at AS \"ticket.created_at\",\n"
+    "  t.updated_at AS \"ticket.updated_at\"\n"
+    "FROM tickets t\n"
+    "JOIN agents a ON a.id = t.agent_id\n"
+    "LEFT JOIN customers c ON c.id = t.customer_id\n"
+    "WHERE COALESCE(t.updated_at, t.created_at) >= :since\n"
+    "  AND COALESCE(t.updated_at, t.created_at) < :until";
+
+/*
+ * Birthdays: one row per customer with a birthday ('YYYY-MM-DD' or
+ * '--MM-DD'); `at` is the birthday itself, and the planner finds the
+ * year's occurrence (rules_occurrence). The whole table is read each tick:
+ * a birthday's day depends on the customer's zone and on feb29.
+ */
+static const char birthday_sql[] =
+    "SELECT c.id AS \"key\", c.birthday AS \"at\",\n"
+    "  c.email AS \"email\", c.name AS \"name\", c.timezone AS \"tz\",\n"
+    "  c.id AS \"customer.id\", c.email AS \"customer.email\",\n"
+    "  c.name AS \"customer.name\", c.first_name AS \"customer.first_name\",\n"
+    "  c.locale AS \"customer.locale\", c.timezone AS \"customer.timezone\",\n"
+    "  c.birthday AS \"customer.birthday\",\n"
+    "  c.customer_since AS \"customer.customer_since\"\n"
+    "FROM customers c\n"
+    "WHERE c.birthday IS NOT NULL AND c.birthday <> ''";
+
+/* Anniversaries: `at` is customer_since, a UTC time (its local date counts). */
+static const char anniversary_sql[] =
+    "SELECT c.id AS \"key\", c.customer_since AS \"at\",\n"
+    "  c.email AS \"email\", c.name AS \"name\", c.timezone AS \"tz\",\n"
+    "  c.id AS \"customer.id\", c.email AS \"customer.email\",\n"
+    "  c.name AS \"customer.name\", c.first_name AS \"customer.first_name\",\n"
+    "  c.locale AS \"customer.locale\", c.timezone AS \"customer.timezone\",\n"
+    "  c.birthday AS \"customer.birthday\",\n"
+    "  c.customer_since AS \"customer.customer_since\"\n"
+    "FROM customers c\n"
+    "WHERE c.customer_since IS NOT NULL AND c.customer_since <> ''";
+
+/*
+ * Loyalty: the moment a customer's purchase history first met the rule's
+ * milestone (the purchase that made the count reach min_purchases and the
+ * running total in `currency` reach min_total) is `at`, so the message is
+ * planned like a check-in: once, when it happens (within lookback). The
+ * thresholds are the rule's, written into the SQL as numbers (and a
+ * currency config.c checked to be three capital letters).
+ */
+static const char loyalty_fmt[] =
+    "WITH p AS (\n"
+    "  SELECT customer_id, purchased_at,\n"
+    "    row_number() OVER w AS n,\n"
+    "    sum(CASE WHEN %s THEN amount_cents ELSE 0 END) OVER w AS total\n"
+    "  FROM purchases\n"
+    "  WINDOW w AS (PARTITION BY customer_id ORDER BY purchased_at, id\n"
+    "    ROWS UNBOUNDED PRECEDING)\n"
+    "), m AS (\n"
+    "  SELECT customer_id, min(purchased_at) AS at FROM p\n"
+    "  WHERE n >= %d AND total >= %d GROUP BY customer_id\n"
+    ")\n"
+    "SELECT c.id AS \"key\", m.at AS \"at\",\n"
+    "  c.email AS \"email\", c.name AS \"name\", c.timezone AS \"tz\",\n"
+    "  '%s' AS \"milestone\", '%s' AS \"loyalty.milestone\",\n"
+    "  c.id AS \"customer.id\", c.email AS \"customer.email\",\n"
+    "  c.name AS \"customer.name\", c.first_name AS \"customer.first_name\",\n"
+    "  c.locale AS \"customer.locale\", c.timezone AS \"customer.timezone\",\n"
+    "  c.customer_since AS \"customer.customer_since\"\n"
+    "FROM m JOIN customers c ON c.id = m.customer_id\n"
+    "WHERE m.at >= :since AND m.at < :until";
+
+/* Generated loyalty queries, one per rule (and its thresholds). */
+static struct loyalty_sql {
+	const struct rule_config *rule;
+	int		 min_purchases, min_total;
+	char		 currency[4];
+	char		*sql;
+} *loyalty;
+static size_t nloyalty;
+
+static const char *
+loyalty_query(const struct rule_config *r)
+{
+	struct loyalty_sql *q = NULL;
+	char cur[4], cond[32], milestone[96];
+
+	snprintf(cur, sizeof(cur), "%s", r->currency ? r->currency : "");
+	for (size_t i = 0; i < nloyalty; i++)
+		if (loyalty[i].rule == r) {
+			q = &loyalty[i];
+			if (q->min_purchases == r->min_purchases &&
+			    q->min_total == r->min_total &&
+			    strcmp(q->currency, cur) == 0)
+				return q->sql;
+			free(q->sql);	/* a reloaded config at the same address */
+			break;
+		}
+	if (q == NULL) {
+		loyalty = xrealloc(loyalty, (nloyalty + 1) * sizeof(*loyalty));
+		q = &loyalty[nloyalty++];
+	}
+	q->rule = r;
+	q->min_purchases = r->min_purchases;
+	q->min_total = r->min_total;
+	memcpy(q->currency, cur, sizeof(cur));
+	if (*cur)
+		snprintf(cond, sizeof(cond), "currency = '%s'", cur);
+	else
+		snprintf(cond, sizeof(cond), "1");
+	rules_milestone(r, milestone, sizeof(milestone));
+	q->sql = xasprintf(loyalty_fmt, cond, r->min_purchases, r->min_total,
+	    milestone, milestone);
+	return q->sql;
+}
+
+void
+rules_milestone(const struct rule_config *r, char *out, size_t size)
+{
+	if (r->min_purchases > 0 && r->min_total > 0)
+		snprintf(out, size, "%d purchases, %d %s", r->min_purchases,
+		    r->min_total, r->currency ? r->currency : "total");
+	else if (r->min_total > 0)
+		snprintf(out, size, "%d %s", r->min_total, r->currency ?
+		    r->currency : "total");
+	else
+		snprintf(out, size, "%d purchases", r->min_purchases);
+}
+
 const char *
 rules_kind_name(enum rule_kind k)
 {
 	switch (k) {
 	case RULE_AFTER_RESOLUTION:
 		return "after_resolution";
+	case RULE_AGENT_REMINDER:
+		return "agent_reminder";
+	case RULE_BIRTHDAY:
+		return "birthday";
+	case RULE_ANNIVERSARY:
+		return "anniversary";
+	case RULE_LOYALTY:
+		return "loyalty";
 	}
 	return "?";
 }
@@ -48,6 +200,14 @@ rules_query(const struct rule_config *r)
 	switch (r->kind) {
 	case RULE_AFTER_RESOLUTION:
 		return after_resolution_sql;
+	case RULE_AGENT_REMINDER:
+		return agent_reminder_sql;
+	case RULE_BIRTHDAY:
+		return birthday_sql;
+	case RULE_ANNIVERSARY:
+		return anniversary_sql;
+	case RULE_LOYALTY:
+		return loyalty_query(r);
 	}
 	return after_resolution_sql;
 }
@@ -61,10 +221,176 @@ rules_recheck_query(const struct rule_config *r)
 	    rules_query(r));
 }
 
-time_t
-rules_due(const struct rule_config *r, time_t at)
+/* ---- time ---- */
+
+/*
+ * One schedule per rule, built once per config: the zones are libical's
+ * (process-wide already) and the holiday sets are parsed files, so this is
+ * a process-wide cache too, keyed by the config it was built from.
+ */
+static struct {
+	const struct config	*cfg;
+	struct clock_rule	*rules;
+	struct clock_days	*holidays;
+	int			 n;
+	const struct clock_zone	*fallback;
+} times;
+
+void
+rules_time_free(void)
 {
-	return at + r->delay;
+	for (int i = 0; i < times.n; i++)
+		clock_days_free(&times.holidays[i]);
+	free(times.holidays);
+	free(times.rules);
+	memset(&times, 0, sizeof(times));
+}
+
+int
+rules_time_load(const struct config *cfg, struct buf *errs)
+{
+	size_t before = errs ? errs->len : 0;
+	int problems = 0;
+
+	if (times.cfg == cfg)
+		return FU_OK;
+	rules_time_free();
+	times.cfg = cfg;
+	times.n = cfg->nrules;
+	times.rules = xcalloc((size_t)cfg->nrules + 1, sizeof(*times.rules));
+	times.holidays = xcalloc((size_t)cfg->nrules + 1,
+	    sizeof(*times.holidays));
+	times.fallback = clock_zone_utc();
+	if (cfg->timezone != NULL) {
+		const struct clock_zone *z = clock_zone(cfg->timezone);
+
+		if (z == NULL) {
+			problems++;
+			if (errs)
+				buf_printf(errs, "%s:%d: [defaults] timezone: "
+				    "unknown time zone '%s' (an IANA name such "
+				    "as Europe/Berlin)\n", cfg->path,
+				    cfg->timezone_line, cfg->timezone);
+			else
+				log_warnx("rules: [defaults] timezone: unknown "
+				    "time zone '%s': using UTC", cfg->timezone);
+		} else
+			times.fallback = z;
+	}
+	for (int i = 0; i < cfg->nrules; i++) {
+		const struct rule_config *r = &cfg->rules[i];
+		struct clock_rule *c = &times.rules[i];
+		char *err = NULL;
+
+		c->delay = r->delay;
+		c->business_days = r->business_days;
+		c->window = r->window;
+		c->quiet = r->quiet;
+		if (r->holidays == NULL)
+			continue;
+		if (ical_holidays_load(r->holidays, &times.holidays[i], &err) !=
+		    FU_OK) {
+			problems++;
+			if (errs)
+				buf_printf(errs, "%s:%d: [rule %s] holidays: %s\n",
+				    cfg->path, r->holidays_line, r->name, err);
+			else
+				log_warnx("rules: [rule %s] holidays: %s: no "
+				    "holidays used", r->name, err);
+			free(err);
+			continue;
+		}
+		c->holidays = &times.holidays[i];
+	}
+	if (errs)
+		return errs->len != before ? FU_PERMFAIL : FU_OK;
+	return problems ? FU_PERMFAIL : FU_OK;
+}
+
+const struct clock_rule *
+rules_clock(const struct config *cfg, const struct rule_config *r)
+{
+	if (times.cfg != cfg)
+		rules_time_load(cfg, NULL);
+	return &times.rules[r - cfg->rules];
+}
+
+const struct clock_zone *
+rules_zone(const struct config *cfg, const char *name)
+{
+	if (times.cfg != cfg)
+		rules_time_load(cfg, NULL);
+	return clock_zone_or(name, times.fallback);
+}
+
+time_t
+rules_due(const struct config *cfg, const struct rule_config *r,
+    const struct clock_zone *z, time_t at)
+{
+	return clock_due(rules_clock(cfg, r), z, at);
+}
+
+struct zone_check {
+	const struct config	*cfg;
+	const struct rule_config *rule;
+	struct buf		*out;
+};
+
+static int
+zone_row(struct value *row, void *arg)
+{
+	struct zone_check *zc = arg;
+	const char *tz = value_as_string(value_map_get(row, "tz"), NULL);
+	/* count(*) arrives as text (source.c keeps integers exact). */
+	const char *n = value_as_string(value_map_get(row, "n"), NULL);
+	long nn = n ? strtol(n, NULL, 10) : 0;
+
+	if (tz != NULL && *tz != '\0' && clock_zone(tz) == NULL)
+		buf_printf(zc->out, "%s:%d: [rule %s] unknown time zone "
+		    "'%.64s' for %ld row(s): using %s\n", zc->cfg->path,
+		    zc->rule->line, zc->rule->name, tz, nn,
+		    clock_zone_name(rules_zone(zc->cfg, NULL)));
+	value_free(row);
+	return FU_OK;
+}
+
+int
+rules_check_zones(const struct config *cfg, struct source *src,
+    struct buf *warnings, char **err)
+{
+	for (int i = 0; i < cfg->nrules; i++) {
+		const struct rule_config *r = &cfg->rules[i];
+		struct zone_check zc = { cfg, r, warnings };
+		struct source_params p = { .since = RULES_TIME_MIN,
+		    .until = RULES_TIME_MAX };
+		char *sql = xasprintf("SELECT tz, count(*) AS n FROM (\n%s\n) "
+		    "GROUP BY tz", rules_query(r));
+		int ret = source_select(src, sql, &p, zone_row, &zc, NULL);
+
+		free(sql);
+		/* A query without a tz column has nothing to check. */
+		if (ret == FU_TEMPFAIL) {
+			set_err(err, "the source is busy");
+			return ret;
+		}
+	}
+	return FU_OK;
+}
+
+char *
+rules_reminder_uid(const struct config *cfg, const char *rule,
+    const char *subject)
+{
+	struct buf b = { 0 };
+
+	buf_printf(&b, "followupd-%s-", rule);
+	/* The key is the source's: keep it to characters safe in a UID. */
+	for (const char *p = subject; *p && b.len < 200; p++)
+		buf_putc(&b, ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.') ? *p : '_');
+	buf_printf(&b, "@%s", strchr(cfg->from_addr, '@') ?
+	    strchr(cfg->from_addr, '@') + 1 : "followupd.invalid");
+	return buf_steal(&b);
 }
 
 struct history {
@@ -104,6 +430,25 @@ purchase_cb(struct value *row, void *arg)
 	return FU_OK;
 }
 
+/* history.total ("1234.50"), history.total_cents, history.currency */
+static int
+total_cb(struct value *row, void *arg)
+{
+	const char *cents = value_as_string(value_map_get(row, "total"), NULL);
+	const char *cur = value_as_string(value_map_get(row, "currency"), NULL);
+	long long c = cents ? strtoll(cents, NULL, 10) : 0;
+	char amount[48];
+
+	snprintf(amount, sizeof(amount), "%s%lld.%02lld", c < 0 ? "-" : "",
+	    llabs(c) / 100, llabs(c) % 100);
+	value_map_set_path(arg, "history.total", value_string(amount));
+	value_map_set_path(arg, "history.total_cents", value_number((double)c));
+	value_map_set_path(arg, "history.currency", cur ? value_string(cur) :
+	    value_null());
+	value_free(row);
+	return FU_OK;
+}
+
 int
 rules_history(struct source *src, const char *customer_id, time_t now,
     struct value *ctx, char **err)
@@ -126,6 +471,12 @@ rules_history(struct source *src, const char *customer_id, time_t now,
 		    "currency, purchased_at FROM purchases WHERE customer_id = "
 		    ":key ORDER BY purchased_at DESC LIMIT 3", &p, purchase_cb,
 		    &h, err)) != FU_OK)
+			goto fail;
+		/* The total in the customer's most used currency (loyalty). */
+		if ((r = source_select(src, "SELECT currency, sum(amount_cents) "
+		    "AS total FROM purchases WHERE customer_id = :key GROUP BY "
+		    "currency ORDER BY count(*) DESC, currency LIMIT 1", &p,
+		    total_cb, ctx, err)) != FU_OK)
 			goto fail;
 	}
 	value_map_set_path(ctx, "history.ticket_count",
@@ -157,4 +508,236 @@ rules_history(struct source *src, const char *customer_id, time_t now,
 fail:
 	value_free(h.purchases);
 	return r;
+}
+
+/* ---- yearly notes: birthdays and anniversaries ---- */
+
+int
+rules_kind_yearly(enum rule_kind k)
+{
+	return k == RULE_BIRTHDAY || k == RULE_ANNIVERSARY;
+}
+
+static int
+leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* "YYYY-MM-DD..." (*y the year) or "--MM-DD" (*y 0): -1 unless a real date. */
+static int
+parse_date(const char *s, int *y, int *m, int *d)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	int n = 0;
+
+	*y = 0;
+	if (s == NULL)
+		return -1;
+	if (s[0] == '-' && s[1] == '-') {
+		if (sscanf(s + 2, "%2d-%2d%n", m, d, &n) != 2 || n != 5 ||
+		    s[2 + n] != '\0')
+			return -1;
+	} else if (sscanf(s, "%4d-%2d-%2d%n", y, m, d, &n) != 3 || n != 10 ||
+	    *y < 1)
+		return -1;
+	if (*m < 1 || *m > 12 || *d < 1 || *d > mdays[*m - 1] ||
+	    (*y != 0 && *m == 2 && *d == 29 && !leap(*y)))
+		return -1;
+	return 0;
+}
+
+/* The base date of the row's event: the birthday, or customer_since's local date. */
+static int
+yearly_base(const struct rule_config *r, const struct clock_zone *z,
+    const char *at, int *y, int *m, int *d)
+{
+	time_t t;
+
+	if (r->kind == RULE_ANNIVERSARY && clock_parse(at, &t) == FU_OK) {
+		struct clock_local lt;
+
+		clock_to_local(z, t, &lt);
+		*y = lt.year;
+		*m = lt.mon;
+		*d = lt.day;
+		return 0;
+	}
+	if (parse_date(at, y, m, d) == -1)
+		return -1;
+	return r->kind == RULE_ANNIVERSARY && *y == 0 ? -1 : 0;
+}
+
+time_t
+rules_yearly_instant(const struct rule_config *r, const struct clock_zone *z,
+    int year, int mon, int day)
+{
+	struct clock_local lt = { 0 };
+
+	if (mon == 2 && day == 29 && !leap(year)) {
+		if (r->feb29 == RULE_FEB29_MAR1) {
+			mon = 3;
+			day = 1;
+		} else
+			day = 28;
+	}
+	lt.year = year;
+	lt.mon = mon;
+	lt.day = day;
+	lt.hour = r->send_at_min / 60;
+	lt.min = r->send_at_min % 60;
+	return clock_from_local(z, &lt);
+}
+
+static int
+milestone_ok(const struct rule_config *r, int years)
+{
+	if (r->kind != RULE_ANNIVERSARY)
+		return 1;
+	if (years < 1)
+		return 0;
+	if (r->years_every)
+		return 1;
+	for (int i = 0; i < r->nyears; i++)
+		if (r->year_list[i] == years)
+			return 1;
+	return 0;
+}
+
+int
+rules_occurrence(const struct config *cfg, const struct rule_config *r,
+    const struct clock_zone *z, const char *at, time_t now,
+    struct rules_occurrence *o)
+{
+	struct clock_local nl;
+	int by, bm, bd;
+
+	memset(o, 0, sizeof(*o));
+	if (at == NULL || yearly_base(r, z, at, &by, &bm, &bd) == -1)
+		return -1;
+	clock_to_local(z, now, &nl);
+	/* Latest first: with a long lookback only the newest is planned. */
+	for (int y = nl.year + 1; y >= nl.year - 1; y--) {
+		time_t t = rules_yearly_instant(r, z, y, bm, bd);
+		int years = by ? y - by : -1;
+
+		if (t > now + RULES_PLAN_AHEAD || t <= now - r->lookback)
+			continue;
+		if (by && y < by + (r->kind == RULE_ANNIVERSARY ? 1 : 0))
+			continue;	/* before birth, or the day they joined */
+		if (!milestone_ok(r, years))
+			continue;
+		snprintf(o->occurrence, sizeof(o->occurrence), "%d", y);
+		o->year = y;
+		o->years = years;
+		o->event = t;
+		o->due = clock_next_open(rules_clock(cfg, r), z, t, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+int
+rules_occurrence_years(const struct rule_config *r, const struct clock_zone *z,
+    const char *at, const char *occurrence)
+{
+	int by, bm, bd, y;
+
+	if (!rules_kind_yearly(r->kind) || occurrence == NULL ||
+	    sscanf(occurrence, "%d", &y) != 1 ||
+	    yearly_base(r, z, at, &by, &bm, &bd) == -1 || by == 0)
+		return -1;
+	return y - by;
+}
+
+/* ---- locales: dates and amounts as the customer reads them ---- */
+
+const char *
+rules_locale_lang(const char *locale)
+{
+	static const char *const langs[] = { "en", "de", "fr", "es" };
+
+	if (locale != NULL)
+		for (size_t i = 0; i < sizeof(langs) / sizeof(langs[0]); i++)
+			if (strncasecmp(locale, langs[i], 2) == 0 &&
+			    (locale[2] == '\0' || locale[2] == '-' ||
+			    locale[2] == '_'))
+				return langs[i];
+	return "en";
+}
+
+void
+rules_format_date(const char *lang, int y, int m, int d, struct buf *out)
+{
+	static const char *const en[] = { "January", "February", "March",
+	    "April", "May", "June", "July", "August", "September", "October",
+	    "November", "December" };
+	static const char *const de[] = { "Januar", "Februar", "März",
+	    "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+	    "November", "Dezember" };
+	static const char *const fr[] = { "janvier", "février", "mars",
+	    "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+	    "novembre", "décembre" };
+	static const char *const es[] = { "enero", "febrero", "marzo",
+	    "abril", "mayo", "junio", "julio", "agosto", "septiembre",
+	    "octubre", "noviembre", "diciembre" };
+
+	if (m < 1 || m > 12)
+		return;
+	if (strcmp(lang, "de") == 0)
+		buf_printf(out, "%d. %s %d", d, de[m - 1], y);
+	else if (strcmp(lang, "fr") == 0)
+		buf_printf(out, "%d%s %s %d", d, d == 1 ? "er" : "", fr[m - 1], y);
+	else if (strcmp(lang, "es") == 0)
+		buf_printf(out, "%d de %s de %d", d, es[m - 1], y);
+	else
+		buf_printf(out, "%d %s %d", d, en[m - 1], y);
+}
+
+void
+rules_format_amount(const char *lang, long long cents, const char *currency,
+    struct buf *out)
+{
+	/* U+00A0 no-break space, U+202F narrow no-break space */
+	const char *group = ",", *dec = ".", *sym = NULL;
+	unsigned long long v = cents < 0 ? (unsigned long long)-(cents + 1) + 1 :
+	    (unsigned long long)cents;
+	char digits[32];
+	int n, min_group = 4;
+
+	if (currency != NULL && strcmp(currency, "EUR") == 0)
+		sym = "€";
+	else if (currency != NULL && strcmp(currency, "USD") == 0)
+		sym = "$";
+	else if (currency != NULL && strcmp(currency, "GBP") == 0)
+		sym = "£";
+	if (strcmp(lang, "de") == 0) {
+		group = ".";
+		dec = ",";
+	} else if (strcmp(lang, "fr") == 0) {
+		group = "\u202f";
+		dec = ",";
+	} else if (strcmp(lang, "es") == 0) {
+		group = ".";
+		dec = ",";
+		min_group = 5;	/* RAE: 1234,50 but 12.345,50 */
+	}
+	n = snprintf(digits, sizeof(digits), "%llu", v / 100);
+	if (cents < 0)
+		buf_putc(out, '-');
+	if (strcmp(lang, "en") == 0 && sym)
+		buf_puts(out, sym);
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && n >= min_group && (n - i) % 3 == 0)
+			buf_puts(out, group);
+		buf_putc(out, digits[i]);
+	}
+	buf_printf(out, "%s%02llu", dec, v % 100);
+	if (strcmp(lang, "en") == 0 && sym)
+		return;
+	if (sym)
+		buf_printf(out, "\u00a0%s", sym);
+	else if (currency != NULL && *currency)
+		buf_printf(out, "\u00a0%s", currency);
 }

@@ -2,8 +2,10 @@
 #ifndef FOLLOWUPD_RULES_H
 #define FOLLOWUPD_RULES_H
 
+#include <stddef.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "source.h"
 #include "value.h"
@@ -15,6 +17,10 @@
  *   at       the event instant as the source stores it (e.g. resolved_at)
  *   email    the recipient's address (NULL: skipped with 'no-address')
  *   name     the recipient's display name (may be NULL)
+ *   tz       optional: the recipient's IANA time zone (NULL, missing or
+ *            unknown: [defaults] timezone, else UTC)
+ *   needed   optional, agent_reminder only: 0 when the ticket no longer
+ *            needs a reminder (closed, resolved); default 1
  * and any others, which become template variables ("customer.first_name"
  * becomes {{customer.first_name}}). It may use :since and :until (UTC
  * "YYYY-MM-DD HH:MM:SS") to limit `at` to the planning window.
@@ -33,8 +39,35 @@ const char	*rules_query(const struct rule_config *);
 #define RULES_TIME_MAX	"9999-12-31 23:59:59"
 char		*rules_recheck_query(const struct rule_config *);
 
-/* When a message for an event at `at` is due. */
-time_t		 rules_due(const struct rule_config *, time_t at);
+/*
+ * Time. rules_time_load resolves [defaults] timezone and parses every
+ * rule's holidays file (libical), once per config; problems are appended
+ * to errs as "FILE:LINE: message\n" (render_open calls it, so `check` and
+ * start-up report them). The others load on first use, logging problems.
+ */
+int		 rules_time_load(const struct config *, struct buf *errs);
+void		 rules_time_free(void);
+/* The rule's schedule: delay, business days, window, quiet hours, holidays. */
+const struct clock_rule *rules_clock(const struct config *,
+		    const struct rule_config *);
+/* A recipient's zone: NAME, else [defaults] timezone, else UTC (warned once). */
+const struct clock_zone *rules_zone(const struct config *, const char *name);
+
+/* When a message for an event at `at` is due, in the recipient's zone. */
+time_t		 rules_due(const struct config *, const struct rule_config *,
+		    const struct clock_zone *, time_t at);
+
+/*
+ * For `check`: every distinct `tz` the rules' queries return that is not a
+ * known zone, once each, appended to warnings as "[rule R] unknown time
+ * zone 'X' for N row(s): using Y\n". FU_TEMPFAIL when the source is busy.
+ */
+int		 rules_check_zones(const struct config *, struct source *,
+		    struct buf *warnings, char **err);
+
+/* The stable iCalendar UID of (rule, subject): "followupd-RULE-KEY@domain". */
+char		*rules_reminder_uid(const struct config *, const char *rule,
+		    const char *subject);
 
 /*
  * Add history.* from the reference schema for the customer `customer_id`
@@ -45,5 +78,57 @@ int		 rules_history(struct source *, const char *customer_id,
 		    time_t now, struct value *ctx, char **err);
 
 const char	*rules_kind_name(enum rule_kind);
+
+/* ---- birthday, anniversary, loyalty ---- */
+
+/* Yearly kinds plan their occurrence this long before it is due. */
+#define RULES_PLAN_AHEAD	(24 * 60 * 60)
+
+/* 1 for birthday and anniversary: one job per customer and year. */
+int		 rules_kind_yearly(enum rule_kind);
+
+struct rules_occurrence {
+	char		 occurrence[16];	/* the job's occurrence: the year "2027" */
+	int		 year;
+	int		 years;		/* age or years as a customer; -1 unknown */
+	time_t		 event;		/* send_at on the day, in the zone */
+	time_t		 due;		/* event moved out of quiet hours/window */
+};
+/*
+ * The year's occurrence of a yearly rule for a row whose `at` is the
+ * birthday ('YYYY-MM-DD' or '--MM-DD') or customer_since (a UTC time; its
+ * date in zone z): send_at on that day in z; 29 February in a common year
+ * is 28 February or 1 March (feb29). Only an occurrence in (now - lookback,
+ * now + RULES_PLAN_AHEAD] counts, and for anniversaries only a milestone of
+ * `years`. 1 with *o, 0 when none is due around now, -1 when `at` is not a
+ * date.
+ */
+int		 rules_occurrence(const struct config *,
+		    const struct rule_config *, const struct clock_zone *,
+		    const char *at, time_t now, struct rules_occurrence *o);
+/* The local instant of send_at on (year, mon, day), feb29 applied. */
+time_t		 rules_yearly_instant(const struct rule_config *,
+		    const struct clock_zone *, int year, int mon, int day);
+/* {{years}} of a yearly job: its year minus the event's; -1 when unknown. */
+int		 rules_occurrence_years(const struct rule_config *,
+		    const struct clock_zone *, const char *at,
+		    const char *occurrence);
+/* A loyalty rule's milestone in words ("5 purchases, 50000 EUR"). */
+void		 rules_milestone(const struct rule_config *, char *out,
+		    size_t size);
+
+/*
+ * Locales. rules_locale_lang: "en", "de", "fr" or "es" from a locale such
+ * as "de-AT" or "fr_FR" (anything else: "en"). Dates: en "14 March 2027",
+ * de "14. März 2027", fr "14 mars 2027" ("1er" for the first), es "14 de
+ * marzo de 2027". Amounts in minor units: en "€1,234.50", de "1.234,50 €",
+ * fr "1 234,50 €" (U+202F between groups), es "1234,50 €" / "12.345,50 €";
+ * U+00A0 before a trailing symbol; € $ £ for EUR USD GBP, else the code.
+ */
+const char	*rules_locale_lang(const char *locale);
+void		 rules_format_date(const char *lang, int y, int m, int d,
+		    struct buf *out);
+void		 rules_format_amount(const char *lang, long long cents,
+		    const char *currency, struct buf *out);
 
 #endif

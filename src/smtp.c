@@ -115,6 +115,14 @@ typedef int (*connect_fn)(int, __CONST_SOCKADDR_ARG, socklen_t);
 
 static connect_fn	real_connect;
 static pthread_once_t	real_connect_once = PTHREAD_ONCE_INIT;
+/*
+ * 0 only for `make bench`'s "before" row (FOLLOWUPD_BENCH_NO_NODELAY in the
+ * environment): shows what libesmtp does without TCP_NODELAY.
+ */
+static int		smtp_nodelay = 1;
+/* Set once a session got a message through (see smtp_deliver_paced). */
+static pthread_mutex_t	smtp_warm_mu = PTHREAD_MUTEX_INITIALIZER;
+static int		smtp_warm;
 
 /* Per-thread state: the interposer, the TLS verify callback, smtp_deliver. */
 struct smtp_thread {
@@ -206,7 +214,9 @@ connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 		return real_connect(fd, addr, len);
 
 	/* Best effort: without it we are slow, not wrong. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (smtp_nodelay)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 	smtp_thr.attempts++;
 	r = connect_timed(fd, addr, len, smtp_thr.timeout_ms);
 	if (r == 0) {
@@ -328,6 +338,12 @@ smtp_init(const struct smtp_config *cfg, char **err)
 		return FU_PERMFAIL;
 	}
 
+	if (getenv("FOLLOWUPD_BENCH_NO_NODELAY") != NULL) {
+		smtp_nodelay = 0;
+		log_warnx("smtp: TCP_NODELAY off (FOLLOWUPD_BENCH_NO_NODELAY "
+		    "is set): for benchmarks only, delivery will be slow");
+	}
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigemptyset(&sa.sa_mask);
@@ -425,6 +441,9 @@ struct session {
 	struct timespec	 last_io;
 
 	char		 reason[SMTP_REPLY_MAX];	/* first session failure */
+
+	smtp_pace_fn	 pace;		/* called before each message's data */
+	void		*pace_arg;
 };
 
 /* Copy the first line of s, controls dropped, trimmed. */
@@ -638,6 +657,34 @@ cert_matches(struct session *s, SSL *ssl)
 	return ok;
 }
 
+/* The message callback's argument: one per item. */
+struct feed {
+	struct session		*s;
+	struct smtp_item	*it;
+	int			 data_sent;	/* every byte handed to libesmtp */
+};
+
+static void item_status(struct smtp_item *, const smtp_status_t *);
+
+/*
+ * The relay accepted a message: report it now (item->done), not at the end
+ * of the session, so that a crash later in the session cannot make the
+ * caller send it again.
+ */
+static void
+accepted(struct session *s, smtp_message_t msg, const smtp_status_t *st)
+{
+	struct feed *f = smtp_message_get_application_data(msg);
+	const smtp_status_t *mail = smtp_reverse_path_status(msg);
+
+	if (f == NULL || st == NULL || st->code / 100 != 2 || s->blocked ||
+	    (mail != NULL && mail->code >= 400) || f->it->done == NULL)
+		return;
+	item_status(f->it, st);
+	f->it->notified = 1;
+	f->it->done(f->it, f->it->done_arg);
+}
+
 static void
 event_cb(smtp_session_t session, int event, void *arg, ...)
 {
@@ -682,6 +729,7 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 		st = smtp_message_transfer_status(msg);
 		log_debug("smtp: %s: end of data: %d", s->hostport,
 		    st ? st->code : 0);
+		accepted(s, msg, st);
 		break;
 	case SMTP_EV_EXTNA_STARTTLS:
 		set_reason(s, "STARTTLS required but not offered by %s",
@@ -770,11 +818,15 @@ struct cursor {
 static const char *
 message_cb(void **ctx, int *len, void *arg)
 {
-	const struct smtp_item *it = arg;
+	const struct feed *f = arg;
+	const struct smtp_item *it = f->it;
 	struct cursor *c = *ctx;
 	size_t chunk;
 
 	if (c == NULL) {
+		/* The first call for this message: its data is about to go. */
+		if (f->s->pace != NULL)
+			f->s->pace(f->s->pace_arg);
 		c = xmalloc(sizeof(*c));
 		c->off = 0;
 		*ctx = c;
@@ -784,6 +836,8 @@ message_cb(void **ctx, int *len, void *arg)
 		return NULL;
 	}
 	chunk = it->len - c->off;
+	if (chunk == 0)		/* the end: libesmtp sends the final dot */
+		((struct feed *)arg)->data_sent = 1;
 	if (chunk > INT_MAX)
 		chunk = INT_MAX;
 	*len = (int)chunk;
@@ -901,12 +955,20 @@ int
 smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
     char **err)
 {
+	return smtp_deliver_paced(cfg, items, n, NULL, NULL, err);
+}
+
+int
+smtp_deliver_paced(const struct smtp_config *cfg, struct smtp_item *items,
+    size_t n, smtp_pace_fn pace, void *pace_arg, char **err)
+{
 	static const int timeouts[] = { Timeout_GREETING, Timeout_ENVELOPE,
 	    Timeout_DATA, Timeout_TRANSFER, Timeout_DATA2 };
 	struct session s;
 	smtp_session_t ss = NULL;
 	smtp_message_t *msgs = NULL;
 	smtp_recipient_t *rcpts = NULL;
+	struct feed *feeds = NULL;
 	auth_context_t auth = NULL;
 	const char *host;
 	char server[sizeof(s.hostport)], why[SMTP_REPLY_MAX], ebuf[128];
@@ -914,10 +976,14 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 	size_t live = 0, i;
 	int port, started, r = FU_OK, sent = 0, deferred = 0, failed = 0;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		item_set(&items[i], FU_TEMPFAIL, 0, "not attempted");
+		items[i].unknown = items[i].notified = 0;
+	}
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
+	s.pace = pace;
+	s.pace_arg = pace_arg;
 	host = cfg->host ? cfg->host : SMTP_DEFAULT_HOST;
 	port = cfg->port > 0 ? cfg->port : SMTP_DEFAULT_PORT;
 	snprintf(s.hostport, sizeof(s.hostport), "%s:%d", host, port);
@@ -999,20 +1065,25 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 
 	msgs = xcalloc(n, sizeof(*msgs));
 	rcpts = xcalloc(n, sizeof(*rcpts));
+	feeds = xcalloc(n, sizeof(*feeds));
 	for (i = 0; i < n; i++) {
 		if (items[i].result != -1)
 			continue;
+		feeds[i].s = &s;
+		feeds[i].it = &items[i];
 		if ((msgs[i] = smtp_add_message(ss)) == NULL ||
 		    !smtp_set_reverse_path(msgs[i], items[i].sender ?
 		    items[i].sender : "") ||
 		    (rcpts[i] = smtp_add_recipient(msgs[i], items[i].rcpt)) ==
 		    NULL ||
-		    !smtp_set_messagecb(msgs[i], message_cb, &items[i])) {
+		    !smtp_set_messagecb(msgs[i], message_cb, &feeds[i])) {
 			set_err(&e, "smtp: building the session: %s",
 			    smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
 			r = FU_TEMPFAIL;
 			goto fail_all;
 		}
+		smtp_message_set_application_data_release(msgs[i], &feeds[i],
+		    NULL);
 	}
 
 	/* Run it, with our connect() active on this thread. */
@@ -1026,7 +1097,27 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 	clock_gettime(CLOCK_MONOTONIC, &s.last_io);
 	log_debug("smtp: %s: session for %zu message%s", s.hostport, live,
 	    live == 1 ? "" : "s");
-	started = smtp_start_session(ss);
+	/*
+	 * libesmtp fills a static character-class table lazily, without a
+	 * lock, the first time it parses a reply or a header (helgrind sees
+	 * two sessions writing it at once). Until one session in this process
+	 * has got a message through, sessions run one at a time; after that
+	 * the table is read-only and sessions run in parallel.
+	 */
+	pthread_mutex_lock(&smtp_warm_mu);
+	if (smtp_warm) {
+		pthread_mutex_unlock(&smtp_warm_mu);
+		started = smtp_start_session(ss);
+	} else {
+		started = smtp_start_session(ss);
+		for (i = 0; i < n; i++)
+			if (msgs[i] != NULL &&
+			    smtp_message_transfer_status(msgs[i]) != NULL &&
+			    smtp_message_transfer_status(msgs[i])->code / 100 ==
+			    2)
+				smtp_warm = 1;
+		pthread_mutex_unlock(&smtp_warm_mu);
+	}
 	smtp_thr.active = 0;
 	smtp_thr.fd = -1;
 
@@ -1043,9 +1134,17 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 
 	local_reason(&s, started, why, sizeof(why));
 	for (i = 0; i < n; i++) {
+		if (items[i].notified) {	/* reported already: sent */
+			sent++;
+			continue;
+		}
 		if (items[i].result != -1)
 			continue;
 		classify(&s, &items[i], msgs[i], rcpts[i], why);
+		/* The data went and no reply came: the relay may have it. */
+		if (items[i].result == FU_TEMPFAIL && items[i].code == 0 &&
+		    feeds[i].data_sent && !s.blocked)
+			items[i].unknown = 1;
 		if (items[i].result == FU_OK)
 			sent++;
 		else if (items[i].result == FU_PERMFAIL)
@@ -1074,6 +1173,7 @@ out:
 		auth_destroy_context(auth);
 	free(msgs);
 	free(rcpts);
+	free(feeds);
 	free(s.user);
 	if (s.pass != NULL) {
 		explicit_bzero(s.pass, strlen(s.pass));

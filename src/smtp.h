@@ -32,10 +32,26 @@ struct smtp_item {
 	const char	*rcpt;		/* envelope RCPT TO address */
 	const char	*data;		/* the message, CRLF line ends */
 	size_t		 len;
+	/*
+	 * Optional: called (in the session's thread) as soon as the relay
+	 * accepted this message, before the session goes on, so the caller
+	 * can record it at once: a crash later in the session then does not
+	 * send it again. The item's out fields are final by then and
+	 * `notified` is 1; smtp_deliver does not touch the item again.
+	 */
+	void		(*done)(struct smtp_item *, void *arg);
+	void		*done_arg;
 	/* out */
 	int		 result;	/* FU_OK sent, FU_TEMPFAIL deferred, FU_PERMFAIL failed */
 	int		 code;		/* SMTP reply code (0: none, e.g. not attempted) */
 	char		 reply[SMTP_REPLY_MAX];	/* "550 5.1.1 no such user" or a local reason */
+	/*
+	 * 1 when the whole message went out but no reply came (connection
+	 * lost or timeout after the final dot): the relay may have it. The
+	 * result is FU_TEMPFAIL; [smtp] unknown_outcome decides.
+	 */
+	int		 unknown;
+	int		 notified;	/* done() was called */
 };
 
 /* One-time set-up (SIGPIPE ignored, TLS context). FU_PERMFAIL with *err on a bad ca_file. */
@@ -53,5 +69,15 @@ void	smtp_shutdown(void);
  */
 int	smtp_deliver(const struct smtp_config *, struct smtp_item *items, size_t n,
 	    char **err);
+
+/*
+ * smtp_deliver with pacing: pace(pace_arg) is called (in this thread) just
+ * before each message's data is sent, and may sleep to hold a rate. Each
+ * thread may run its own session at the same time (libesmtp keeps no
+ * shared session state; ours is per thread).
+ */
+typedef void (*smtp_pace_fn)(void *arg);
+int	smtp_deliver_paced(const struct smtp_config *, struct smtp_item *items,
+	    size_t n, smtp_pace_fn pace, void *pace_arg, char **err);
 
 #endif

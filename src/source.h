@@ -50,4 +50,11 @@ int	source_check_query(struct source *, const char *sql,
 /* 1 when the database has this table (for optional history queries). */
 int	source_has_table(struct source *, const char *table);
 
+/*
+ * A read transaction around many source_select calls (one consistent view,
+ * one lock). source_read_end ends it; harmless when none is open.
+ */
+int	source_read_begin(struct source *, char **err);
+void	source_read_end(struct source *);
+
 #endif

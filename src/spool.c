@@ -392,7 +392,8 @@ spool_exists(struct spool *sp, const char *name)
  * because one followupd owns the spool (daemon's single-instance lock).
  */
 static int
-move_out(struct spool *sp, const char *name, enum spool_sub dst, char **err)
+move_out(struct spool *sp, const char *name, enum spool_sub dst,
+    unsigned *dirty, char **err)
 {
 	char *dname = xstrdup(name), *spath = NULL, *dpath = NULL;
 	struct stat st;
@@ -417,7 +418,10 @@ move_out(struct spool *sp, const char *name, enum spool_sub dst, char **err)
 	if (dst == SUB_SENT && utimensat(sp->fd[dst], dname, NULL,
 	    AT_SYMLINK_NOFOLLOW) == -1)
 		log_warn("spool: touch %s", dpath);
-	if (fsync_dir(sp, dst, err) != FU_OK || fsync_dir(sp, SUB_NEW, err) != FU_OK)
+	if (dirty != NULL)	/* spool_finish_many syncs once at the end */
+		*dirty |= 1u << dst | 1u << SUB_NEW;
+	else if (fsync_dir(sp, dst, err) != FU_OK ||
+	    fsync_dir(sp, SUB_NEW, err) != FU_OK)
 		goto done;
 	if (strcmp(dname, name) != 0)
 		log_info("spool: %s/%s existed; stored as %s", sp->path[dst],
@@ -430,16 +434,17 @@ done:
 	return rc;
 }
 
-int
-spool_finish(struct spool *sp, const char *name, enum spool_fate fate,
-    int keep_sent, char **err)
+/* dirty NULL: sync the directories now; else note them for the caller. */
+static int
+finish_one(struct spool *sp, const char *name, enum spool_fate fate,
+    int keep_sent, unsigned *dirty, char **err)
 {
 	if (!name_ok(name, err))
 		return FU_PERMFAIL;
 	switch (fate) {
 	case SPOOL_SENT:
 		if (keep_sent)
-			return move_out(sp, name, SUB_SENT, err);
+			return move_out(sp, name, SUB_SENT, dirty, err);
 		if (unlinkat(sp->fd[SUB_NEW], name, 0) == -1) {
 			char *path = xasprintf("%s/%s", sp->path[SUB_NEW], name);
 			int rc = errno == ENOENT ? FU_PERMFAIL : FU_TEMPFAIL;
@@ -451,14 +456,218 @@ spool_finish(struct spool *sp, const char *name, enum spool_fate fate,
 			free(path);
 			return rc;
 		}
+		if (dirty != NULL) {
+			*dirty |= 1u << SUB_NEW;
+			return FU_OK;
+		}
 		return fsync_dir(sp, SUB_NEW, err);
 	case SPOOL_FAILED:
-		return move_out(sp, name, SUB_FAILED, err);
+		return move_out(sp, name, SUB_FAILED, dirty, err);
 	case SPOOL_CORRUPT:
-		return move_out(sp, name, SUB_CORRUPT, err);
+		return move_out(sp, name, SUB_CORRUPT, dirty, err);
 	}
 	set_err(err, "spool: bad fate %d", (int)fate);
 	return FU_PERMFAIL;
+}
+
+int
+spool_finish(struct spool *sp, const char *name, enum spool_fate fate,
+    int keep_sent, char **err)
+{
+	return finish_one(sp, name, fate, keep_sent, NULL, err);
+}
+
+/*
+ * A removal or move that a crash undoes is harmless (the job's state in
+ * state.db is what counts, and a file back in new/ is never sent for a
+ * finished job), so the directories are synced once for the lot.
+ */
+int
+spool_finish_many(struct spool *sp, const char *const *names,
+    const enum spool_fate *fates, size_t n, int keep_sent, char **err)
+{
+	unsigned dirty = 0;
+	int rc = FU_OK, r;
+
+	for (size_t i = 0; i < n; i++)
+		if ((r = finish_one(sp, names[i], fates[i], keep_sent, &dirty,
+		    rc == FU_OK ? err : NULL)) != FU_OK && rc == FU_OK)
+			rc = r;
+	for (int d = 0; d < SUB_COUNT; d++)
+		if ((dirty & (1u << d)) && (r = fsync_dir(sp, (enum spool_sub)d,
+		    rc == FU_OK ? err : NULL)) != FU_OK && rc == FU_OK)
+			rc = r;
+	return rc;
+}
+
+/* ---- batched writes ---- */
+
+struct spool_batch {
+	struct spool	*sp;
+	char		**names;
+	size_t		 n, cap;
+	size_t		 renamed;	/* names[0..renamed) are in new/ */
+};
+
+struct spool_batch *
+spool_batch_new(struct spool *sp)
+{
+	struct spool_batch *b = xcalloc(1, sizeof(*b));
+
+	b->sp = sp;
+	return b;
+}
+
+size_t
+spool_batch_count(const struct spool_batch *b)
+{
+	return b->n;
+}
+
+/* Remove every file of the batch from new/ and tmp/; the batch is empty. */
+static void
+batch_discard(struct spool_batch *b)
+{
+	struct spool *sp = b->sp;
+
+	for (size_t i = 0; i < b->n; i++) {
+		enum spool_sub sub = i < b->renamed ? SUB_NEW : SUB_TMP;
+
+		if (unlinkat(sp->fd[sub], b->names[i], 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("spool: unlink %s/%s", sp->path[sub],
+			    b->names[i]);
+		free(b->names[i]);
+	}
+	b->n = b->renamed = 0;
+}
+
+void
+spool_batch_free(struct spool_batch *b)
+{
+	if (b == NULL)
+		return;
+	batch_discard(b);
+	free(b->names);
+	free(b);
+}
+
+int
+spool_batch_add(struct spool_batch *b, const char *name, const void *data,
+    size_t len, char **err)
+{
+	struct spool *sp = b->sp;
+	char *tpath;
+	int fd, e;
+
+	if (!name_ok(name, err))
+		return FU_PERMFAIL;
+	tpath = xasprintf("%s/%s", sp->path[SUB_TMP], name);
+	fd = openat(sp->fd[SUB_TMP], name, O_CREAT | O_EXCL | O_WRONLY |
+	    O_CLOEXEC, 0600);
+	if (fd == -1) {
+		if (errno == EEXIST)
+			set_err(err, "spool: %s already exists: another writer, "
+			    "or a crash (removed at the next start)", tpath);
+		else
+			io_err(err, sp, "create", tpath, errno);
+		free(tpath);
+		return FU_TEMPFAIL;
+	}
+	if (write_all(fd, data, len) == -1) {
+		io_err(err, sp, "write", tpath, errno);
+		close(fd);
+		goto fail;
+	}
+	e = close(fd);
+	if (e == -1) {
+		io_err(err, sp, "close", tpath, errno);
+		goto fail;
+	}
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->names = xrealloc(b->names, b->cap * sizeof(*b->names));
+	}
+	b->names[b->n++] = xstrdup(name);
+	free(tpath);
+	return FU_OK;
+fail:
+	if (unlinkat(sp->fd[SUB_TMP], name, 0) == -1)
+		log_warn("spool: unlink %s", tpath);
+	free(tpath);
+	return FU_TEMPFAIL;
+}
+
+/* fsync one staged file (reopened: writeback errors not yet seen by anyone
+ * are reported to the next descriptor that asks, see errseq in the kernel). */
+static int
+sync_one(struct spool *sp, const char *name, char **err)
+{
+	int fd = openat(sp->fd[SUB_TMP], name, O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW), rc = FU_OK;
+
+	if (fd == -1 || fsync(fd) == -1) {
+		char *path = xasprintf("%s/%s", sp->path[SUB_TMP], name);
+
+		io_err(err, sp, fd == -1 ? "open" : "fsync", path, errno);
+		free(path);
+		rc = FU_TEMPFAIL;
+	}
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Durability of a burst: fsync per file costs a device flush each (about
+ * 4,000 a second here); syncfs() writes back the whole file system and
+ * flushes once, and since Linux 5.8 reports any writeback error on it
+ * since the spool was opened (so a failure elsewhere on the file system
+ * fails the batch too: safe, if pessimistic). Where syncfs is missing
+ * (ENOSYS) or refused, we fall back to one fsync per file.
+ */
+int
+spool_batch_commit(struct spool_batch *b, char **err)
+{
+	struct spool *sp = b->sp;
+	int synced = 0;
+
+	if (b->n == 0)
+		return FU_OK;
+	if (b->n >= SPOOL_SYNCFS_MIN) {
+		if (syncfs(sp->fd[SUB_TMP]) == 0)
+			synced = 1;
+		else if (errno != ENOSYS && errno != EINVAL) {
+			io_err(err, sp, "syncfs", sp->path[SUB_TMP], errno);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; !synced && i < b->n; i++)
+		if (sync_one(sp, b->names[i], err) != FU_OK)
+			goto fail;
+	for (; b->renamed < b->n; b->renamed++) {
+		const char *name = b->names[b->renamed];
+
+		if (renameat(sp->fd[SUB_TMP], name, sp->fd[SUB_NEW], name) ==
+		    -1) {
+			char *npath = xasprintf("%s/%s", sp->path[SUB_NEW],
+			    name);
+
+			io_err(err, sp, "rename to", npath, errno);
+			free(npath);
+			goto fail;
+		}
+	}
+	/* Until new/ is on disk, a crash could lose the entries. */
+	if (fsync_dir(sp, SUB_NEW, err) != FU_OK)
+		goto fail;
+	for (size_t i = 0; i < b->n; i++)
+		free(b->names[i]);
+	b->n = b->renamed = 0;
+	return FU_OK;
+fail:
+	batch_discard(b);
+	return FU_TEMPFAIL;
 }
 
 /*
@@ -548,6 +757,39 @@ spool_clean_tmp(struct spool *sp)
 
 	if (n > 0)
 		(void)fsync_dir(sp, SUB_TMP, NULL);
+	return n;
+}
+
+struct name_list {
+	char	**names;
+	size_t	  n;
+};
+
+static int
+collect_one(struct spool *sp, enum spool_sub sub, const char *name, void *arg)
+{
+	struct name_list *l = arg;
+
+	(void)sp;
+	(void)sub;
+	if (name[0] == '.')
+		return 0;
+	l->names = xrealloc(l->names, (l->n + 1) * sizeof(*l->names));
+	l->names[l->n++] = xstrdup(name);
+	return 1;
+}
+
+int
+spool_list_new(struct spool *sp, void (*cb)(const char *, void *), void *arg)
+{
+	struct name_list l = { NULL, 0 };
+	int n = each_entry(sp, SUB_NEW, collect_one, &l);
+
+	for (size_t i = 0; i < l.n; i++) {
+		cb(l.names[i], arg);
+		free(l.names[i]);
+	}
+	free(l.names);
 	return n;
 }
 

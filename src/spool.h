@@ -30,6 +30,28 @@ int	spool_write(struct spool *, const char *name, const void *, size_t,
 int	spool_read(struct spool *, const char *name, struct buf *out,
 	    char **err);
 
+/*
+ * Batched durable writes, for a burst of messages: the same guarantee as
+ * spool_write for each file at a fraction of the flushes. spool_batch_add
+ * writes tmp/NAME (O_CREAT|O_EXCL, 0600) and closes it, unsynced;
+ * spool_batch_commit makes every staged file durable (one syncfs(2) of the
+ * spool's file system for SPOOL_SYNCFS_MIN files or more, else an fsync
+ * per file), renames each into new/ (replacing an existing new/NAME, as
+ * spool_write does), and fsyncs new/ once. Only when it returns FU_OK are
+ * the messages in new/; on any failure every file of the batch is removed
+ * from tmp/ and new/ (all or nothing) and the error is FU_TEMPFAIL (I/O) or
+ * FU_PERMFAIL (bad name, from add). spool_batch_free removes what was
+ * staged and not committed. A batch belongs to one thread.
+ */
+#define SPOOL_SYNCFS_MIN	8
+struct spool_batch;
+struct spool_batch *spool_batch_new(struct spool *);
+int	spool_batch_add(struct spool_batch *, const char *name, const void *,
+	    size_t, char **err);
+int	spool_batch_commit(struct spool_batch *, char **err);
+size_t	spool_batch_count(const struct spool_batch *);
+void	spool_batch_free(struct spool_batch *);
+
 int	spool_exists(struct spool *, const char *name);
 
 enum spool_fate {
@@ -45,6 +67,13 @@ enum spool_fate {
  */
 int	spool_finish(struct spool *, const char *name, enum spool_fate,
 	    int keep_sent, char **err);
+/*
+ * spool_finish for n messages with one fsync per directory touched instead
+ * of one or two per message. Every name is tried; the first error is
+ * returned.
+ */
+int	spool_finish_many(struct spool *, const char *const *names,
+	    const enum spool_fate *, size_t n, int keep_sent, char **err);
 
 /*
  * Remove files from tmp/ left by a crash (they never became queued). Call at
@@ -52,6 +81,14 @@ int	spool_finish(struct spool *, const char *name, enum spool_fate,
  * cannot be read.
  */
 int	spool_clean_tmp(struct spool *);
+
+/*
+ * The names in new/ (not starting with '.'), collected first, then
+ * cb(name, arg) for each: cb may move or remove them. -1 when new/ cannot
+ * be read, else how many.
+ */
+int	spool_list_new(struct spool *, void (*cb)(const char *name, void *arg),
+	    void *arg);
 
 /* Remove sent/ files older than `age` seconds (counted from the sending). */
 void	spool_expire_sent(struct spool *, long age);

@@ -23,6 +23,7 @@ static const char *const state_names[JOB_NSTATES] = {
 	[JOB_DEFERRED] = "deferred",
 	[JOB_FAILED] = "failed",
 	[JOB_CANCELLED] = "cancelled",
+	[JOB_HELD] = "held",
 };
 
 /*
@@ -72,6 +73,64 @@ static const char *const migrations[] = {
 	"CREATE TABLE meta ("
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT);",
+	/*
+	 * 1 → 2: agent reminders (rules kind agent_reminder). `reminders` is
+	 * the calendar item as last planned, one per (rule, ticket): its UID,
+	 * SEQUENCE, attendee and times, so the next change knows what the
+	 * agent's calendar holds. `reminder_messages` is the snapshot each
+	 * REQUEST / CANCEL job is rendered from (a CANCEL goes to an agent the
+	 * source may no longer name).
+	 */
+	"CREATE TABLE reminders ("
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  uid TEXT NOT NULL,"
+	"  sequence INTEGER NOT NULL,"
+	"  active INTEGER NOT NULL,"
+	"  agent TEXT,"
+	"  agent_name TEXT,"
+	"  tz TEXT NOT NULL,"
+	"  at TEXT NOT NULL,"
+	"  dtstart INTEGER NOT NULL,"
+	"  dtend INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (rule, subject));"
+	"CREATE TABLE reminder_messages ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  uid TEXT NOT NULL,"
+	"  sequence INTEGER NOT NULL,"
+	"  agent TEXT NOT NULL,"
+	"  agent_name TEXT,"
+	"  tz TEXT NOT NULL,"
+	"  dtstart INTEGER NOT NULL,"
+	"  dtend INTEGER NOT NULL);"
+	"CREATE INDEX reminder_messages_subject ON reminder_messages(rule, "
+	"  subject, job_id);"
+	/* The recipient's zone when planned: status shows local times. */
+	"ALTER TABLE jobs ADD COLUMN tz TEXT;",
+	/*
+	 * 2 → 3: consent (issue 4). Each job's class (NULL: transactional, as
+	 * every job before this version was), its recipient and customer as
+	 * planned (`why` finds jobs never rendered), the personal codes given
+	 * to jobs (one per job, unique per rule), and an index for the
+	 * frequency caps (marketing messages per recipient in a window).
+	 */
+	"ALTER TABLE jobs ADD COLUMN class TEXT;"
+	"ALTER TABLE jobs ADD COLUMN email TEXT;"
+	"ALTER TABLE jobs ADD COLUMN customer TEXT;"
+	"CREATE INDEX jobs_email ON jobs(email COLLATE NOCASE);"
+	"CREATE INDEX jobs_recipient ON jobs(recipient COLLATE NOCASE, "
+	"  queued_at);"
+	"CREATE TABLE job_codes ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  code TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  UNIQUE (rule, code));",
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -462,6 +521,37 @@ store_jobs_due(struct store *st, enum job_state state, time_t now, int limit,
 	return FU_OK;
 }
 
+int
+store_jobs_due_after(struct store *st, time_t now, time_t after_due,
+    int64_t after_id, int limit, struct job **jobs, int *n, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc, cap = 0;
+
+	*jobs = NULL;
+	*n = 0;
+	if ((r = prepare(st, &s, "SELECT " JOB_COLUMNS " FROM jobs WHERE "
+	    "state = 'planned' AND due_at <= ? AND (due_at, id) > (?, ?) "
+	    "ORDER BY due_at, id LIMIT ?", err, "TTii", now, after_due,
+	    after_id, (int64_t)limit)) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*jobs = xrealloc(*jobs, (size_t)cap * sizeof(**jobs));
+		}
+		job_from_row(s, &(*jobs)[(*n)++]);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_jobs_free(*jobs, *n);
+		*jobs = NULL;
+		*n = 0;
+		return db_fail(st, rc, "select due jobs", err);
+	}
+	return FU_OK;
+}
+
 /* Update one job and record the event; the job must exist. */
 static int
 transition(struct store *st, int64_t id, time_t now, const char *event,
@@ -487,8 +577,8 @@ store_job_cancel(struct store *st, int64_t id, const char *reason,
 	int r;
 
 	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'cancelled', "
-	    "reason = ?, updated_at = ? WHERE id = ? AND state IN "
-	    "('planned', 'queued', 'deferred', 'failed')", err, "tTi", reason,
+	    "reason = ?, updated_at = ? WHERE id = ? AND state IN ('planned', "
+	    "'queued', 'deferred', 'failed', 'held')", err, "tTi", reason,
 	    now, id)) != FU_OK)
 		return r;
 	return transition(st, id, now, "cancelled",
@@ -613,10 +703,38 @@ store_job_retry(struct store *st, int64_t id, time_t now, char **err)
 	    "spool_name IS NULL THEN 'planned' ELSE 'queued' END, "
 	    "reason = NULL, next_attempt_at = 0, queued_at = CASE WHEN "
 	    "spool_name IS NULL THEN NULL ELSE ? END, updated_at = ? "
-	    "WHERE id = ? AND state IN ('queued', 'deferred', 'failed')", err,
-	    "TTi", now, now, id)) != FU_OK)
+	    "WHERE id = ? AND state IN ('queued', 'deferred', 'failed', 'held')",
+	    err, "TTi", now, now, id)) != FU_OK)
 		return r;
 	return transition(st, id, now, "retry", "by operator", s, err);
+}
+
+int
+store_job_hold(struct store *st, int64_t id, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'held', "
+	    "updated_at = ? WHERE id = ? AND state IN ('planned', 'queued', "
+	    "'deferred')", err, "Ti", now, id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "held", "by operator", s, err);
+}
+
+int
+store_job_release(struct store *st, int64_t id, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	/* The spool file says how far it got: a message exists → queued. */
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = CASE WHEN "
+	    "spool_name IS NULL THEN 'planned' ELSE 'queued' END, "
+	    "next_attempt_at = coalesce(next_attempt_at, 0), updated_at = ? "
+	    "WHERE id = ? AND state = 'held'", err, "Ti", now, id)) != FU_OK)
+		return r;
+	return transition(st, id, now, "released", "by operator", s, err);
 }
 
 int
@@ -717,15 +835,48 @@ store_meta_get(struct store *st, const char *key)
 	return v;
 }
 
+static int
+query_rows(struct store *st, sqlite3_stmt *s, store_row_cb cb, void *arg,
+    char **err);
+
 int
 store_query(struct store *st, const char *sql, const char *param,
     store_row_cb cb, void *arg, char **err)
 {
 	sqlite3_stmt *s;
-	int r, rc, n;
+	int r;
 
 	if ((r = prepare(st, &s, sql, err, param ? "t" : "", param)) != FU_OK)
 		return r;
+	return query_rows(st, s, cb, arg, err);
+}
+
+int
+store_query_params(struct store *st, const char *sql,
+    const char *const *params, store_row_cb cb, void *arg, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = prepare(st, &s, sql, err, "")) != FU_OK)
+		return r;
+	for (int i = 0; params && params[i]; i++)
+		if ((rc = sqlite3_bind_text(s, i + 1, params[i], -1,
+		    SQLITE_TRANSIENT)) != SQLITE_OK) {
+			r = db_fail(st, rc, "bind", err);
+			sqlite3_finalize(s);
+			return r;
+		}
+	return query_rows(st, s, cb, arg, err);
+}
+
+/* Hand each row of a prepared statement to cb; finalizes it. */
+static int
+query_rows(struct store *st, sqlite3_stmt *s, store_row_cb cb, void *arg,
+    char **err)
+{
+	int rc, n;
+
 	n = sqlite3_column_count(s);
 	{
 		char *names[n + 1], *values[n + 1];
@@ -744,4 +895,286 @@ store_query(struct store *st, const char *sql, const char *param,
 	if (rc != SQLITE_DONE)
 		return db_fail(st, rc, "query", err);
 	return FU_OK;
+}
+
+/* ---- agent reminders (schema 2) ---- */
+
+void
+store_reminder_clear(struct reminder *r)
+{
+	free(r->rule);
+	free(r->subject);
+	free(r->uid);
+	free(r->agent);
+	free(r->agent_name);
+	free(r->tz);
+	free(r->at);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+store_reminders_free(struct reminder *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		store_reminder_clear(&r[i]);
+	free(r);
+}
+
+#define REMINDER_COLUMNS "rule, subject, uid, sequence, active, agent, " \
+	"agent_name, tz, at, dtstart, dtend"
+
+static void
+reminder_from_row(sqlite3_stmt *s, struct reminder *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->rule = col_text(s, 0);
+	r->subject = col_text(s, 1);
+	r->uid = col_text(s, 2);
+	r->sequence = sqlite3_column_int(s, 3);
+	r->active = sqlite3_column_int(s, 4);
+	r->agent = col_text(s, 5);
+	r->agent_name = col_text(s, 6);
+	r->tz = col_text(s, 7);
+	r->at = col_text(s, 8);
+	r->dtstart = (time_t)sqlite3_column_int64(s, 9);
+	r->dtend = (time_t)sqlite3_column_int64(s, 10);
+}
+
+int
+store_reminder_get(struct store *st, const char *rule, const char *subject,
+    struct reminder *r, int *found, char **err)
+{
+	sqlite3_stmt *s;
+	int rc, ret;
+
+	*found = 0;
+	if ((ret = prepare(st, &s, "SELECT " REMINDER_COLUMNS " FROM reminders "
+	    "WHERE rule = ? AND subject = ?", err, "tt", rule, subject)) != FU_OK)
+		return ret;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		reminder_from_row(s, r);
+		*found = 1;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, rc, "select reminder", err);
+	return FU_OK;
+}
+
+int
+store_reminder_put(struct store *st, const struct reminder *r, time_t now,
+    char **err)
+{
+	sqlite3_stmt *s;
+	int ret;
+
+	if ((ret = prepare(st, &s, "INSERT OR REPLACE INTO reminders (rule, "
+	    "subject, uid, sequence, active, agent, agent_name, tz, at, "
+	    "dtstart, dtend, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?)", err, "tttiitttTTTT", r->rule, r->subject, r->uid,
+	    (int64_t)r->sequence, (int64_t)r->active, r->agent, r->agent_name,
+	    r->tz, r->at ? r->at : "", r->dtstart, r->dtend, now)) != FU_OK)
+		return ret;
+	return run(st, s, NULL, err);
+}
+
+int
+store_reminders_active(struct store *st, const char *rule, time_t end_after,
+    struct reminder **out, int *n, char **err)
+{
+	sqlite3_stmt *s;
+	int rc, ret, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((ret = prepare(st, &s, "SELECT " REMINDER_COLUMNS " FROM reminders "
+	    "WHERE active = 1 AND dtend > ? AND (?2 IS NULL OR rule = ?2) "
+	    "ORDER BY agent, dtstart, rule, subject", err, "Tt", end_after,
+	    rule)) != FU_OK)
+		return ret;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
+		}
+		reminder_from_row(s, &(*out)[(*n)++]);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_reminders_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return db_fail(st, rc, "select reminders", err);
+	}
+	return FU_OK;
+}
+
+int
+store_reminder_message(struct store *st, const struct reminder *r,
+    const char *method, const char *agent, const char *agent_name,
+    time_t due, time_t now, int64_t *job_id, char **err)
+{
+	sqlite3_stmt *s;
+	char occurrence[300];
+	int ret, created;
+
+	/* One job per message: the occurrence names the version and method. */
+	snprintf(occurrence, sizeof(occurrence), "seq %d %s %s", r->sequence,
+	    method, agent);
+	if ((ret = store_job_plan(st, r->rule, r->subject, occurrence, due, now,
+	    &created, job_id, err)) != FU_OK)
+		return ret;
+	if (!created) {
+		*job_id = 0;
+		return FU_OK;
+	}
+	if ((ret = prepare(st, &s, "INSERT INTO reminder_messages (job_id, "
+	    "rule, subject, method, uid, sequence, agent, agent_name, tz, "
+	    "dtstart, dtend) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err,
+	    "ittttitttTT", *job_id, r->rule, r->subject, method, r->uid,
+	    (int64_t)r->sequence, agent, agent_name, r->tz, r->dtstart,
+	    r->dtend)) != FU_OK)
+		return ret;
+	return run(st, s, NULL, err);
+}
+
+int
+store_reminder_message_get(struct store *st, int64_t job_id,
+    struct reminder *r, char **method, int *found, char **err)
+{
+	sqlite3_stmt *s;
+	int rc, ret;
+
+	*found = 0;
+	*method = NULL;
+	if ((ret = prepare(st, &s, "SELECT rule, subject, uid, sequence, 1, "
+	    "agent, agent_name, tz, '', dtstart, dtend, method FROM "
+	    "reminder_messages WHERE job_id = ?", err, "i", job_id)) != FU_OK)
+		return ret;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		reminder_from_row(s, r);
+		*method = col_text(s, 11);
+		*found = 1;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, rc, "select reminder message", err);
+	return FU_OK;
+}
+
+int
+store_reminder_supersede(struct store *st, const char *rule,
+    const char *subject, time_t now, int *count, char **err)
+{
+	sqlite3_stmt *s;
+	int ret, n = 0;
+
+	*count = 0;
+	if ((ret = prepare(st, &s, "SELECT m.job_id FROM reminder_messages m "
+	    "JOIN jobs j ON j.id = m.job_id WHERE m.rule = ? AND m.subject = ? "
+	    "AND j.state = 'planned'", err, "tt", rule, subject)) != FU_OK)
+		return ret;
+	{
+		int64_t ids[64];
+		int rc;
+
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < 64)
+			ids[n++] = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return db_fail(st, rc, "select planned reminder messages",
+			    err);
+		for (int i = 0; i < n; i++)
+			if ((ret = store_job_cancel(st, ids[i], "superseded",
+			    "a newer version of the reminder replaces it", now,
+			    err)) != FU_OK)
+				return ret;
+	}
+	*count = n;
+	return FU_OK;
+}
+
+int
+store_reminder_delivered(struct store *st, const char *rule,
+    const char *subject, const char *agent, int *yes, char **err)
+{
+	sqlite3_stmt *s;
+	int rc, ret;
+
+	if ((ret = prepare(st, &s, "SELECT 1 FROM reminder_messages m JOIN jobs "
+	    "j ON j.id = m.job_id WHERE m.rule = ? AND m.subject = ? AND "
+	    "m.agent = ? COLLATE NOCASE AND m.method = 'REQUEST' AND j.state "
+	    "NOT IN ('planned', 'cancelled') LIMIT 1", err, "ttt", rule,
+	    subject, agent)) != FU_OK)
+		return ret;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, rc, "select delivered reminders", err);
+	*yes = rc == SQLITE_ROW;
+	return FU_OK;
+}
+
+int
+store_job_postpone(struct store *st, int64_t id, time_t due_at,
+    const char *why, time_t now, char **err)
+{
+	sqlite3_stmt *s;
+	char detail[160];
+	int ret;
+
+	if ((ret = prepare(st, &s, "UPDATE jobs SET due_at = ?, updated_at = ? "
+	    "WHERE id = ? AND state = 'planned'", err, "TTi", due_at, now,
+	    id)) != FU_OK)
+		return ret;
+	snprintf(detail, sizeof(detail), "%s", why);
+	return transition(st, id, now, "postponed", detail, s, err);
+}
+
+int
+store_job_set_tz(struct store *st, int64_t id, const char *tz, char **err)
+{
+	sqlite3_stmt *s;
+	int ret;
+
+	if ((ret = prepare(st, &s, "UPDATE jobs SET tz = ? WHERE id = ?", err,
+	    "ti", tz, id)) != FU_OK)
+		return ret;
+	return run(st, s, NULL, err);
+}
+
+char *
+store_job_tz(struct store *st, int64_t id)
+{
+	sqlite3_stmt *s;
+	char *v = NULL;
+
+	if (prepare(st, &s, "SELECT tz FROM jobs WHERE id = ?", NULL, "i",
+	    id) != FU_OK)
+		return NULL;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = col_text(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int
+store_exec(struct store *st, const char *sql, const char *const *params,
+    int *changes, char **err)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = prepare(st, &s, sql, err, "")) != FU_OK)
+		return r;
+	for (int i = 0; params && params[i]; i++)
+		if ((rc = sqlite3_bind_text(s, i + 1, params[i], -1,
+		    SQLITE_TRANSIENT)) != SQLITE_OK) {
+			r = db_fail(st, rc, "bind", err);
+			sqlite3_finalize(s);
+			return r;
+		}
+	return run(st, s, changes, err);
 }

@@ -19,6 +19,7 @@ enum job_state {
 	JOB_DEFERRED,
 	JOB_FAILED,
 	JOB_CANCELLED,
+	JOB_HELD,	/* put aside by the operator (queue hold) until released */
 	JOB_NSTATES
 };
 
@@ -81,6 +82,14 @@ int	store_job_get(struct store *, int64_t id, struct job *, char **err);
 int	store_jobs_due(struct store *, enum job_state, time_t now, int limit,
 	    struct job **jobs, int *n, char **err);
 void	store_jobs_free(struct job *, int n);
+/*
+ * Planned jobs due at `now` that come after (after_due, after_id) in
+ * (due_at, id) order: store_jobs_due with a cursor, so a caller walking a
+ * large backlog in pages never sees a job it left planned twice.
+ */
+int	store_jobs_due_after(struct store *, time_t now, time_t after_due,
+	    int64_t after_id, int limit, struct job **jobs, int *n,
+	    char **err);
 
 /* Transitions. Each records an event with `detail` (may be NULL). */
 int	store_job_cancel(struct store *, int64_t id, const char *reason,
@@ -101,8 +110,16 @@ int	store_job_failed(struct store *, int64_t id, const char *reason,
  */
 int	store_job_replan(struct store *, int64_t id, const char *detail,
 	    time_t now, char **err);
-/* Operator actions: retry now (deferred/failed/queued → queued, due now). */
+/* Operator actions: retry now (deferred/failed/queued/held → queued, due now). */
 int	store_job_retry(struct store *, int64_t id, time_t now, char **err);
+/*
+ * Operator hold: planned/queued/deferred → held; nothing renders or sends a
+ * held job. Release: held → planned (never rendered: it keeps its due_at)
+ * or queued (spooled: it keeps its next attempt time). FU_PERMFAIL when the
+ * job is absent or in another state.
+ */
+int	store_job_hold(struct store *, int64_t id, time_t now, char **err);
+int	store_job_release(struct store *, int64_t id, time_t now, char **err);
 
 /*
  * Jobs found `sending` at start-up were interrupted with an unknown outcome:
@@ -141,5 +158,73 @@ typedef void (*store_row_cb)(int ncols, char *const *names,
     char *const *values, void *arg);
 int	store_query(struct store *, const char *sql, const char *param,
 	    store_row_cb, void *arg, char **err);
+/* The same with several text parameters ?1..?n (NULL-terminated; a NULL list is none). */
+int	store_query_params(struct store *, const char *sql,
+	    const char *const *params, store_row_cb, void *arg, char **err);
+
+/*
+ * A statement that returns no rows, with text parameters ?1..?n
+ * (NULL-terminated list; NULL: none); *changes (may be NULL) gets the rows
+ * it changed. Only SQL written in this program (consent.c, codes.c).
+ * Constraint violations are FU_PERMFAIL.
+ */
+int	store_exec(struct store *, const char *sql, const char *const *params,
+	    int *changes, char **err);
+
+/* The recipient's IANA zone of a job (schema 2), for showing local times. */
+int	store_job_set_tz(struct store *, int64_t id, const char *tz, char **err);
+char	*store_job_tz(struct store *, int64_t id);	/* caller frees; NULL if unknown */
+
+/*
+ * A planned job whose time falls in quiet hours or outside its send window
+ * at render time is postponed, not dropped: due_at moves to `due_at` and an
+ * event "postponed" records `why` ("quiet hours until 08:00 +01:00").
+ */
+int	store_job_postpone(struct store *, int64_t id, time_t due_at,
+	    const char *why, time_t now, char **err);
+
+/*
+ * Agent reminders (schema 2). A reminder is the calendar item of one
+ * (rule, ticket) as last planned: UID and SEQUENCE, the attendee and
+ * times. Each REQUEST or CANCEL is a job (occurrence "seq N METHOD agent")
+ * with a snapshot in reminder_messages it is rendered from.
+ */
+struct reminder {
+	char		*rule, *subject, *uid;
+	int		 sequence;
+	int		 active;	/* 0 after a CANCEL */
+	char		*agent;		/* attendee address */
+	char		*agent_name;	/* may be NULL */
+	char		*tz;		/* IANA zone of DTSTART/DTEND */
+	char		*at;		/* the source event this version follows */
+	time_t		 dtstart, dtend;
+};
+
+void	store_reminder_clear(struct reminder *);
+void	store_reminders_free(struct reminder *, int n);
+int	store_reminder_get(struct store *, const char *rule,
+	    const char *subject, struct reminder *, int *found, char **err);
+int	store_reminder_put(struct store *, const struct reminder *, time_t now,
+	    char **err);
+/* Active reminders ending after `end_after`; rule NULL: every rule. */
+int	store_reminders_active(struct store *, const char *rule,
+	    time_t end_after, struct reminder **, int *n, char **err);
+/*
+ * Plan one message of reminder r (its uid, sequence, tz, times) to agent:
+ * a planned job due at `due` and its snapshot. *job_id 0 when this very
+ * message was planned before.
+ */
+int	store_reminder_message(struct store *, const struct reminder *,
+	    const char *method, const char *agent, const char *agent_name,
+	    time_t due, time_t now, int64_t *job_id, char **err);
+/* The snapshot of a job (r->at is ""); *found 0 for jobs of other rules. */
+int	store_reminder_message_get(struct store *, int64_t job_id,
+	    struct reminder *, char **method, int *found, char **err);
+/* Cancel (reason superseded) every still-planned message of (rule, subject). */
+int	store_reminder_supersede(struct store *, const char *rule,
+	    const char *subject, time_t now, int *count, char **err);
+/* 1 when a REQUEST for (rule, subject) to agent left the planned state. */
+int	store_reminder_delivered(struct store *, const char *rule,
+	    const char *subject, const char *agent, int *yes, char **err);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,5 +295,24 @@ utf8_sanitize(const char *s, size_t len, size_t max, struct buf *out)
 			cut--;
 		out->len = cut;
 		buf_puts(out, "\xe2\x80\xa6");	/* … */
+	}
+}
+
+void
+util_crashpoint(const char *name)
+{
+	static long hits;
+	const char *want = getenv("FOLLOWUPD_CRASHPOINT");
+	size_t n = strlen(name);
+	long at = 1;
+
+	if (want == NULL || strncmp(want, name, n) != 0 ||
+	    (want[n] != '\0' && want[n] != ':'))
+		return;
+	if (want[n] == ':')
+		at = strtol(want + n + 1, NULL, 10);
+	if (++hits >= at) {
+		log_warnx("crashpoint %s: SIGKILL (FOLLOWUPD_CRASHPOINT)", name);
+		raise(SIGKILL);
 	}
 }

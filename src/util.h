@@ -66,4 +66,16 @@ int	 utf8_valid(const char *s, size_t len);
  */
 void	 utf8_sanitize(const char *s, size_t len, size_t max, struct buf *out);
 
+/*
+ * Test hook for the crash test (tests/crash/run.py): when the environment
+ * has FOLLOWUPD_CRASHPOINT=NAME or NAME:N, the Nth call (default the first)
+ * of util_crashpoint(NAME) kills the process with SIGKILL, as a power cut
+ * would at that instant. Unset (always, in production): a getenv per call.
+ * Points: render (a message built, not yet in the spool), spool (messages
+ * in new/, jobs still planned), sending (jobs marked sending, nothing sent),
+ * reply (the relay's reply read, the outcome not yet recorded), recorded
+ * (outcome committed, spool file not yet removed).
+ */
+void	 util_crashpoint(const char *name);
+
 #endif

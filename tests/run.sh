@@ -43,7 +43,7 @@ for t in "$BUILD"/tests/test_*; do
 done
 for t in tests/e2e/test_*.py; do
 	[ -f "$t" ] || continue
-	run_one "$(basename "$t" .py)" env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" "$PYTHON" "$t"
+	run_one "$(basename "$t" .py)" env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" SANITIZE="${SANITIZE:-0}" "$PYTHON" "$t"
 done
 for t in tests/e2e/test_*.sh; do
 	[ -f "$t" ] || continue
@@ -53,8 +53,10 @@ done
 # Memory checking: every unit test once more under valgrind (errors and
 # definite leaks fail); the end-to-end tests run one scenario under it too
 # (VALGRIND=1 in their environment). SKIP_VALGRIND=1 skips this pass.
+# A sanitizer build (SANITIZE=1) is not run under valgrind: the two
+# instrumentations do not mix (ASan must be the first library loaded).
 if [ "${SKIP_VALGRIND:-0}" != 1 ] && [ "${VALGRIND:-0}" != 1 ] &&
-    command -v valgrind >/dev/null 2>&1; then
+    [ "${SANITIZE:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1; then
 	for t in "$BUILD"/tests/test_*; do
 		case "$t" in *.o|*.d) continue ;; esac
 		[ -x "$t" ] || continue

@@ -32,6 +32,10 @@ Fault SPECs (--fault, repeatable), matched in order, first match wins:
     data:SUBSTR:CODE[:TEXT]     reply CODE at end of DATA when a recipient contains SUBSTR
     auth:CODE[:TEXT]            reply CODE to every AUTH attempt
     data-drop[:SUBSTR]          close the connection after end of DATA, no reply
+    data-drop-stored[:SUBSTR]   store the message, then close without a reply
+                                (the client cannot know it was delivered)
+    data-cmd-drop[:SUBSTR]      close the connection at the DATA command (before
+                                354: nothing of the message was sent)
     stall-data[:SUBSTR]         never reply after end of DATA
     data-delay:SECONDS          wait before replying at end of DATA
 SUBSTR "*" matches everything. Without TEXT a plausible text is used
@@ -140,7 +144,8 @@ def parse_fault(spec):
         if kind == "auth" and len(parts) >= 2:
             text = ":".join(parts[2:]) if len(parts) > 2 else None
             return Fault("auth", code=int(parts[1]), text=text)
-        if kind in ("data-drop", "stall-data") and len(parts) <= 2:
+        if kind in ("data-drop", "stall-data", "data-drop-stored",
+                    "data-cmd-drop") and len(parts) <= 2:
             return Fault(kind, parts[1] if len(parts) == 2 else "*")
         if kind == "data-delay" and len(parts) == 2:
             return Fault("data-delay", seconds=float(parts[1]))
@@ -285,6 +290,8 @@ def build_server(args):
                     await asyncio.sleep(10 ** 6)
                 elif f.kind == "data":
                     return f.reply(rcpts[0] if rcpts else "")
+            drop_after = any(f.kind == "data-drop-stored" and f.matches(rcpts)
+                             for f in server.faults)
             login = None
             if session.auth_data is not None:
                 login = getattr(session.auth_data, "login", None)
@@ -299,6 +306,9 @@ def build_server(args):
                 "tls": session.ssl is not None,
                 "auth_user": login,
             })
+            if drop_after:
+                server.transport.close()
+                await asyncio.sleep(10 ** 6)
             return "250 2.0.0 OK queued as %06d" % n
 
     class FaultySMTP(SMTP):
@@ -327,6 +337,13 @@ def build_server(args):
                 await asyncio.sleep(10 ** 6)
                 return
             await super()._handle_client()
+
+        async def smtp_DATA(self, arg):
+            rcpts = self.envelope.rcpt_tos if self.envelope else []
+            if rcpts and self.find_fault("data-cmd-drop", rcpts) is not None:
+                self.transport.close()
+                return
+            return await super().smtp_DATA(arg)
 
         async def smtp_AUTH(self, arg):
             f = self.find_fault("auth", [])

@@ -446,3 +446,46 @@ def require_binary(t):
         t.ok(False, "the binary %s exists" % BIN,
              "run `make` first (make check does)")
         sys.exit(t.done())
+
+
+# ------------------------------------------------------------------ calendars
+
+def calendar_parts(msg):
+    """[(method parameter, raw text)] of every text/calendar part."""
+    out = []
+    for part in msg.walk():
+        if part.get_content_type() == "text/calendar":
+            out.append((part.get_param("method"),
+                        part.get_payload(decode=True) or b""))
+    return out
+
+
+def parse_ics(raw):
+    """Parse iCalendar text with an independent parser (python3-icalendar).
+    Returns (calendar, {TZID: tzinfo from its VTIMEZONE}, [VEVENT])."""
+    import icalendar  # Debian's python3-icalendar
+    cal = icalendar.Calendar.from_ical(raw)
+    zones, events = {}, []
+    for comp in cal.walk():
+        if comp.name == "VTIMEZONE":
+            zones[str(comp["TZID"])] = comp.to_tz()
+        elif comp.name == "VEVENT":
+            events.append(comp)
+    return cal, zones, events
+
+
+def event_instant(event, prop, zones):
+    """(Unix time, TZID or None) of DTSTART/DTEND, the wall clock read
+    through the message's own VTIMEZONE (not the parser's zone database)."""
+    import datetime
+    v = event[prop]
+    tzid = v.params.get("TZID")
+    dt = v.dt
+    if tzid is None:
+        return int(dt.timestamp()), None
+    naive = datetime.datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute,
+                              dt.second)
+    tz = zones[str(tzid)]
+    aware = tz.localize(naive) if hasattr(tz, "localize") else \
+        naive.replace(tzinfo=tz)
+    return int(aware.timestamp()), str(tzid)

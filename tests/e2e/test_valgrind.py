@@ -21,6 +21,10 @@ def body(t, env):
     if shutil.which("valgrind") is None:
         print("ok 1 - valgrind scenario # SKIP valgrind is not installed")
         return
+    if os.environ.get("SANITIZE") == "1":
+        print("ok 1 - valgrind scenario # SKIP ASan build (SANITIZE=1): "
+              "valgrind cannot run it")
+        return
     fx.VALGRIND = True
     env.make_source(
         customers=[dict(id=1, email="ana@example.com", name="Ana García",

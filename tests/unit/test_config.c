@@ -36,12 +36,12 @@ static const struct {
 	  "t.conf:8: unknown section [Queue] (did you mean [queue]?)\n" },
 	{ LIT(ALL "[frobnicate]\nx = 1\n  continued\n"),
 	  "t.conf:8: unknown section [frobnicate] (known: source, queue, "
-	  "templates, smtp, rule NAME)\n" },
+	  "templates, smtp, metrics, defaults, calendar, rule NAME)\n" },
 	{ LIT(ALL "[rules x]\n"),
 	  "t.conf:8: unknown section [rules x] (did you mean [rule x]?)\n" },
 	{ LIT(ALL "[smtp extra]\n"),
 	  "t.conf:8: unknown section [smtp extra] (known: source, queue, "
-	  "templates, smtp, rule NAME)\n" },
+	  "templates, smtp, metrics, defaults, calendar, rule NAME)\n" },
 	{ LIT(ALL "[queue] ; the queue\ntick = 0\n"),
 	  "t.conf:8: text after ']' (comments go on a line of their own)\n" },
 	{ LIT(ALL "[queue\n"),
@@ -59,8 +59,8 @@ static const struct {
 	{ LIT(ALL "[rule x]\n"),
 	  "t.conf:8: missing required key 'kind' in [rule x]\n"
 	  "t.conf:8: missing required key 'delay' in [rule x]\n" },
-	{ LIT(ALL "[rule x]\nkind = birthday\ndelay = 1d\n"),
-	  "t.conf:9: kind: unknown rule kind 'birthday' (allowed: after_resolution)\n" },
+	{ LIT(ALL "[rule x]\nkind = bday\ndelay = 1d\n"),
+	  "t.conf:9: kind: unknown rule kind 'bday' (allowed: after_resolution, agent_reminder, birthday, anniversary, loyalty)\n" },
 	{ LIT(ALL "[rule check in]\nkind = after_resolution\n"),
 	  "t.conf:8: rule name 'check in': use 1 to 64 letters, digits, '_' or '-'\n" },
 	{ LIT(ALL "[rule ../x]\n"),
@@ -128,6 +128,9 @@ static const struct {
 	  "t.conf:9: batch: 0 is out of range (1 to 10000)\n" },
 	{ LIT(ALL "port = 70000\n"),
 	  "t.conf:8: port: 70000 is out of range (1 to 65535)\n" },
+	{ LIT(ALL "connections = 0\nrate = -1\n"),
+	  "t.conf:8: connections: 0 is out of range (1 to 64)\n"
+	  "t.conf:9: rate: '-1' is not a whole number\n" },
 	{ LIT(ALL "port = 25x\n"),
 	  "t.conf:8: port: '25x' is not a whole number\n" },
 	{ LIT(ALL "port = -25\n"),
@@ -199,13 +202,195 @@ static const struct {
 	  "t.conf: missing section [smtp] (it must set 'from')\n"
 	  "t.conf: no [rule NAME] section: nothing to do\n" },
 
+	/* [defaults] timezone */
+	{ LIT(ALL "[defaults]\ntimezone = Europe Berlin\n"),
+	  "t.conf:9: timezone: 'Europe Berlin' is not a time zone name (e.g. "
+	  "Europe/Berlin or UTC)\n" },
+	{ LIT(ALL "[defaults]\ntimezone = ../../etc/passwd\n"),
+	  "t.conf:9: timezone: '../../etc/passwd' is not a time zone name (e.g. "
+	  "Europe/Berlin or UTC)\n" },
+	{ LIT(ALL "[defaults]\ntimezone = /usr/share/zoneinfo/UTC\n"),
+	  "t.conf:9: timezone: '/usr/share/zoneinfo/UTC' is not a time zone "
+	  "name (e.g. Europe/Berlin or UTC)\n" },
+	{ LIT(ALL "[defaults]\ntimezone = Europe/Berlin ; home\n"),
+	  "t.conf:9: timezone: 'Europe/Berlin ; home' is not a time zone name "
+	  "(e.g. Europe/Berlin or UTC) (comments go on a line of their own)\n" },
+	{ LIT(ALL "[defaults]\ntimezone = UTC\ntimezone = CET\n"),
+	  "t.conf:10: duplicate key 'timezone' in [defaults] (first set at "
+	  "line 9)\n" },
+	{ LIT(ALL "[defaults]\ntime_zone = UTC\n"),
+	  "t.conf:9: unknown key 'time_zone' in [defaults] (did you mean "
+	  "'timezone'?)\n" },
+
+	/* quiet_hours, in [defaults] and in a rule */
+	{ LIT(ALL "[defaults]\nquiet_hours = 8pm-8am\n"),
+	  "t.conf:9: quiet_hours: '8pm-8am': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 20:00-20:00\n"),
+	  "t.conf:9: quiet_hours: '20:00-20:00': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 25:00-08:00\n"),
+	  "t.conf:9: quiet_hours: '25:00-08:00': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 20:00-24:01\n"),
+	  "t.conf:9: quiet_hours: '20:00-24:01': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 20:00\n"),
+	  "t.conf:9: quiet_hours: '20:00': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 20:00 - 08:00\n"),
+	  "t.conf:9: quiet_hours: '20:00 - 08:00': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 8:00-20:00\n"),
+	  "t.conf:9: quiet_hours: '8:00-20:00': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+	{ LIT(ALL "[defaults]\nquiet_hours = 20:00-08:00 # nights\n"),
+	  "t.conf:9: quiet_hours: '20:00-08:00 # nights': write 'HH:MM-HH:MM' "
+	  "(e.g. 20:00-08:00) or 'none' (comments go on a line of their own)\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "quiet_hours = never\n"),
+	  "t.conf:11: quiet_hours: 'never': write 'HH:MM-HH:MM' (e.g. "
+	  "20:00-08:00) or 'none'\n" },
+
+	/* send_window */
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fry 09:00-17:00\n"),
+	  "t.conf:11: send_window: 'Mon-Fry 09:00-17:00': write days and hours, "
+	  "e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Monday-Friday 09:00-17:00\n"),
+	  "t.conf:11: send_window: 'Monday-Friday 09:00-17:00': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Wed-Fri 09:00-17:00\n"),
+	  "t.conf:11: send_window: 'Mon-Wed-Fri 09:00-17:00': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon,,Fri 09:00-17:00\n"),
+	  "t.conf:11: send_window: 'Mon,,Fri 09:00-17:00': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon, 09:00-17:00\n"),
+	  "t.conf:11: send_window: 'Mon, 09:00-17:00': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fri\n"),
+	  "t.conf:11: send_window: 'Mon-Fri': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = 09:00-17:00\n"),
+	  "t.conf:11: send_window: '09:00-17:00': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fri 9:00-17:00\n"),
+	  "t.conf:11: send_window: 'Mon-Fri 9:00-17:00': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fri 09:00-17:60\n"),
+	  "t.conf:11: send_window: 'Mon-Fri 09:00-17:60': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fri 09:00-24:30\n"),
+	  "t.conf:11: send_window: 'Mon-Fri 09:00-24:30': write days and "
+	  "hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fri 09:00-17:00 ; office\n"),
+	  "t.conf:11: send_window: 'Mon-Fri 09:00-17:00 ; office': write days "
+	  "and hours, e.g. 'Mon-Fri 09:00-17:00' or 'Mon,Wed 08:30-12:00' "
+	  "(comments go on a line of their own)\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = Mon-Fri 17:00-09:00\n"),
+	  "t.conf:11: send_window: 'Mon-Fri 17:00-09:00': the window must end "
+	  "after it starts on the same day\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = daily 09:00-09:00\n"),
+	  "t.conf:11: send_window: 'daily 09:00-09:00': the window must end "
+	  "after it starts on the same day\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 1d\n"
+	  "send_window = daily 24:00-24:00\n"),
+	  "t.conf:11: send_window: 'daily 24:00-24:00': the window must end "
+	  "after it starts on the same day\n" },
+
+	/* delay: durations and business days */
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 3 working days\n"),
+	  "t.conf:10: delay: '3 working days': write 'N business days'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 3 business\n"),
+	  "t.conf:10: delay: '3 business': write 'N business days'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 0 business days\n"),
+	  "t.conf:10: delay: '0 business days': 1 to 365 business days\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 366 business days\n"),
+	  "t.conf:10: delay: '366 business days': 1 to 365 business days\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = -2 business days\n"),
+	  "t.conf:10: delay: '-2 business days': 1 to 365 business days\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\n"
+	  "delay = three business days\n"),
+	  "t.conf:10: delay: 'three business days': missing number before 't' "
+	  "(or 'N business days')\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\n"
+	  "delay = 3 business days please\n"),
+	  "t.conf:10: delay: '3 business days please': write 'N business "
+	  "days'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\n"
+	  "delay = 2 Business Days\n"),
+	  "t.conf:10: delay: '2 Business Days': write 'N business days'\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\n"
+	  "delay = 2.5 business days\n"),
+	  "t.conf:10: delay: '2.5 business days': unexpected '.' (write e.g. "
+	  "90, 30s, 15m, 2h, 3d, 1w or 1d12h) (or 'N business days')\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 3 days\n"),
+	  "t.conf:10: delay: '3 days': unexpected ' ' (write e.g. 90, 30s, 15m, "
+	  "2h, 3d, 1w or 1d12h) (or 'N business days')\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 3x\n"),
+	  "t.conf:10: delay: '3x': unknown unit 'x' (use s, m, h, d, w) (or "
+	  "'N business days')\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\ndelay = 3661d\n"),
+	  "t.conf:10: delay: '3661d' is out of range (0 to 3660d)\n" },
+	{ LIT(ALL "[rule x]\nkind = after_resolution\n"
+	  "delay = 2 business days ; callback\n"),
+	  "t.conf:10: delay: '2 business days ; callback': write 'N business "
+	  "days' (comments go on a line of their own)\n" },
+
+	/* agent_reminder: duration, alarm */
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nduration = 30s\n"),
+	  "t.conf:11: duration: '30s' is out of range (1m to 1d)\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nduration = 2d\n"),
+	  "t.conf:11: duration: '2d' is out of range (1m to 1d)\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nduration = 0\n"),
+	  "t.conf:11: duration: '0' is out of range (1m to 1d)\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\n"
+	  "duration = quarter hour\n"),
+	  "t.conf:11: duration: 'quarter hour': missing number before 'q'\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nalarm = 8d\n"),
+	  "t.conf:11: alarm: '8d' is out of range (0 to 7d)\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nalarm = -10m\n"),
+	  "t.conf:11: alarm: '-10m': negative durations are not allowed\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nalarm = 10 min\n"),
+	  "t.conf:11: alarm: '10 min': unexpected ' ' (write e.g. 90, 30s, 15m, "
+	  "2h, 3d, 1w or 1d12h)\n" },
+	{ LIT(ALL "[rule cb]\nkind = agent_reminder\ndelay = 1d\nalarms = 5m\n"),
+	  "t.conf:11: unknown key 'alarms' in [rule cb] (did you mean "
+	  "'alarm'?)\n" },
+
+	/* [calendar] */
+	{ LIT(ALL "[calendar]\nfeeds = feeds\n"),
+	  "t.conf:9: unknown key 'feeds' in [calendar] (did you mean "
+	  "'feed'?)\n" },
+	{ LIT(ALL "[calendar]\nurl = https://desk.example/{{ticket.id}}\n"),
+	  "t.conf:9: unknown key 'url' in [calendar]\n" },
+	{ LIT(ALL "[calendar]\nlink = a\nlink = b\n"),
+	  "t.conf:10: duplicate key 'link' in [calendar] (first set at line "
+	  "9)\n" },
+	{ LIT(ALL "[calendar feeds]\n"),
+	  "t.conf:8: unknown section [calendar feeds] (known: source, queue, "
+	  "templates, smtp, metrics, defaults, calendar, rule NAME)\n" },
+
 	/* all errors, not only the first */
 	{ LIT(ALL "[queue]\ntick = 3x\nbatch = 0\nfoo = 1\n[nope]\n[rule y]\n"),
 	  "t.conf:9: tick: '3x': unknown unit 'x' (use s, m, h, d, w)\n"
 	  "t.conf:10: batch: 0 is out of range (1 to 10000)\n"
 	  "t.conf:11: unknown key 'foo' in [queue]\n"
 	  "t.conf:12: unknown section [nope] (known: source, queue, templates, "
-	  "smtp, rule NAME)\n"
+	  "smtp, metrics, defaults, calendar, rule NAME)\n"
 	  "t.conf:13: missing required key 'kind' in [rule y]\n"
 	  "t.conf:13: missing required key 'delay' in [rule y]\n" },
 };
@@ -487,6 +672,8 @@ test_defaults(void)
 	tap_str(c->smtp.host, "127.0.0.1", "default host");
 	tap_ok(c->smtp.port == 25 && c->smtp.starttls == SMTP_STARTTLS_NO &&
 	    c->smtp.timeout_ms == 30000, "default port, starttls, timeout");
+	tap_ok(c->connections == 4 && c->rate == 0,
+	    "default connections 4, no rate limit");
 	tap_ok(c->smtp.ca_file == NULL && c->smtp.username == NULL &&
 	    c->smtp.password == NULL && c->password_file == NULL &&
 	    c->smtp.helo == NULL && c->reply_to == NULL,
@@ -500,6 +687,170 @@ test_defaults(void)
 		tap_str(c->rules[0].template_name, "r", "empty template: the rule name");
 	}
 	config_free(c);
+	buf_free(&errs);
+}
+
+/* The time keys ([defaults], per-rule windows, delays) and agent reminders. */
+#define M(h, m)	((h) * 60 + (m))
+#define DAYS(n)	((long)(n) * 86400)
+
+static void
+test_time_keys(void)
+{
+	static const char text[] =
+	    SRC SMTP
+	    "[rule checkin]\n"			/* line 5 */
+	    "kind = after_resolution\n"
+	    "delay = 3d\n"
+	    "send_window = Mon-Fri 09:00-17:00\n"
+	    "holidays = hol/de-be.ics\n"		/* line 9 */
+	    "[rule callback]\n"
+	    "kind = agent_reminder\n"
+	    "delay = 2 business days\n"
+	    "alarm = 0\n"
+	    "[rule weekly]\n"
+	    "kind = after_resolution\n"
+	    "delay = 10 business days\n"
+	    "send_window = Sun-Thu 08:00-16:00\n"
+	    "quiet_hours = none\n"
+	    "[rule wrap]\n"
+	    "kind = agent_reminder\n"
+	    "delay = 1 business day\n"
+	    "send_window = Fri-Mon 00:00-24:00\n"
+	    "quiet_hours = 21:00-07:30\n"
+	    "duration = 1h\n"
+	    "alarm = 1d\n"
+	    "[rule list]\n"
+	    "kind = after_resolution\n"
+	    "delay = 1d12h\n"
+	    "send_window = mon,wed,FRI  08:30-12:00\n"
+	    "lookback = 30d\n"
+	    "[rule daily]\n"
+	    "kind = after_resolution\n"
+	    "delay = 5 Business days\n"	/* refused below; replaced */
+	    ;
+	static const struct {
+		const char	*name;
+		enum rule_kind	 kind;
+		long		 delay, lookback;
+		int		 business_days;
+		unsigned	 days;
+		int		 wstart, wend, qstart, qend;
+		long		 duration, alarm;
+	} want[] = {
+		/* quiet hours: the rule's, else [defaults] (set after the rules) */
+		{ "checkin", RULE_AFTER_RESOLUTION, DAYS(3), DAYS(10), 0,
+		  0x3e, M(9, 0), M(17, 0), M(20, 0), M(8, 0), 900, 600 },
+		/* lookback = (N + N / 5 * 2 + 2) days + 7d */
+		{ "callback", RULE_AGENT_REMINDER, DAYS(4), DAYS(11), 2,
+		  0, 0, 0, M(20, 0), M(8, 0), 900, 0 },
+		{ "weekly", RULE_AFTER_RESOLUTION, DAYS(16), DAYS(23), 10,
+		  0x1f, M(8, 0), M(16, 0), 0, 0, 900, 600 },
+		{ "wrap", RULE_AGENT_REMINDER, DAYS(3), DAYS(10), 1,
+		  0x63, M(0, 0), M(24, 0), M(21, 0), M(7, 30), 3600, 86400 },
+		{ "list", RULE_AFTER_RESOLUTION, DAYS(1) + 12 * 3600, DAYS(30), 0,
+		  0x2a, M(8, 30), M(12, 0), M(20, 0), M(8, 0), 900, 600 },
+		{ "daily", RULE_AFTER_RESOLUTION, DAYS(9), DAYS(16), 5,
+		  0x7f, M(0, 0), M(24, 0), M(20, 0), M(8, 0), 900, 600 },
+	};
+	struct buf errs = { 0 }, conf = { 0 };
+	struct config *c;
+	char *wantp;
+
+	/* One refused value: the rest of the file is still checked. */
+	c = load(LIT(text), &errs);
+	tap_ok(c == NULL, "'5 Business days' is refused");
+	tap_str(buf_cstr(&errs), "t.conf:33: delay: '5 Business days': write "
+	    "'N business days'\n", "…with its line and the form to write");
+	config_free(c);
+
+	buf_append(&conf, text, sizeof(text) - 1 - strlen("delay = 5 Business "
+	    "days\n"));
+	buf_puts(&conf, "delay = 5 business days\n"
+	    "send_window = daily 00:00-24:00\n"
+	    "[defaults]\n"
+	    "timezone = America/New_York\n"
+	    "quiet_hours = 20:00-08:00\n"
+	    "[calendar]\n"
+	    "feed = feeds\n"
+	    "link = https://desk.example/t/{{ticket.id}}?a=1;b=2 #top\n");
+	c = load(conf.data, conf.len, &errs);
+	tap_ok(c != NULL, "time keys load (%s)", buf_cstr(&errs));
+	if (c == NULL)
+		goto out;
+	tap_str(c->timezone, "America/New_York", "[defaults] timezone");
+	tap_ok(c->timezone_line == 36, "timezone_line 36 (%d)",
+	    c->timezone_line);
+	tap_str(c->quiet_hours, "20:00-08:00", "[defaults] quiet_hours as written");
+	tap_ok(c->quiet.start == M(20, 0) && c->quiet.end == M(8, 0),
+	    "[defaults] quiet_hours 20:00-08:00 wraps midnight");
+	wantp = expand("@DIR@/feeds");
+	tap_str(c->calendar_feed, wantp, "[calendar] feed resolved");
+	free(wantp);
+	tap_str(c->calendar_link, "https://desk.example/t/{{ticket.id}}?a=1;b=2 "
+	    "#top", "[calendar] link verbatim (';' and '#' are part of it)");
+	tap_ok(c->nrules == 6, "six rules");
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct rule_config *r = config_rule(c, want[i].name);
+
+		if (!tap_ok(r != NULL, "rule %s", want[i].name))
+			continue;
+		tap_ok(r->kind == want[i].kind, "%s: kind", r->name);
+		tap_ok(r->delay == want[i].delay && r->business_days ==
+		    want[i].business_days, "%s: delay %lds, %d business days "
+		    "(got %lds, %d)", r->name, want[i].delay,
+		    want[i].business_days, r->delay, r->business_days);
+		tap_ok(r->lookback == want[i].lookback, "%s: lookback %ld days "
+		    "(got %ld)", r->name, want[i].lookback / 86400,
+		    r->lookback / 86400);
+		tap_ok(r->window.days == want[i].days && (want[i].days == 0 ||
+		    (r->window.start == want[i].wstart && r->window.end ==
+		    want[i].wend)), "%s: send_window days %#x %d-%d (got %#x "
+		    "%d-%d)", r->name, want[i].days, want[i].wstart,
+		    want[i].wend, r->window.days, r->window.start,
+		    r->window.end);
+		tap_ok(r->quiet.start == want[i].qstart && r->quiet.end ==
+		    want[i].qend, "%s: quiet hours %d-%d (got %d-%d)", r->name,
+		    want[i].qstart, want[i].qend, r->quiet.start, r->quiet.end);
+		tap_ok(r->duration == want[i].duration && r->alarm ==
+		    want[i].alarm, "%s: duration %lds, alarm %lds (got %ld, "
+		    "%ld)", r->name, want[i].duration, want[i].alarm,
+		    r->duration, r->alarm);
+	}
+	{
+		const struct rule_config *r = config_rule(c, "checkin");
+
+		wantp = expand("@DIR@/hol/de-be.ics");
+		tap_str(r ? r->holidays : NULL, wantp, "holidays resolved "
+		    "next to the config (read by render_open, not here)");
+		free(wantp);
+		tap_ok(r && r->holidays_line == 9, "holidays_line 9");
+		tap_str(r ? r->send_window : NULL, "Mon-Fri 09:00-17:00",
+		    "send_window as written");
+		tap_ok(r && r->quiet_hours == NULL, "no rule quiet_hours: NULL "
+		    "(the [defaults] one applies)");
+		r = config_rule(c, "callback");
+		tap_str(r ? r->delay_text : NULL, "2 business days",
+		    "delay as written");
+		tap_ok(r && r->holidays == NULL && r->send_window == NULL,
+		    "no holidays, no window: NULL");
+	}
+	config_free(c);
+
+	/* Without [defaults] and [calendar]: UTC, no quiet hours, no feed. */
+	c = load(LIT(ALL), &errs);
+	tap_ok(c != NULL && c->timezone == NULL && c->quiet_hours == NULL &&
+	    c->quiet.start == c->quiet.end && c->calendar_feed == NULL &&
+	    c->calendar_link == NULL, "defaults: no zone (UTC), no quiet "
+	    "hours, no calendar");
+	tap_ok(c != NULL && c->rules[0].window.days == 0 &&
+	    c->rules[0].quiet.start == c->rules[0].quiet.end &&
+	    c->rules[0].duration == 900 && c->rules[0].alarm == 600 &&
+	    c->rules[0].business_days == 0 && c->rules[0].holidays == NULL,
+	    "rule defaults: always open, no quiet hours, 15m, alarm 10m");
+	config_free(c);
+out:
+	buf_free(&conf);
 	buf_free(&errs);
 }
 
@@ -720,6 +1071,7 @@ main(void)
 	test_errors();
 	test_full();
 	test_defaults();
+	test_time_keys();
 	test_long_query();
 	test_password_file();
 	test_files();

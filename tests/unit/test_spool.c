@@ -512,6 +512,121 @@ out:
 	free(err);
 }
 
+/*
+ * Batched writes: nothing in new/ until the commit, everything after it
+ * (both durability paths: one fsync per file below SPOOL_SYNCFS_MIN, one
+ * syncfs from there); an uncommitted batch (a crash, an error) leaves only
+ * temporaries, which spool_free and spool_clean_tmp remove; a failed add
+ * does not spoil the rest; spool_finish_many finishes a set at once.
+ */
+static void
+test_batch(struct spool *sp, const char *dir)
+{
+	static const size_t sizes[] = { 3, SPOOL_SYNCFS_MIN + 5 };
+	struct spool_batch *b;
+	struct buf got = { 0 };
+	char name[64], body[64], *err = NULL;
+	int ok, rc;
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k];
+
+		b = spool_batch_new(sp);
+		ok = 1;
+		for (size_t i = 0; i < n; i++) {
+			snprintf(name, sizeof(name), "b%zu-%zu.eml", k, i);
+			snprintf(body, sizeof(body), "Subject: %zu\r\n\r\nbody %zu\r\n",
+			    i, i);
+			if (spool_batch_add(b, name, body, strlen(body), &err) !=
+			    FU_OK)
+				ok = 0;
+		}
+		tap_ok(ok && spool_batch_count(b) == n && count(dir, "tmp") ==
+		    (int)n, "batch of %zu: staged in tmp/ (%s)", n,
+		    err ? err : "");
+		snprintf(name, sizeof(name), "b%zu-0.eml", k);
+		tap_ok(!exists(dir, "new", name), "batch of %zu: nothing in new/ "
+		    "before the commit", n);
+		rc = spool_batch_commit(b, &err);
+		ok = 1;
+		for (size_t i = 0; i < n; i++) {
+			struct stat st;
+			char path[4096];
+
+			snprintf(name, sizeof(name), "b%zu-%zu.eml", k, i);
+			snprintf(body, sizeof(body), "Subject: %zu\r\n\r\nbody %zu\r\n",
+			    i, i);
+			buf_reset(&got);
+			pathf(path, sizeof(path), "%s/new/%s", dir, name);
+			if (spool_read(sp, name, &got, NULL) != FU_OK ||
+			    strcmp(buf_cstr(&got), body) != 0 ||
+			    stat(path, &st) != 0 || (st.st_mode & 07777) != 0600)
+				ok = 0;
+		}
+		tap_ok(rc == FU_OK && ok && count(dir, "tmp") == 0 &&
+		    spool_batch_count(b) == 0, "batch of %zu (%s): all in new/, "
+		    "0600, intact; tmp/ empty (%s)", n, n >= SPOOL_SYNCFS_MIN ?
+		    "syncfs" : "fsync each", err ? err : "");
+		spool_batch_free(b);
+	}
+
+	/* A collision in tmp/ fails that add only. */
+	put(dir, "tmp", "taken.eml", "someone else's");
+	b = spool_batch_new(sp);
+	rc = spool_batch_add(b, "taken.eml", "x", 1, &err);
+	tap_ok(rc == FU_TEMPFAIL && contains(err, "already exists") &&
+	    spool_batch_count(b) == 0, "batch add over an existing tmp/ file: "
+	    "TEMPFAIL, not staged (%s)", err);
+	tap_ok(spool_batch_add(b, "../x.eml", "x", 1, &err) == FU_PERMFAIL,
+	    "batch add with a bad name: PERMFAIL");
+	tap_ok(spool_batch_add(b, "after.eml", "y", 1, &err) == FU_OK &&
+	    spool_batch_count(b) == 1, "the batch goes on after a failed add");
+
+	/* Not committed (the process dies, or the caller gives up). */
+	spool_batch_free(b);
+	tap_ok(!exists(dir, "tmp", "after.eml") && !exists(dir, "new",
+	    "after.eml") && exists(dir, "tmp", "taken.eml"), "an uncommitted "
+	    "batch leaves nothing behind, and never removes others' files");
+	b = spool_batch_new(sp);
+	spool_batch_add(b, "crash1.eml", "z", 1, NULL);
+	spool_batch_add(b, "crash2.eml", "z", 1, NULL);
+	/* "Crash": the batch is abandoned mid-way; start-up cleans tmp/. */
+	tap_ok(spool_clean_tmp(sp) == 3 && count(dir, "tmp") == 0 &&
+	    !exists(dir, "new", "crash1.eml"), "after a crash mid-batch the "
+	    "start-up clean-up empties tmp/; new/ holds only committed files");
+	spool_batch_free(b);	/* its files are gone already: no harm */
+
+	/* An empty batch commits trivially. */
+	b = spool_batch_new(sp);
+	tap_ok(spool_batch_commit(b, &err) == FU_OK, "empty batch commits");
+	spool_batch_free(b);
+
+	/* Finishing many: sent (removed), failed (moved), one missing. */
+	{
+		const char *names[] = { "b1-0.eml", "b1-1.eml", "b1-2.eml",
+		    "nope.eml" };
+		const enum spool_fate fates[] = { SPOOL_SENT, SPOOL_SENT,
+		    SPOOL_FAILED, SPOOL_SENT };
+
+		free(err);
+		err = NULL;
+		rc = spool_finish_many(sp, names, fates, 4, 0, &err);
+		tap_ok(rc == FU_PERMFAIL && contains(err, "nope.eml") &&
+		    !exists(dir, "new", "b1-0.eml") && !exists(dir, "new",
+		    "b1-1.eml") && !exists(dir, "sent", "b1-0.eml") &&
+		    exists(dir, "failed", "b1-2.eml") && exists(dir, "new",
+		    "b1-3.eml"), "spool_finish_many: sent removed, failed "
+		    "moved, the missing one reported, the rest untouched (%s)",
+		    err ? err : "");
+		names[0] = "b1-3.eml";
+		rc = spool_finish_many(sp, names, fates, 1, 1, &err);
+		tap_ok(rc == FU_OK && exists(dir, "sent", "b1-3.eml"),
+		    "spool_finish_many with keep_sent moves to sent/");
+	}
+	buf_free(&got);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -537,6 +652,7 @@ main(void)
 	test_names(sp, dir);
 	test_finish(sp, dir);
 	test_clean_expire(sp, dir);
+	test_batch(sp, dir);
 	spool_close(sp);
 
 	test_rename_failure();

@@ -1,0 +1,35 @@
+/* unsubscribe: the one-click unsubscribe endpoint (RFC 8058) on http.c's routes. */
+#ifndef FOLLOWUPD_UNSUBSCRIBE_H
+#define FOLLOWUPD_UNSUBSCRIBE_H
+
+#include "config.h"
+#include "consent.h"
+#include "http.h"
+
+/*
+ * Add the routes for the path of [unsubscribe] url ("/unsubscribe" for
+ * https://desk.example/unsubscribe) to h:
+ *   POST PATH?t=TOKEN with the form body List-Unsubscribe=One-Click: a
+ *        valid token records the opt-out (its address and class) in
+ *        QUEUE/state.db and answers 200; a bad or forged token, or a body
+ *        without List-Unsubscribe=One-Click, gets 400 and records nothing;
+ *        503 when state.db is busy.
+ *   GET  PATH?t=TOKEN: a small confirmation page whose button POSTs the
+ *        same; it never unsubscribes by itself (mail scanners follow
+ *        links). 400 for a bad token.
+ * cfg and c must outlive h. Each request opens state.db for itself (the
+ * handlers run on the server's thread).
+ */
+void	unsubscribe_routes(struct http *h, const struct config *cfg,
+	    const struct consent *c);
+
+/* The route's path: the path part of [unsubscribe] url, or "/unsubscribe". */
+char	*unsubscribe_path(const struct config *);
+
+/*
+ * `followupd unsubscribe-server`: serve the routes on [unsubscribe] listen
+ * and port until SIGTERM or SIGINT. An exit status from <sysexits.h>.
+ */
+int	unsubscribe_cmd(const struct config *, int argc, char **argv);
+
+#endif
