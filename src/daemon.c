@@ -204,7 +204,7 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
 		goto fail;
 	mime_init();
-	if ((d->render = render_open(cfg, &errs)) == NULL) {
+	if ((d->render = render_open(cfg, 0, &errs)) == NULL) {
 		if (errs.len && errs.data[errs.len - 1] == '\n')
 			errs.data[--errs.len] = '\0';
 		set_err(err, "templates:\n%s", errs.data);
@@ -423,7 +423,7 @@ daemon_reload(struct daemon *d)
 		    nc->queue_dir);
 		goto out;
 	}
-	if ((nr = render_open(nc, &errs)) == NULL)
+	if ((nr = render_open(nc, 0, &errs)) == NULL)
 		goto out;
 	if (!same_str(nc->database, d->cfg->database) ||
 	    nc->busy_timeout_ms != d->cfg->busy_timeout_ms) {

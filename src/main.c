@@ -346,7 +346,7 @@ cmd_check(const struct config *cfg)
 	int nproblems;
 
 	mime_init();
-	if ((rd = render_open(cfg, &errs)) != NULL)
+	if ((rd = render_open(cfg, 1, &errs)) != NULL)
 		render_close(rd);
 	if (source_open(cfg->database, cfg->busy_timeout_ms, &src, &err) !=
 	    FU_OK) {
@@ -365,6 +365,14 @@ cmd_check(const struct config *cfg)
 				    r->line, r->name, r->query ? "" :
 				    "the source does not have the reference "
 				    "schema: ", err);
+			free(err);
+			err = NULL;
+			if (r->history && rules_check_history(src, &err) !=
+			    FU_OK)
+				buf_printf(&errs, "%s:%d: [rule %s] history.* "
+				    "needs the reference schema's tickets and "
+				    "purchases: %s (or set history = no)\n",
+				    cfg->path, r->line, r->name, err);
 			free(err);
 			err = NULL;
 		}
@@ -627,7 +635,7 @@ cmd_preview(const struct config *cfg, const char *rule, const char *key,
 	int r;
 
 	mime_init();
-	if ((rd = render_open(cfg, &errs)) == NULL) {
+	if ((rd = render_open(cfg, 1, &errs)) == NULL) {
 		fputs(buf_cstr(&errs), stderr);
 		buf_free(&errs);
 		return EX_CONFIG;

@@ -68,6 +68,33 @@ plan_note(struct plan_ctx *pc, int64_t id, const struct value *row)
 }
 
 /*
+ * Insert the job for (rule, key, occurrence) unless it exists; a new one
+ * gets its zone and recipient noted and a log line.
+ */
+static int
+plan_insert(struct plan_ctx *pc, const struct value *row, const char *key,
+    const char *occ, const struct clock_zone *z, time_t due)
+{
+	char dtext[20], ltext[32];
+	int64_t id;
+	int created, r;
+
+	r = store_job_plan(pc->st, pc->rule->name, key, occ, due, pc->now,
+	    &created, &id, pc->err);
+	if (r != FU_OK || !created)
+		return r;
+	if ((r = store_job_set_tz(pc->st, id, clock_zone_name(z), pc->err)) !=
+	    FU_OK || (r = plan_note(pc, id, row)) != FU_OK)
+		return r;
+	pc->stats->planned++;
+	log_info("plan: rule %s: %s %s (%s) → job %lld due %s UTC (%s %s)",
+	    pc->rule->name, rules_kind_name(pc->rule->kind), key, occ,
+	    (long long)id, clock_format_sql(due, dtext),
+	    clock_format_local(z, due, ltext), clock_zone_name(z));
+	return FU_OK;
+}
+
+/*
  * Birthdays and anniversaries: the row's `at` is the date itself; the
  * job is the year's occurrence (rules_occurrence), once per customer and
  * year whatever the tick, with send_at in the customer's zone.
@@ -80,8 +107,7 @@ plan_yearly(struct plan_ctx *pc, struct value *row, const char *key)
 	const struct clock_zone *z = rules_zone(pc->cfg,
 	    value_as_string(value_map_get(row, "tz"), NULL));
 	struct rules_occurrence o;
-	int64_t id;
-	int created, n, r = FU_OK;
+	int n, r = FU_OK;
 
 	if (key == NULL || (n = rules_occurrence(pc->cfg, pc->rule, z, at,
 	    pc->now, &o)) == -1) {
@@ -93,22 +119,7 @@ plan_yearly(struct plan_ctx *pc, struct value *row, const char *key)
 	}
 	if (n == 0)
 		goto done;
-	r = store_job_plan(pc->st, pc->rule->name, key, o.occurrence, o.due,
-	    pc->now, &created, &id, pc->err);
-	if (r == FU_OK && created)
-		r = store_job_set_tz(pc->st, id, clock_zone_name(z), pc->err);
-	if (r == FU_OK && created)
-		r = plan_note(pc, id, row);
-	if (r == FU_OK && created) {
-		char dtext[20], ltext[32];
-
-		pc->stats->planned++;
-		log_info("plan: rule %s: %s %s (%s) → job %lld due %s UTC "
-		    "(%s %s)", pc->rule->name, rules_kind_name(pc->rule->kind),
-		    key, o.occurrence, (long long)id, clock_format_sql(o.due,
-		    dtext), clock_format_local(z, o.due, ltext),
-		    clock_zone_name(z));
-	}
+	r = plan_insert(pc, row, key, o.occurrence, z, o.due);
 done:
 	value_free(row);
 	return r;
@@ -124,8 +135,7 @@ plan_row(struct value *row, void *arg)
 	const struct clock_zone *z;
 	const char *occ = at;
 	time_t t, due;
-	int64_t id;
-	int created, r = FU_OK;
+	int r = FU_OK;
 
 	pc->stats->seen++;
 	if (rules_kind_yearly(pc->rule->kind))
@@ -147,21 +157,7 @@ plan_row(struct value *row, void *arg)
 		occ = value_as_string(value_map_get(row, "milestone"), NULL) ?
 		    value_as_string(value_map_get(row, "milestone"), NULL) :
 		    "milestone";
-	r = store_job_plan(pc->st, pc->rule->name, key, occ, due, pc->now,
-	    &created, &id, pc->err);
-	if (r == FU_OK && created)
-		r = store_job_set_tz(pc->st, id, clock_zone_name(z), pc->err);
-	if (r == FU_OK && created)
-		r = plan_note(pc, id, row);
-	if (r == FU_OK && created) {
-		char dtext[20], ltext[32];
-
-		pc->stats->planned++;
-		log_info("plan: rule %s: %s %s (at %s) → job %lld due %s UTC "
-		    "(%s %s)", pc->rule->name, rules_kind_name(pc->rule->kind),
-		    key, at, (long long)id, clock_format_sql(due, dtext),
-		    clock_format_local(z, due, ltext), clock_zone_name(z));
-	}
+	r = plan_insert(pc, row, key, occ, z, due);
 done:
 	value_free(row);
 	return r;
@@ -558,6 +554,8 @@ int
 plan_tick(const struct config *cfg, struct source *src, struct store *st,
     time_t now, struct plan_stats *stats, char **err)
 {
+	int worst = FU_OK;
+
 	memset(stats, 0, sizeof(*stats));
 	for (int i = 0; i < cfg->nrules; i++) {
 		const struct rule_config *rule = &cfg->rules[i];
@@ -581,6 +579,15 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 		else
 			r = source_select(src, rules_query(rule), &p, plan_row,
 			    &pc, err);
+		if (r == FU_PERMFAIL) {
+			/* This rule's query fails (the desk's schema changed?):
+			 * the other rules still plan. */
+			store_rollback(st);
+			log_warnx("plan: [rule %s] skipped: %s", rule->name,
+			    err && *err ? *err : "error");
+			worst = FU_PERMFAIL;
+			continue;
+		}
 		if (r != FU_OK) {
 			store_rollback(st);
 			return r;
@@ -592,5 +599,5 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 	}
 	if (cfg->calendar_feed != NULL)
 		plan_feeds(cfg, st, now);
-	return FU_OK;
+	return worst;
 }

@@ -61,6 +61,7 @@ struct render {
 	const struct mustache_template *link;	/* [calendar] link; may be NULL */
 	char			*partials_dir;
 	struct render_parts	*capture;	/* preview: keep the parts here */
+	int			 preview;	/* nothing rendered is sent */
 };
 
 /* Partials and parents live in templates/partials/NAME.mustache. */
@@ -209,9 +210,20 @@ render_open_consent(struct render *rd, struct buf *errs)
 		char *path = consent_secret_path(cfg);
 		char *dir = g_path_get_dirname(path);
 
-		if (stat(path, &sb) == -1 && stat(dir, &sb) == -1)
-			rd->consent = consent_ephemeral();
-		else if (consent_open(cfg, 1, &rd->consent, &err) != FU_OK)
+		if (stat(path, &sb) == -1 && stat(dir, &sb) == -1) {
+			/*
+			 * Only a preview may stand in a throwaway secret: a
+			 * sent token must verify later. The queue directory
+			 * itself is created by the daemon before it sends.
+			 */
+			if (rd->preview || strcmp(dir, cfg->queue_dir) == 0)
+				rd->consent = consent_ephemeral();
+			else
+				buf_printf(errs, "%s: [unsubscribe] secret_file: "
+				    "the directory %s does not exist: create it "
+				    "(mode 0700) so that unsubscribe links can be "
+				    "verified\n", cfg->path, dir);
+		} else if (consent_open(cfg, 1, &rd->consent, &err) != FU_OK)
 			buf_printf(errs, "%s: [unsubscribe] secret_file: %s\n",
 			    cfg->path, err);
 		free(err);
@@ -231,12 +243,13 @@ pending_clear(struct render *rd)
 }
 
 struct render *
-render_open(const struct config *cfg, struct buf *errs)
+render_open(const struct config *cfg, int preview, struct buf *errs)
 {
 	struct render *rd = xcalloc(1, sizeof(*rd));
 	size_t before = errs->len;
 
 	rd->cfg = cfg;
+	rd->preview = preview;
 	rd->partials_dir = xasprintf("%s/partials", cfg->templates_dir);
 	rd->cache = mustache_cache_new(load_partial, rd);
 	rd->sets = xcalloc((size_t)cfg->nrules, sizeof(*rd->sets));
@@ -678,8 +691,14 @@ build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
 
 	/* history.* comes from the reference schema's tables, when present. */
 	if (rule->history && (cid = row_str(ctx, "customer.id")) != NULL &&
-	    (r = rules_history(src, cid, now, ctx, err)) != FU_OK)
-		return r;
+	    (r = rules_history(src, cid, now, ctx, err)) != FU_OK) {
+		if (r != FU_PERMFAIL)
+			return r;
+		/* `check` reports this; the message goes out without it. */
+		log_warnx("render: [rule %s] history.* unavailable (%s): set "
+		    "history = no for a desk without the reference schema",
+		    rule->name, err && *err ? *err : "error");
+	}
 	sender_name = from_display_name(rd->cfg->from);
 	sanitize_tree(ctx);
 	value_map_set_path(ctx, "sender.name", value_string(sender_name));
@@ -1142,9 +1161,12 @@ render_personal(struct render *rd, struct store *st, int ri,
 			return r;
 	}
 	if (code == NULL) {
+		/* This job can never get a code as the rule stands: fail it,
+		 * do not stall the jobs behind it. */
 		set_err(err, "rule %s: no unused code after 8 draws (a longer "
-		    "code_length or code text?)", rule->name);
-		return FU_TEMPFAIL;
+		    "code_length, or {{code.random}} in the code text)",
+		    rule->name);
+		return FU_PERMFAIL;
 	}
 	value_map_set(ctx, "code", value_string(code));
 	free(code);
@@ -1231,7 +1253,12 @@ render_job(struct render *rd, struct store *st, struct source *src,
 		if ((r = render_personal(rd, st, ri, job, rc.row, now, err)) !=
 		    FU_OK) {
 			value_free(rc.row);
-			return r;
+			if (r != FU_PERMFAIL)
+				return r;
+			out->fate = FATE_FAIL;
+			out->reason = "render-error";
+			out->detail = xstrdup(err && *err ? *err : "code");
+			return FU_OK;
 		}
 	}
 

@@ -17,9 +17,12 @@ struct render;
  * Load and parse every rule's templates (templates/NAME/subject.mustache,
  * text.mustache, optional html.mustache) and the partials they use, once.
  * Every problem is appended to errs as "FILE:LINE: message\n"; NULL when
- * there was any. The config must outlive the render.
+ * there was any. The config must outlive the render. `preview`: nothing
+ * rendered will be sent (preview, check), so a missing unsubscribe secret
+ * may be stood in for.
  */
-struct render	*render_open(const struct config *, struct buf *errs);
+struct render	*render_open(const struct config *, int preview,
+		    struct buf *errs);
 void		 render_close(struct render *);
 
 struct render_stats {

@@ -449,6 +449,39 @@ total_cb(struct value *row, void *arg)
 	return FU_OK;
 }
 
+/* The reference schema's history queries; `check` prepares each one. */
+static const struct {
+	const char *table, *sql;
+} history_sql[] = {
+#define HISTORY_TICKETS		0
+	{ "tickets", "SELECT count(*) AS n FROM tickets WHERE customer_id = "
+	    ":key" },
+#define HISTORY_PURCHASES	1
+	{ "purchases", "SELECT count(*) AS n FROM purchases WHERE "
+	    "customer_id = :key" },
+#define HISTORY_RECENT		2
+	{ "purchases", "SELECT item, amount_cents, currency, purchased_at "
+	    "FROM purchases WHERE customer_id = :key ORDER BY purchased_at "
+	    "DESC LIMIT 3" },
+	/* The total in the customer's most used currency (loyalty). */
+#define HISTORY_TOTAL		3
+	{ "purchases", "SELECT currency, sum(amount_cents) AS total FROM "
+	    "purchases WHERE customer_id = :key GROUP BY currency ORDER BY "
+	    "count(*) DESC, currency LIMIT 1" },
+};
+
+int
+rules_check_history(struct source *src, char **err)
+{
+	for (size_t i = 0; i < sizeof(history_sql) / sizeof(history_sql[0]);
+	    i++)
+		if (source_has_table(src, history_sql[i].table) &&
+		    source_check_query(src, history_sql[i].sql, NULL, err) !=
+		    FU_OK)
+			return FU_PERMFAIL;
+	return FU_OK;
+}
+
 int
 rules_history(struct source *src, const char *customer_id, time_t now,
     struct value *ctx, char **err)
@@ -459,24 +492,18 @@ rules_history(struct source *src, const char *customer_id, time_t now,
 	int r;
 
 	if (source_has_table(src, "tickets") && (r = source_select(src,
-	    "SELECT count(*) AS n FROM tickets WHERE customer_id = :key", &p,
-	    count_cb, &tickets, err)) != FU_OK)
+	    history_sql[HISTORY_TICKETS].sql, &p, count_cb, &tickets, err)) !=
+	    FU_OK)
 		goto fail;
 	if (source_has_table(src, "purchases")) {
-		if ((r = source_select(src, "SELECT count(*) AS n FROM "
-		    "purchases WHERE customer_id = :key", &p, count_cb,
-		    &purchases, err)) != FU_OK)
+		if ((r = source_select(src, history_sql[HISTORY_PURCHASES].sql,
+		    &p, count_cb, &purchases, err)) != FU_OK)
 			goto fail;
-		if ((r = source_select(src, "SELECT item, amount_cents, "
-		    "currency, purchased_at FROM purchases WHERE customer_id = "
-		    ":key ORDER BY purchased_at DESC LIMIT 3", &p, purchase_cb,
-		    &h, err)) != FU_OK)
+		if ((r = source_select(src, history_sql[HISTORY_RECENT].sql,
+		    &p, purchase_cb, &h, err)) != FU_OK)
 			goto fail;
-		/* The total in the customer's most used currency (loyalty). */
-		if ((r = source_select(src, "SELECT currency, sum(amount_cents) "
-		    "AS total FROM purchases WHERE customer_id = :key GROUP BY "
-		    "currency ORDER BY count(*) DESC, currency LIMIT 1", &p,
-		    total_cb, ctx, err)) != FU_OK)
+		if ((r = source_select(src, history_sql[HISTORY_TOTAL].sql,
+		    &p, total_cb, ctx, err)) != FU_OK)
 			goto fail;
 	}
 	value_map_set_path(ctx, "history.ticket_count",

@@ -74,6 +74,8 @@ char		*rules_reminder_uid(const struct config *, const char *rule,
  * (ticket_count, purchase_count, purchases: the 3 most recent, years,
  * has_purchases) to ctx. Missing tables are skipped. FU_TEMPFAIL when busy.
  */
+/* For `check`: the history queries prepare against the source's tables. */
+int		 rules_check_history(struct source *, char **err);
 int		 rules_history(struct source *, const char *customer_id,
 		    time_t now, struct value *ctx, char **err);
 

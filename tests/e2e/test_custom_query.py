@@ -125,6 +125,57 @@ def body(t, env):
              "preview through the rule's own query", r.describe())
         t.eq(digest(other), before, "the other desk was never written")
 
+        # history = yes on a desk whose purchases table lacks the columns:
+        # check says so, naming the rule.
+        db = sqlite3.connect(other)
+        db.execute("CREATE TABLE purchases (id INTEGER PRIMARY KEY, "
+                   "customer_id INTEGER)")
+        db.commit()
+        db.close()
+        hy = env.write_config(
+            srv.port, path=os.path.join(env.dir, "hy.conf"),
+            source={"database": "otherdesk.db"},
+            templates={"dir": "templates"},
+            rule_checkin={"query": "SELECT cid AS key, closed AS at, "
+                          "'x@example.com' AS email, cid AS \"customer.id\" "
+                          "FROM cases WHERE closed >= :since AND "
+                          "closed < :until", "template": "casedone"})
+        r = env.run("check", conf=hy)
+        t.ok(r.rc == 78 and "[rule checkin] history" in r.stderr and
+             "history = no" in r.stderr,
+             "check reports history.* that cannot work on this schema",
+             r.describe())
+
+        # A rule whose query fails at run time (the desk dropped its table)
+        # does not stop the other rules from planning.
+        two = env.write_config(
+            srv.port, path=os.path.join(env.dir, "two.conf"),
+            source={"database": "otherdesk.db"},
+            templates={"dir": "templates"}, rule_checkin=None,
+            extra_lines=[
+                "", "[rule aaa]", "kind = after_resolution", "delay = 1d",
+                "template = casedone", "history = no",
+                "query = SELECT x AS key, y AS at, z AS email FROM gone "
+                "WHERE y >= :since AND y < :until",
+                "", "[rule zzz]", "kind = after_resolution", "delay = 1d",
+                "template = casedone", "history = no",
+                "query = SELECT cid AS key, closed AS at, 'p@example.com' AS "
+                "email FROM cases WHERE closed >= :since AND closed < :until",
+            ])
+        db = sqlite3.connect(other)
+        db.execute("CREATE TABLE gone (x, y, z)")
+        db.commit()
+        r = env.run("check", conf=two)
+        t.eq(r.rc, 0, "both rules pass check", r.describe())
+        db.execute("DROP TABLE gone")
+        db.commit()
+        db.close()
+        r = env.run("once", "--now", "2026-11-02 12:00:00", conf=two)
+        t.ok("[rule aaa] skipped" in r.stderr, "the failing rule is named",
+             r.describe())
+        t.ok(any(j["rule"] == "zzz" for j in env.jobs()),
+             "the rule after it still planned")
+
         # history.* over the reference schema.
         env.make_source(
             customers=[dict(id=1, email="h@example.com", name="Hana Ito",

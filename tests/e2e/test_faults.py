@@ -281,6 +281,16 @@ def unknown_outcome(t, policy):
             t.eq(len(all_a), 1, "hold: not sent again by itself")
             t.eq(states(c.env)["a@example.com"]["state"], "held",
                  "hold: still held")
+            # The operator decides: release, and it goes (same id).
+            r = c.env.run("queue", "release", str(ja["id"]))
+            t.eq(r.rc, 0, "hold: queue release exits 0", r)
+            c.tick(fx.sqltime(DUE_T + 7300))
+            all_a = received_by(c.srv, "a@example.com")
+            mids = {str(fx.parse(m["eml"])["Message-ID"]) for m in all_a}
+            t.ok(len(all_a) == 2 and len(mids) == 1, "hold: released, sent "
+                 "again with the same Message-ID", mids)
+            t.eq(states(c.env)["a@example.com"]["state"], "sent",
+                 "hold: then sent")
         else:
             t.eq(len(all_a), 2, "retry: sent again once the relay is back")
             t.eq(len(mids), 1, "retry: both copies carry the same Message-ID",
