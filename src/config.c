@@ -1460,9 +1460,10 @@ check_password(struct loader *l, struct inst *in, const struct key *k, int line)
 		errat(l, line, "password_file %s is not a regular file", path);
 		goto done;
 	}
-	if (st.st_uid != geteuid()) {
-		errat(l, line, "password_file %s is owned by uid %u, not by us "
-		    "(uid %u): chown it", path, (unsigned)st.st_uid,
+	/* Ours, or root's (read by root before dropping privileges). */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		errat(l, line, "password_file %s is owned by uid %u, neither us "
+		    "(uid %u) nor root: chown it", path, (unsigned)st.st_uid,
 		    (unsigned)geteuid());
 		goto done;
 	}

@@ -422,7 +422,7 @@ feed_write(const char *dir, const char *name, const struct buf *b)
 	char *tmp = xasprintf("%s/.%s.ics.tmp", dir, name);
 	int fd, ok = 0;
 
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) !=
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) !=
 	    -1) {
 		ok = write(fd, b->data, b->len) == (ssize_t)b->len &&
 		    fsync(fd) == 0;
@@ -491,7 +491,8 @@ plan_feeds(const struct config *cfg, struct store *st, time_t now)
 	DIR *d;
 	int n;
 
-	if (mkdir(cfg->calendar_feed, 0755) == -1 && errno != EEXIST) {
+	/* Agents' addresses and ticket numbers: not for every local user. */
+	if (mkdir(cfg->calendar_feed, 0750) == -1 && errno != EEXIST) {
 		log_warn("plan: calendar feed directory %s", cfg->calendar_feed);
 		return;
 	}

@@ -976,7 +976,7 @@ test_password_file(void)
 	write_file("pw", LIT("hunter2\n"), 0600);
 	if (geteuid() == 0 && chown("pw", 12345, 12345) == 0) {
 		char *want = expand("t.conf:9: password_file @DIR@/pw is owned by "
-		    "uid 12345, not by us (uid 0): chown it\n");
+		    "uid 12345, neither us (uid 0) nor root: chown it\n");
 
 		config_free(load(LIT(ALL "username = bob\npassword_file = pw\n"),
 		    &errs));
