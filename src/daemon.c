@@ -164,6 +164,22 @@ drop_privileges(const struct config *cfg, char **err)
 	return FU_OK;
 }
 
+/* Jobs left `sending` have an unknown outcome: the configured policy decides. */
+static int
+recover_sending(struct daemon *d, time_t now, char **err)
+{
+	int hold = d->cfg->unknown_outcome == CONFIG_UNKNOWN_HOLD, n, r;
+
+	if ((r = store_recover_sending(d->store, now, hold, &n, err)) != FU_OK)
+		return r;
+	if (n > 0)
+		log_warnx("daemon: %d job%s found 'sending' after an "
+		    "interruption: outcome unknown, %s", n, n == 1 ? "" : "s",
+		    hold ? "held (unknown_outcome = hold; queue release JOB to "
+		    "send again)" : "sending again with the same Message-ID");
+	return FU_OK;
+}
+
 int
 daemon_open(const struct config *cfg, struct daemon **out, char **err)
 {
@@ -192,13 +208,8 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	free(path);
 	if (r != FU_OK)
 		goto fail;
-	if ((r = store_recover_sending(d->store, clock_now(), &n, err)) !=
-	    FU_OK)
+	if ((r = recover_sending(d, clock_now(), err)) != FU_OK)
 		goto fail;
-	if (n > 0)
-		log_warnx("daemon: %d job%s found 'sending' after an "
-		    "interruption: outcome unknown, sending again with the "
-		    "same Message-ID", n, n == 1 ? "" : "s");
 	deliver_tidy_spool(cfg, d->store, d->spool);
 	if (d->source == NULL && (r = source_open(cfg->database,
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
@@ -307,6 +318,13 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	progress_begin("delivering", count_due(d, "SELECT count(*) FROM jobs "
 	    "WHERE state IN ('queued', 'deferred') AND next_attempt_at <= "
 	    "CAST(?1 AS INTEGER)", now));
+	/* No session is in flight between ticks: a job still `sending` is
+	 * one whose outcome could not be recorded (state.db was busy). */
+	if ((r = recover_sending(d, now, &e)) != FU_OK) {
+		note_error(d, "deliver: recovering interrupted jobs", e);
+		free(e);
+		e = NULL;
+	}
 	if ((r = deliver_tick(d->cfg, d->store, d->spool, now,
 	    &daemon_stop, &ds, &e)) != FU_OK) {
 		note_error(d, "deliver: stopped early", e);

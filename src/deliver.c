@@ -41,12 +41,24 @@ random_unit(void)
 	return (double)r / 4294967295.0;
 }
 
-/* 550 mailbox unavailable, 551 not local, 553 name not allowed: the address
- * itself is bad. Other 5xx (554 content rejected...) say nothing about it. */
+/*
+ * A permanent answer about the address itself: 550 mailbox unavailable,
+ * 551 not local, 553 name not allowed, given to RCPT. Not a 5.7.x (policy:
+ * relaying denied, authentication required: our problem, not theirs), nor
+ * anything after DATA (554 content rejected says nothing of the address).
+ */
 static int
-suppress_code(int code)
+suppress_item(const struct smtp_item *it)
 {
-	return code == 550 || code == 551 || code == 553;
+	if (it->stage != SMTP_STAGE_RCPT)
+		return 0;
+	if (it->code != 550 && it->code != 551 && it->code != 553)
+		return 0;
+	/* 5.7.x policy, as parsed or as written in the reply text. */
+	if ((it->enh_class == 5 && it->enh_subject == 7) ||
+	    (strlen(it->reply) > 8 && strncmp(it->reply + 3, " 5.7.", 5) == 0))
+		return 0;
+	return 1;
 }
 
 /*
@@ -57,6 +69,10 @@ suppress_code(int code)
 static const char *
 job_class(const struct config *cfg, const struct job *job)
 {
+	/* The class the job was planned with: a rule renamed or re-classed
+	 * since must not turn a marketing message into a transactional one. */
+	if (job->cls != NULL && *job->cls)
+		return job->cls;
 	for (int i = 0; i < cfg->nrules; i++)
 		if (strcmp(cfg->rules[i].name, job->rule) == 0)
 			return cfg->rules[i].cls == RULE_CLASS_MARKETING ?
@@ -160,13 +176,13 @@ record_outcome(const struct config *cfg, struct store *st,
 		if ((r = store_job_failed(st, job->id, "rejected", it->reply,
 		    now, err)) != FU_OK)
 			return r;
-		if (suppress_code(it->code) && (r = store_suppress(st,
+		if (suppress_item(it) && (r = store_suppress(st,
 		    job->recipient, it->reply, now, err)) != FU_OK)
 			return r;
 		stats->failed++;
 		log_warnx("deliver: job %lld (%s %s): failed for @%s: %s%s",
 		    (long long)job->id, job->rule, job->subject, domain,
-		    it->reply, suppress_code(it->code) ?
+		    it->reply, suppress_item(it) ?
 		    " (address suppressed)" : "");
 		return FU_OK;
 	}

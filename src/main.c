@@ -908,8 +908,8 @@ status_load(const struct config *cfg, struct store *st, struct status *S)
 		r = table_query(st, &S->recent, "SELECT "
 		    "coalesce(sum(at >= CAST(?1 AS INTEGER)), 0), "
 		    "coalesce(sum(at >= CAST(?2 AS INTEGER)), 0), "
-		    "(SELECT count(*) FROM events WHERE event = "
-		    "'unknown-outcome') FROM events "
+		    "(SELECT count(*) FROM events WHERE event IN "
+		    "('unknown-outcome', 'interrupted')) FROM events "
 		    "WHERE event = 'sent' AND at >= CAST(?2 AS INTEGER)", p_recent);
 	if (r == FU_OK)
 		r = table_query(st, &S->lasterr, "SELECT id, rule, subject, state, "

@@ -933,22 +933,46 @@ classify(struct session *s, struct smtp_item *it, smtp_message_t msg,
 {
 	const smtp_status_t *mail, *rs, *data;
 
+	const smtp_status_t *decided = NULL;
+
 	mail = smtp_reverse_path_status(msg);
 	rs = smtp_recipient_status(rcpt);
 	data = smtp_message_transfer_status(msg);
+	it->stage = SMTP_STAGE_NONE;
 	if (s->blocked)
 		item_set(it, FU_TEMPFAIL, 0, why);
-	else if (mail != NULL && mail->code >= 400)
+	else if (mail != NULL && mail->code >= 400) {
 		item_status(it, mail);
-	else if (rs != NULL && rs->code >= 400)
+		it->stage = SMTP_STAGE_MAIL;
+		decided = mail;
+		/*
+		 * A refused MAIL FROM is about our sender or our standing with
+		 * the relay, never the customer's address: defer (and let the
+		 * operator see it) rather than fail every message for good.
+		 */
+		if (it->result == FU_PERMFAIL) {
+			char reply[SMTP_REPLY_MAX];
+
+			line_printf(reply, sizeof(reply), "%s (the relay refused "
+			    "our sender: check [smtp] from and AUTH)", it->reply);
+			item_set(it, FU_TEMPFAIL, mail->code, reply);
+		}
+	} else if (rs != NULL && rs->code >= 400) {
 		item_status(it, rs);
-	else if (data != NULL && data->code >= 400)
+		it->stage = SMTP_STAGE_RCPT;
+		decided = rs;
+	} else if (data != NULL && data->code >= 400) {
 		item_status(it, data);
-	else if (rs != NULL && rs->code / 100 == 2 && data != NULL &&
-	    data->code / 100 == 2)
+		it->stage = SMTP_STAGE_DATA;
+		decided = data;
+	} else if (rs != NULL && rs->code / 100 == 2 && data != NULL &&
+	    data->code / 100 == 2) {
 		item_status(it, data);
-	else
+		it->stage = SMTP_STAGE_DATA;
+	} else
 		item_set(it, FU_TEMPFAIL, 0, why);
+	it->enh_class = decided ? decided->enh_class : 0;
+	it->enh_subject = decided ? decided->enh_subject : 0;
 }
 
 int

@@ -52,6 +52,17 @@ struct smtp_item {
 	 */
 	int		 unknown;
 	int		 notified;	/* done() was called */
+	/*
+	 * Which reply decided the result, so the caller can tell a bad
+	 * address (RCPT) from a refused sender (MAIL) or content (DATA).
+	 */
+	enum smtp_stage {
+		SMTP_STAGE_NONE,	/* no reply: local reason */
+		SMTP_STAGE_MAIL,
+		SMTP_STAGE_RCPT,
+		SMTP_STAGE_DATA,
+	}		 stage;
+	int		 enh_class, enh_subject;	/* enhanced status "5.7.x" or 0 */
 };
 
 /* One-time set-up (SIGPIPE ignored, TLS context). FU_PERMFAIL with *err on a bad ca_file. */

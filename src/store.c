@@ -417,7 +417,7 @@ col_text(sqlite3_stmt *s, int i)
 
 #define JOB_COLUMNS "id, rule, subject, occurrence, state, due_at, " \
 	"next_attempt_at, created_at, queued_at, attempts, recipient, " \
-	"message_id, spool_name, reason, last_reply"
+	"message_id, spool_name, reason, last_reply, class"
 
 static void
 job_from_row(sqlite3_stmt *s, struct job *j)
@@ -440,6 +440,7 @@ job_from_row(sqlite3_stmt *s, struct job *j)
 	j->spool_name = col_text(s, 12);
 	j->reason = col_text(s, 13);
 	j->last_reply = col_text(s, 14);
+	j->cls = col_text(s, 15);
 }
 
 void
@@ -453,6 +454,7 @@ store_job_clear(struct job *j)
 	free(j->spool_name);
 	free(j->reason);
 	free(j->last_reply);
+	free(j->cls);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -738,22 +740,30 @@ store_job_release(struct store *st, int64_t id, time_t now, char **err)
 }
 
 int
-store_recover_sending(struct store *st, time_t now, int *count, char **err)
+store_recover_sending(struct store *st, time_t now, int hold, int *count,
+    char **err)
 {
 	sqlite3_stmt *s;
 	int r;
 
+	/*
+	 * Found `sending` with no session in flight: the outcome is unknown.
+	 * The [smtp] unknown_outcome policy decides, as for a reply that
+	 * never came: queued again (same Message-ID) or held for an operator.
+	 */
 	*count = 0;
 	if ((r = prepare(st, &s, "INSERT INTO events (job_id, at, event, "
-	    "detail) SELECT id, ?, 'interrupted', 'found sending at start-up: "
-	    "outcome unknown, sending again with the same Message-ID' FROM "
-	    "jobs WHERE state = 'sending'", err, "T", now)) != FU_OK)
+	    "detail) SELECT id, ?, 'interrupted', ? FROM jobs WHERE state = "
+	    "'sending'", err, "Tt", now, hold ? "found sending after an "
+	    "interruption: outcome unknown, held (unknown_outcome = hold)" :
+	    "found sending after an interruption: outcome unknown, sending "
+	    "again with the same Message-ID")) != FU_OK)
 		return r;
 	if ((r = run(st, s, NULL, err)) != FU_OK)
 		return r;
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'queued', "
-	    "next_attempt_at = ?, updated_at = ? WHERE state = 'sending'", err,
-	    "TT", now, now)) != FU_OK)
+	if ((r = prepare(st, &s, "UPDATE jobs SET state = ?, next_attempt_at = "
+	    "?, updated_at = ? WHERE state = 'sending'", err, "tTT", hold ?
+	    "held" : "queued", now, now)) != FU_OK)
 		return r;
 	return run(st, s, count, err);
 }

@@ -42,6 +42,7 @@ struct job {
 	char		*spool_name;
 	char		*reason;
 	char		*last_reply;
+	char		*cls;		/* consent class noted at planning (NULL: older job) */
 };
 
 void	store_job_clear(struct job *);		/* frees the strings */
@@ -122,11 +123,13 @@ int	store_job_hold(struct store *, int64_t id, time_t now, char **err);
 int	store_job_release(struct store *, int64_t id, time_t now, char **err);
 
 /*
- * Jobs found `sending` at start-up were interrupted with an unknown outcome:
- * put them back to queued (same spool file, same Message-ID), log an event
- * each. *count says how many.
+ * Jobs found `sending` when no session is in flight (at start-up after a
+ * crash, or before a delivery step when an outcome could not be recorded)
+ * have an unknown outcome: queued again (same spool file, same Message-ID),
+ * or held when `hold` ([smtp] unknown_outcome = hold). An event each;
+ * *count says how many.
  */
-int	store_recover_sending(struct store *, time_t now, int *count,
+int	store_recover_sending(struct store *, time_t now, int hold, int *count,
 	    char **err);
 
 /* Record a decision or event in the job's history. */

@@ -517,9 +517,13 @@ test_mail_and_data_faults(void)
 	    strcmp(it[0].reply, "554 5.6.0 message rejected") == 0,
 	    "data554: 554 at end of DATA is permfail (%d %d %s)",
 	    it[0].result, it[0].code, it[0].reply);
-	tap_ok(it[1].result == FU_PERMFAIL && it[1].code == 553,
-	    "data554: 553 to MAIL FROM is permfail (%d %d %s)", it[1].result,
-	    it[1].code, it[1].reply);
+	/* A refused sender is our problem, not the recipient's: deferred. */
+	tap_ok(it[1].result == FU_TEMPFAIL && it[1].code == 553 &&
+	    it[1].stage == SMTP_STAGE_MAIL &&
+	    strstr(it[1].reply, "refused our sender") != NULL,
+	    "data554: 553 to MAIL FROM defers, naming the sender (%d %d %s)",
+	    it[1].result, it[1].code, it[1].reply);
+	tap_ok(it[0].stage == SMTP_STAGE_DATA, "data554: decided at DATA");
 	tap_ok(it[2].result == FU_OK, "data554: the next message still goes "
 	    "(%d %s)", it[2].result, it[2].reply);
 	tap_ok(count_eml(srv.maildir) == 1, "data554: server has 1 message");

@@ -101,7 +101,7 @@ main(void)
 	tap_ok(store_job_sending(st, id, 1400, &err) == FU_OK, "sending again");
 	store_close(st);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "reopen");
-	tap_ok(store_recover_sending(st, 1500, &count, &err) == FU_OK &&
+	tap_ok(store_recover_sending(st, 1500, 0, &count, &err) == FU_OK &&
 	    count == 1, "recover one sending job");
 	tap_ok(store_job_get(st, id, &j, &err) == FU_OK &&
 	    j.state == JOB_QUEUED && strcmp(j.message_id, "m1@acme.example") == 0
