@@ -447,8 +447,9 @@ clock_from_local(const struct clock_zone *z, const struct clock_local *lt)
 	return hi;
 }
 
-char *
-clock_format_local(const struct clock_zone *z, time_t t, char buf[32])
+/* Local time with its offset, as text (iso: RFC 3339, else for people). */
+static char *
+format_local(const struct clock_zone *z, time_t t, char buf[32], int iso)
 {
 	struct clock_local lt;
 	int off = clock_utc_offset(z, t, NULL), a = off < 0 ? -off : off;
@@ -456,25 +457,27 @@ clock_format_local(const struct clock_zone *z, time_t t, char buf[32])
 	clock_to_local(z, t, &lt);
 	if (lt.year < 0 || lt.year > 9999)
 		lt.year = lt.year < 0 ? 0 : 9999;
-	snprintf(buf, 32, "%04d-%02d-%02d %02d:%02d %c%02d:%02d", lt.year,
-	    lt.mon, lt.day, lt.hour, lt.min, off < 0 ? '-' : '+', a / 3600 % 100,
-	    a / 60 % 60);
+	if (iso)
+		snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d",
+		    lt.year, lt.mon, lt.day, lt.hour, lt.min, lt.sec,
+		    off < 0 ? '-' : '+', a / 3600 % 100, a / 60 % 60);
+	else
+		snprintf(buf, 32, "%04d-%02d-%02d %02d:%02d %c%02d:%02d",
+		    lt.year, lt.mon, lt.day, lt.hour, lt.min,
+		    off < 0 ? '-' : '+', a / 3600 % 100, a / 60 % 60);
 	return buf;
+}
+
+char *
+clock_format_local(const struct clock_zone *z, time_t t, char buf[32])
+{
+	return format_local(z, t, buf, 0);
 }
 
 char *
 clock_format_local_iso(const struct clock_zone *z, time_t t, char buf[32])
 {
-	struct clock_local lt;
-	int off = clock_utc_offset(z, t, NULL), a = off < 0 ? -off : off;
-
-	clock_to_local(z, t, &lt);
-	if (lt.year < 0 || lt.year > 9999)
-		lt.year = lt.year < 0 ? 0 : 9999;
-	snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", lt.year,
-	    lt.mon, lt.day, lt.hour, lt.min, lt.sec, off < 0 ? '-' : '+',
-	    a / 3600 % 100, a / 60 % 60);
-	return buf;
+	return format_local(z, t, buf, 1);
 }
 
 /* ---- days, windows, quiet hours ---- */

@@ -489,6 +489,32 @@ store_job_get(struct store *st, int64_t id, struct job *j, char **err)
 	return db_fail(st, rc, "select job", err);
 }
 
+/* Every row of a prepared job SELECT into an allocated array; finalizes s. */
+static int
+collect_jobs(struct store *st, sqlite3_stmt *s, struct job **jobs, int *n,
+    char **err)
+{
+	int rc, cap = 0;
+
+	*jobs = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*jobs = xrealloc(*jobs, (size_t)cap * sizeof(**jobs));
+		}
+		job_from_row(s, &(*jobs)[(*n)++]);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_jobs_free(*jobs, *n);
+		*jobs = NULL;
+		*n = 0;
+		return db_fail(st, rc, "select jobs", err);
+	}
+	return FU_OK;
+}
+
 int
 store_jobs_due(struct store *st, enum job_state state, time_t now, int limit,
     struct job **jobs, int *n, char **err)
@@ -499,28 +525,12 @@ store_jobs_due(struct store *st, enum job_state state, time_t now, int limit,
 	    "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? AND "
 	    "next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?";
 	sqlite3_stmt *s;
-	int r, rc, cap = 0;
+	int r;
 
-	*jobs = NULL;
-	*n = 0;
 	if ((r = prepare(st, &s, sql, err, "tTi", store_state_name(state), now,
 	    (int64_t)limit)) != FU_OK)
 		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			*jobs = xrealloc(*jobs, (size_t)cap * sizeof(**jobs));
-		}
-		job_from_row(s, &(*jobs)[(*n)++]);
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
-		store_jobs_free(*jobs, *n);
-		*jobs = NULL;
-		*n = 0;
-		return db_fail(st, rc, "select due jobs", err);
-	}
-	return FU_OK;
+	return collect_jobs(st, s, jobs, n, err);
 }
 
 int
@@ -528,30 +538,14 @@ store_jobs_due_after(struct store *st, time_t now, time_t after_due,
     int64_t after_id, int limit, struct job **jobs, int *n, char **err)
 {
 	sqlite3_stmt *s;
-	int r, rc, cap = 0;
+	int r;
 
-	*jobs = NULL;
-	*n = 0;
 	if ((r = prepare(st, &s, "SELECT " JOB_COLUMNS " FROM jobs WHERE "
 	    "state = 'planned' AND due_at <= ? AND (due_at, id) > (?, ?) "
 	    "ORDER BY due_at, id LIMIT ?", err, "TTii", now, after_due,
 	    after_id, (int64_t)limit)) != FU_OK)
 		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			*jobs = xrealloc(*jobs, (size_t)cap * sizeof(**jobs));
-		}
-		job_from_row(s, &(*jobs)[(*n)++]);
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
-		store_jobs_free(*jobs, *n);
-		*jobs = NULL;
-		*n = 0;
-		return db_fail(st, rc, "select due jobs", err);
-	}
-	return FU_OK;
+	return collect_jobs(st, s, jobs, n, err);
 }
 
 /* Update one job and record the event; the job must exist. */
