@@ -80,6 +80,25 @@ job_class(const struct config *cfg, const struct job *job)
 	return "transactional";
 }
 
+/*
+ * 1 unless the name records a size (JOBID.SIZE.eml) that differs from
+ * what was read.
+ */
+static int
+size_matches(const char *name, size_t len)
+{
+	const char *p = strchr(name, '.');
+	char *end;
+	unsigned long long want;
+
+	if (p == NULL || p[1] < '0' || p[1] > '9')
+		return 1;	/* JOBID.eml: written before sizes were kept */
+	want = strtoull(p + 1, &end, 10);
+	if (strcmp(end, ".eml") != 0)
+		return 1;
+	return want == (unsigned long long)len;
+}
+
 /* Decide whether a queued job may still be sent; load its message. */
 static int
 prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
@@ -120,7 +139,12 @@ prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
 		return r;
 	}
 	r = spool_read(sp, job->spool_name, msg, &e);
-	if (r == FU_OK && !mime_message_complete(msg->data, msg->len, &why)) {
+	if (r == FU_OK && !size_matches(job->spool_name, msg->len)) {
+		r = FU_PERMFAIL;
+		set_err(&e, "%s: %zu bytes, not the size it was written with",
+		    job->spool_name, msg->len);
+	} else if (r == FU_OK && !mime_message_complete(msg->data, msg->len,
+	    &why)) {
 		/* Cut short: never send half a message. Keep it for a human. */
 		r = FU_PERMFAIL;
 		set_err(&e, "%s: %s", job->spool_name, why);
@@ -719,15 +743,20 @@ tidy_one(const char *name, void *arg)
 	size_t digits = strspn(name, "0123456789");
 
 	/*
-	 * render names a message JOBID.eml: look the job up by its primary
-	 * key. spool_name has no index, and a scan per file made start-up
-	 * quadratic (35 s with 20,000 messages queued). Other names (none
-	 * are written today) take the scan.
+	 * render names a message JOBID.SIZE.eml (JOBID.eml before): look the
+	 * job up by its primary key. spool_name has no index, and a scan per
+	 * file made start-up quadratic (35 s with 20,000 messages queued).
+	 * Other names take the scan.
 	 */
-	if (digits > 0 && digits <= 18 && strcmp(name + digits, ".eml") == 0) {
+	if (digits > 0 && digits <= 18 && name[digits] == '.') {
+		char id[24];
+		const char *const byid[] = { id, name, NULL };
+
+		memcpy(id, name, digits);
+		id[digits] = '\0';
 		if (store_query_params(t->st, "SELECT state FROM jobs WHERE "
-		    "id = CAST(substr(?1, 1, length(?1) - 4) AS INTEGER) AND "
-		    "spool_name = ?1", params, state_cb, state, NULL) != FU_OK)
+		    "id = CAST(?1 AS INTEGER) AND spool_name = ?2", byid,
+		    state_cb, state, NULL) != FU_OK)
 			return;
 	} else if (store_query_params(t->st, "SELECT state FROM jobs WHERE "
 	    "spool_name = ?1 ORDER BY id DESC LIMIT 1", params, state_cb, state,

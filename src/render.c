@@ -1283,7 +1283,10 @@ render_job(struct render *rd, struct store *st, struct source *src,
 		buf_free(&msg);
 		return FU_OK;
 	}
-	out->spool_name = xasprintf("%lld.eml", (long long)job->id);
+	/* JOBID.SIZE.eml: deliver checks the size, so a file cut short at
+	 * a line end (which still parses) is never sent half. */
+	out->spool_name = xasprintf("%lld.%zu.eml", (long long)job->id,
+	    msg.len);
 	if ((r = spool_batch_add(batch, out->spool_name, msg.data, msg.len,
 	    err)) == FU_OK)
 		out->fate = FATE_QUEUE;
