@@ -48,7 +48,7 @@ main(int argc, char **argv)
 	    FU_OK)
 		fatalx("%s", err);
 	mime_init();
-	if ((rd = render_open(cfg, &errs)) == NULL)
+	if ((rd = render_open(cfg, 0, &errs)) == NULL)
 		fatalx("%s", buf_cstr(&errs));
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < count; i++) {
