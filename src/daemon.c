@@ -307,7 +307,7 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	progress_begin("rendering", count_due(d, "SELECT count(*) FROM jobs "
 	    "WHERE state = 'planned' AND due_at <= CAST(?1 AS INTEGER)", now));
 	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
-	    &rs, &e)) != FU_OK) {
+	    NULL, NULL, &rs, &e)) != FU_OK) {
 		note_error(d, "render: stopped early", e);
 		worst = worst ? worst : r;
 	}

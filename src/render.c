@@ -1378,7 +1378,8 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
  */
 int
 render_tick(struct render *rd, struct store *st, struct source *src,
-    struct spool *sp, time_t now, struct render_stats *stats, char **err)
+    struct spool *sp, time_t now, render_page_fn page_done, void *arg,
+    struct render_stats *stats, char **err)
 {
 	time_t after_due = (time_t)LLONG_MIN;
 	int64_t after_id = 0;
@@ -1467,6 +1468,8 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 				stop = 1;
 			}
 			free(e);
+			if (rr == FU_OK && page_done != NULL)
+				page_done(arg);
 		}
 		for (int i = 0; i < n; i++)
 			render_out_clear(&outs[i]);

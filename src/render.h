@@ -38,9 +38,15 @@ struct render_stats {
  * reason or rendered, written durably to the spool and marked queued.
  * FU_TEMPFAIL stops the step early (source busy, disk full); nothing is lost:
  * unfinished jobs stay planned.
+ *
+ * `page_done` (may be NULL) is called with `arg` after each page's
+ * decisions are committed (its messages are in new/ and their jobs
+ * `queued`): the daemon hands them to delivery while the next page renders.
  */
+typedef void (*render_page_fn)(void *arg);
 int	render_tick(struct render *, struct store *, struct source *,
-	    struct spool *, time_t now, struct render_stats *, char **err);
+	    struct spool *, time_t now, render_page_fn page_done, void *arg,
+	    struct render_stats *, char **err);
 
 /*
  * preview: the complete message that would be sent for the rule's source
