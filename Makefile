@@ -3,7 +3,7 @@
 PREFIX	?= /usr/local
 CC	?= cc
 PYTHON	?= /usr/bin/python3
-PKGS	 = libesmtp-1.0 libical sqlite3 gmime-3.0 glib-2.0 openssl libmicrohttpd
+PKGS	 = libesmtp-1.0 libical sqlite3 openssl libmicrohttpd
 # libsystemd is optional: sd_notify(3) when present, else notify.c's own
 # implementation of the same protocol. HAVE_SYSTEMD=0 forces the latter.
 HAVE_SYSTEMD ?= $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1 || echo 0)

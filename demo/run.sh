@@ -97,7 +97,7 @@ fu() {	# indent args...
 	"$BIN" -c "$CONF" "$@" >"$OUT/last.log" 2>&1
 	rc=$?
 	sed -e 's/^followupd: //' \
-	    -e 's/^tick [-0-9]* [:0-9]* UTC: planned 0, queued 0, cancelled 0, sent 0, deferred 0, failed 0$/nothing to do/' \
+	    -e 's/^tick [-0-9]* [:0-9]* UTC: planned 0, queued 0, cancelled 0, sent 0, deferred 0, failed 0 ([0-9.]* s)$/nothing to do/' \
 	    -e 's/^tick [-0-9]* [:0-9]* UTC: /tick: /' \
 	    -e "s/^/$ind/" "$OUT/last.log"
 	[ "$rc" -eq 0 ] || echo "${ind}(followupd $1 exited $rc)"

@@ -285,15 +285,25 @@ note_error(struct daemon *d, const char *step, const char *e)
 	free(msg);
 }
 
+/* render_tick's page_done: the page's messages are queued; hand them out. */
+static void
+page_rendered(void *arg)
+{
+	deliver_pump(arg);
+}
+
 int
 daemon_tick(struct daemon *d, time_t now, char **err)
 {
 	struct plan_stats ps;
 	struct render_stats rs;
 	struct deliver_stats ds;
+	struct deliver *dl;
 	char *e = NULL, when[20];
 	int r, worst = FU_OK;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* A busy source or a full disk skips a step, never the whole tick:
 	 * what is already queued can still go out. */
 	if ((r = plan_tick(d->cfg, d->source, d->store, now, &ps, &e)) !=
@@ -303,11 +313,21 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	}
 	free(e);
 	e = NULL;
+	/* No session is in flight between ticks: a job still `sending` is
+	 * one whose outcome could not be recorded (state.db was busy). */
+	if ((r = recover_sending(d, now, &e)) != FU_OK) {
+		note_error(d, "deliver: recovering interrupted jobs", e);
+		free(e);
+		e = NULL;
+	}
+	/* Delivery runs alongside rendering: each page rendered goes out
+	 * while the next one is built. */
+	deliver_begin(d->cfg, d->store, d->spool, now, &daemon_stop, &dl);
 	progress_set_pulse(pulse);
 	progress_begin("rendering", count_due(d, "SELECT count(*) FROM jobs "
 	    "WHERE state = 'planned' AND due_at <= CAST(?1 AS INTEGER)", now));
 	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
-	    NULL, NULL, &rs, &e)) != FU_OK) {
+	    page_rendered, dl, &rs, &e)) != FU_OK) {
 		note_error(d, "render: stopped early", e);
 		worst = worst ? worst : r;
 	}
@@ -316,27 +336,21 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	e = NULL;
 	pulse();
 	progress_begin("delivering", count_due(d, "SELECT count(*) FROM jobs "
-	    "WHERE state IN ('queued', 'deferred') AND next_attempt_at <= "
-	    "CAST(?1 AS INTEGER)", now));
-	/* No session is in flight between ticks: a job still `sending` is
-	 * one whose outcome could not be recorded (state.db was busy). */
-	if ((r = recover_sending(d, now, &e)) != FU_OK) {
-		note_error(d, "deliver: recovering interrupted jobs", e);
-		free(e);
-		e = NULL;
-	}
-	if ((r = deliver_tick(d->cfg, d->store, d->spool, now,
-	    &daemon_stop, &ds, &e)) != FU_OK) {
+	    "WHERE state IN ('queued', 'deferred', 'sending') AND "
+	    "next_attempt_at <= CAST(?1 AS INTEGER)", now));
+	if ((r = deliver_end(dl, &ds, &e)) != FU_OK) {
 		note_error(d, "deliver: stopped early", e);
 		worst = worst ? worst : r;
 	}
 	progress_end();
 	free(e);
 	store_meta_set(d->store, "last_tick", clock_format_sql(now, when), NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("tick %s UTC: planned %d, queued %d, cancelled %d, sent %d, "
-	    "deferred %d, failed %d", when, ps.planned, rs.queued,
+	    "deferred %d, failed %d (%.2f s)", when, ps.planned, rs.queued,
 	    rs.cancelled + ds.cancelled, ds.sent, ds.deferred,
-	    rs.failed + ds.failed);
+	    rs.failed + ds.failed, (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	notify_status("last tick %s UTC: planned %d, queued %d, cancelled %d, "
 	    "sent %d, deferred %d, failed %d%s", when, ps.planned, rs.queued,
 	    rs.cancelled + ds.cancelled, ds.sent, ds.deferred,

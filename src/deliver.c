@@ -185,7 +185,6 @@ record_outcome(const struct config *cfg, struct store *st,
 	const char *domain = mime_address_domain(job->recipient);
 	int r;
 
-	progress_step(1);
 	if (it->result == FU_OK) {
 		if ((r = store_job_sent(st, job->id, it->reply, now, err)) ==
 		    FU_OK) {
@@ -312,6 +311,7 @@ struct pool {
 	struct slice	*todo, **todo_tail;
 	struct slice	*done;
 	struct early	*early;		/* messages accepted, not yet recorded */
+	int		 idle;		/* the recorder waits for anything */
 	int		 quit;
 	pthread_t	*threads;
 	int		 nthreads;
@@ -458,7 +458,11 @@ item_accepted(struct smtp_item *it, void *arg)
 	pthread_mutex_lock(&p->mu);
 	e->next = p->early;
 	p->early = e;
-	pthread_cond_signal(&p->done_cv);
+	/* Wake the recorder only when it waits for anything at all: while
+	 * it gathers a group, a wake-up per message would only cost a
+	 * context switch each. */
+	if (p->idle)
+		pthread_cond_signal(&p->done_cv);
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -476,27 +480,6 @@ pool_push(struct pool *p, struct slice *sl)
 	p->todo_tail = &sl->next;
 	pthread_cond_signal(&p->work_cv);
 	pthread_mutex_unlock(&p->mu);
-}
-
-/*
- * Wait for a slice to come back or a message to be accepted; take all
- * that have. A slice's accepted messages are handed over before the slice
- * itself, so they are recorded first.
- */
-static struct slice *
-pool_wait(struct pool *p, struct early **early)
-{
-	struct slice *sl;
-
-	pthread_mutex_lock(&p->mu);
-	while (p->done == NULL && p->early == NULL)
-		pthread_cond_wait(&p->done_cv, &p->mu);
-	sl = p->done;
-	p->done = NULL;
-	*early = p->early;
-	p->early = NULL;
-	pthread_mutex_unlock(&p->mu);
-	return sl;
 }
 
 /* Record messages the relay accepted, in one transaction; tidy the spool. */
@@ -787,97 +770,262 @@ deliver_tidy_spool(const struct config *cfg, struct store *st,
 		    "an interruption: tidied", t.moved, t.moved == 1 ? "" : "s");
 }
 
+/*
+ * A delivery step that can run alongside rendering: deliver_begin, then
+ * deliver_pump after each rendered page (hand out what is due, record what
+ * came back, never wait), then deliver_end (send the rest, wait for every
+ * session). Everything stays in the calling thread but the SMTP sessions.
+ */
+struct deliver {
+	const struct config	*cfg;
+	struct store		*st;
+	struct spool		*sp;
+	time_t			 now;
+	volatile int		*stop;
+	struct deliver_stats	 stats;
+	struct pool		 pool;
+	int			 conns, batch;
+	int			 started, inflight, none, down;
+	int			 ending;	/* in deliver_end: progress shown */
+	int			 r;		/* the first failure */
+	char			*err;
+	struct timespec		 last_record;
+};
+
+/* Outcomes are committed at most this often while sessions run. */
+#define DELIVER_GROUP_NS	2000000L
+
+static void
+keep_err(struct deliver *d, int r, char *e)
+{
+	if (r != FU_OK && d->r == FU_OK) {
+		d->r = r;
+		free(d->err);
+		d->err = e;
+		return;
+	}
+	free(e);
+}
+
+/* Keep every connection busy and one slice each waiting. */
+static void
+fill(struct deliver *d)
+{
+	while (d->r == FU_OK && !d->none && !d->down && !(d->stop &&
+	    *d->stop) && d->inflight < 2 * d->conns) {
+		int idle = d->conns - d->inflight, limit, parts, r;
+		struct slice *got, *next;
+		char *e = NULL;
+
+		/* Idle connections share what is due: a burst of 40 goes out
+		 * as 4 sessions of 10, not one of 40. */
+		limit = idle > 0 ? idle * d->batch : d->batch;
+		if (limit > DELIVER_FETCH_MAX && limit > d->batch)
+			limit = DELIVER_FETCH_MAX > d->batch ?
+			    DELIVER_FETCH_MAX : d->batch;
+		if ((r = load_slices(d->cfg, d->st, d->sp, d->now, limit,
+		    &d->stats, &got, &d->none, &e)) != FU_OK) {
+			keep_err(d, r, e);
+			break;
+		}
+		free(e);
+		if (got == NULL)	/* only cancellations: go on */
+			continue;
+		/* Split after loading: how many came is known now. */
+		parts = (got->n + d->batch - 1) / d->batch;
+		if (idle > parts)
+			parts = idle < got->n ? idle : got->n;
+		if (!d->started) {
+			if ((r = pool_start(&d->pool, d->cfg, &e)) != FU_OK) {
+				keep_err(d, r, e);
+				slice_free(got);
+				break;
+			}
+			d->started = 1;
+		}
+		for (struct slice *sl = split_slice(got, parts); sl;
+		    sl = next) {
+			next = sl->next;
+			pool_push(&d->pool, sl);
+			d->inflight++;
+		}
+	}
+}
+
+/* Record what the sessions handed back: accepted messages, ended slices. */
+static void
+record(struct deliver *d, struct early *early, struct slice *back)
+{
+	struct early *enext;
+	struct slice *next;
+	char *e = NULL;
+	int r, before = d->stats.sent + d->stats.deferred + d->stats.failed;
+
+	r = record_early(d->cfg, d->st, d->sp, early, d->now, &d->stats, &e);
+	keep_err(d, r, e);
+	for (; early != NULL; early = enext) {
+		enext = early->next;
+		free(early);
+	}
+	for (struct slice *sl = back; sl; sl = sl->next) {
+		d->inflight--;
+		if (sl->down)
+			d->down = 1;
+	}
+	/*
+	 * A failure to record leaves the jobs `sending`: the next start-up
+	 * (or tick) sends them again (same Message-ID). Stop fetching, but
+	 * let the sessions in flight end.
+	 */
+	e = NULL;
+	if (back != NULL) {
+		r = record_slices(d->cfg, d->st, d->sp, back, d->now,
+		    &d->stats, &e);
+		keep_err(d, r, e);
+	}
+	for (struct slice *sl = back; sl; sl = next) {
+		next = sl->next;
+		slice_free(sl);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &d->last_record);
+	/* While rendering runs, its own progress line is shown. */
+	if (d->ending)
+		progress_step(d->stats.sent + d->stats.deferred +
+		    d->stats.failed - before);
+}
+
+/* Take whatever came back, without waiting. */
+static int
+pool_take(struct pool *p, struct early **early, struct slice **back)
+{
+	pthread_mutex_lock(&p->mu);
+	*back = p->done;
+	p->done = NULL;
+	*early = p->early;
+	p->early = NULL;
+	pthread_mutex_unlock(&p->mu);
+	return *back != NULL || *early != NULL;
+}
+
+/*
+ * Wait for something to come back. A lone accepted message waits up to
+ * DELIVER_GROUP_NS after the previous record for others to join it: one
+ * commit (an fsync) per group instead of one per message. A slice that
+ * ended is recorded at once (its connection waits for work).
+ */
+static void
+pool_wait_grouped(struct pool *p, const struct timespec *last,
+    struct early **early, struct slice **back)
+{
+	struct timespec until = *last;
+
+	until.tv_nsec += DELIVER_GROUP_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_nsec -= 1000000000L;
+		until.tv_sec++;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->idle = 1;
+	while (p->done == NULL && p->early == NULL)
+		pthread_cond_wait(&p->done_cv, &p->mu);
+	p->idle = 0;
+	while (p->done == NULL) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec &&
+		    now.tv_nsec >= until.tv_nsec))
+			break;
+		if (pthread_cond_timedwait(&p->done_cv, &p->mu, &until) != 0)
+			break;
+	}
+	*back = p->done;
+	p->done = NULL;
+	*early = p->early;
+	p->early = NULL;
+	pthread_mutex_unlock(&p->mu);
+}
+
+int
+deliver_begin(const struct config *cfg, struct store *st, struct spool *sp,
+    time_t now, volatile int *stop, struct deliver **out)
+{
+	struct deliver *d = xcalloc(1, sizeof(*d));
+
+	d->cfg = cfg;
+	d->st = st;
+	d->sp = sp;
+	d->now = now;
+	d->stop = stop;
+	d->conns = cfg->connections > 0 ? cfg->connections : 1;
+	d->batch = cfg->batch > 0 ? cfg->batch : 1;
+	d->r = FU_OK;
+	clock_gettime(CLOCK_MONOTONIC, &d->last_record);
+	*out = d;
+	return FU_OK;
+}
+
+void
+deliver_pump(struct deliver *d)
+{
+	struct early *early;
+	struct slice *back;
+
+	/* Something new may be queued since the last look. */
+	d->none = 0;
+	if (d->started && pool_take(&d->pool, &early, &back))
+		record(d, early, back);
+	fill(d);
+	/*
+	 * Back-pressure: return to rendering only once everything queued is
+	 * in the sessions' hands (at most two slices per connection). Pages
+	 * then go out as fast as the relay takes them, and a sent message's
+	 * spool file is recycled for the next page instead of a new one
+	 * being created while thousands wait on disk.
+	 */
+	while (!d->none && d->r == FU_OK && !d->down && !(d->stop &&
+	    *d->stop) && d->inflight > 0) {
+		pool_wait_grouped(&d->pool, &d->last_record, &early, &back);
+		record(d, early, back);
+		fill(d);
+	}
+}
+
+int
+deliver_end(struct deliver *d, struct deliver_stats *stats, char **err)
+{
+	int r;
+
+	d->none = 0;
+	d->ending = 1;
+	for (;;) {
+		struct early *early;
+		struct slice *back;
+
+		fill(d);
+		if (d->inflight == 0)
+			break;
+		pool_wait_grouped(&d->pool, &d->last_record, &early, &back);
+		record(d, early, back);
+	}
+	if (d->started)
+		pool_stop(&d->pool);
+	if (d->cfg->sent_retention > 0)
+		spool_expire_sent(d->sp, d->cfg->sent_retention);
+	*stats = d->stats;
+	if ((r = d->r) != FU_OK)
+		set_err(err, "%s", d->err ? d->err : "error");
+	free(d->err);
+	free(d);
+	return r;
+}
+
 int
 deliver_tick(const struct config *cfg, struct store *st, struct spool *sp,
     time_t now, volatile int *stop, struct deliver_stats *stats, char **err)
 {
-	struct pool pool;
-	int conns = cfg->connections > 0 ? cfg->connections : 1;
-	int batch = cfg->batch > 0 ? cfg->batch : 1;
-	int started = 0, inflight = 0, none = 0, down = 0, r = FU_OK;
+	struct deliver *d;
 
-	memset(stats, 0, sizeof(*stats));
-	for (;;) {
-		/* Keep every connection busy and one slice each waiting. */
-		while (r == FU_OK && !none && !down && !(stop && *stop) &&
-		    inflight < 2 * conns) {
-			int idle = conns - inflight, limit, parts;
-			struct slice *got, *next;
-
-			/* Idle connections share what is due: a burst of 40
-			 * goes out as 4 sessions of 10, not one of 40. */
-			limit = idle > 0 ? idle * batch : batch;
-			if (limit > DELIVER_FETCH_MAX && limit > batch)
-				limit = DELIVER_FETCH_MAX > batch ?
-				    DELIVER_FETCH_MAX : batch;
-			if ((r = load_slices(cfg, st, sp, now, limit, stats,
-			    &got, &none, err)) != FU_OK)
-				break;
-			if (got == NULL)	/* only cancellations: go on */
-				continue;
-			/* Split after loading: how many came is known now. */
-			parts = (got->n + batch - 1) / batch;
-			if (idle > parts)
-				parts = idle < got->n ? idle : got->n;
-			if (!started) {
-				if ((r = pool_start(&pool, cfg, err)) != FU_OK) {
-					slice_free(got);
-					break;
-				}
-				started = 1;
-			}
-			for (struct slice *sl = split_slice(got, parts); sl;
-			    sl = next) {
-				next = sl->next;
-				pool_push(&pool, sl);
-				inflight++;
-			}
-		}
-		if (inflight == 0)
-			break;
-		{
-			struct early *early, *enext;
-			struct slice *back = pool_wait(&pool, &early), *next;
-			char *e = NULL;
-			int rr;
-
-			if ((rr = record_early(cfg, st, sp, early, now, stats,
-			    &e)) != FU_OK && r == FU_OK) {
-				r = rr;
-				set_err(err, "%s", e);
-			}
-			free(e);
-			e = NULL;
-			for (; early != NULL; early = enext) {
-				enext = early->next;
-				free(early);
-			}
-
-			for (struct slice *sl = back; sl; sl = sl->next) {
-				inflight--;
-				if (sl->down)
-					down = 1;
-			}
-			/*
-			 * A failure to record leaves the jobs `sending`: the
-			 * next start-up sends them again (same Message-ID).
-			 * Stop fetching, but let the sessions in flight end.
-			 */
-			if ((rr = record_slices(cfg, st, sp, back, now, stats,
-			    &e)) != FU_OK && r == FU_OK) {
-				r = rr;
-				set_err(err, "%s", e);
-			}
-			free(e);
-			for (struct slice *sl = back; sl; sl = next) {
-				next = sl->next;
-				slice_free(sl);
-			}
-		}
-	}
-	if (started)
-		pool_stop(&pool);
-	if (cfg->sent_retention > 0)
-		spool_expire_sent(sp, cfg->sent_retention);
-	return r;
+	deliver_begin(cfg, st, sp, now, stop, &d);
+	return deliver_end(d, stats, err);
 }

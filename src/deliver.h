@@ -39,6 +39,22 @@ int	deliver_tick(const struct config *, struct store *, struct spool *,
 	    char **err);
 
 /*
+ * The same step in three parts, so that delivery runs while rendering goes
+ * on: deliver_begin; deliver_pump after each rendered page (hands what is
+ * due to the SMTP sessions and records what came back; it waits only until
+ * every queued message is in a session's hands, so rendering never runs
+ * far ahead of the relay);
+ * deliver_end sends what is left, waits for every session and frees the
+ * handle. deliver_tick is begin + end. Same guarantees: a job is `sending`
+ * (committed) before its message goes, its outcome committed after.
+ */
+struct deliver;
+int	deliver_begin(const struct config *, struct store *, struct spool *,
+	    time_t now, volatile int *stop, struct deliver **);
+void	deliver_pump(struct deliver *);
+int	deliver_end(struct deliver *, struct deliver_stats *, char **err);
+
+/*
  * Start-up, under the instance lock: a file left in new/ by a crash after
  * its job's outcome was committed (sent, failed, cancelled) is moved on as
  * deliver would have done. Files of jobs still waiting stay; a file no job

@@ -1,4 +1,4 @@
-/* mime: RFC 5322 / 2045 / 2047 messages built with GMime; header and address hygiene. */
+/* mime: RFC 5322 / 2045 / 2047 messages, written directly; header and address hygiene. */
 #ifndef FOLLOWUPD_MIME_H
 #define FOLLOWUPD_MIME_H
 
@@ -14,7 +14,8 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets. */
 #define MIME_ADDRESS_MAX	254
 
-void	mime_init(void);	/* g_mime_init once per process */
+/* Nothing to set up (it set up GMime once); kept for its callers. */
+void	mime_init(void);
 
 /*
  * Make an untrusted value (from the database or a rendered template) safe
@@ -34,7 +35,9 @@ char	*mime_clean_phrase(const char *in, size_t len, size_t max);
  * a dot-atom local part of RFC 5322 atext of at most 64 octets (no quotes,
  * spaces, commas, angle brackets, ()[]\;:, control characters; no leading,
  * trailing or double dot), a domain of LDH labels (1-63 octets, no
- * leading/trailing '-'; IDNs as xn-- A-labels), total length <=
+ * leading/trailing '-'; IDNs as xn-- A-labels: RFC 3492 Punycode that
+ * encodes back to the label and decodes to no ASCII upper case, control,
+ * space, punctuation, emoji or private-use character), total length <=
  * MIME_ADDRESS_MAX. Non-ASCII addresses are rejected: we do not negotiate
  * SMTPUTF8 (RFC 6531). No domain literals. 0 otherwise; *why (static
  * string; why may be NULL) says what is wrong.
@@ -72,16 +75,23 @@ struct mime_spec {
  * multipart/mixed(alternative(text, html), text/calendar; method=...).
  * Display names and the subject are cleaned with mime_clean_phrase(...,
  * MIME_PHRASE_MAX); extra header values likewise (up to 900 characters;
- * an ASCII value is written verbatim, folded at its spaces). Extra header
- * names must be [A-Za-z0-9-], at most 64, and not one we write or one
- * that changes structure or routing (From, To, Cc, Bcc, Content-*,
- * Resent-*, ...). Bodies are UTF-8, every line break (CRLF, LF, lone CR)
- * becomes CRLF, quoted-printable or base64 (mostly non-ASCII text) so no
- * line exceeds MIME_LINE_MAX; they decode to the input exactly otherwise.
- * Output uses CRLF line ends (what SMTP needs), ends with CRLF, and is
- * appended to out (untouched on failure). FU_PERMFAIL with *err for
- * invalid input (bad address in to_addr, from or reply_to, bad message_id,
- * bad extra header name, bad calendar method, invalid UTF-8 in a body).
+ * an ASCII value is written verbatim, folded at its spaces). A display
+ * name goes as atoms, one quoted string, or, when a word is 8-bit, looks
+ * like an encoded word or is too long to fold, UTF-8 "B" encoded words
+ * for the whole name; from and reply_to may quote theirs (an RFC 5322
+ * phrase is unquoted first, other text taken as it is). Header lines fold
+ * at spaces to stay within 78 characters where the words allow, 76 on a
+ * line with an encoded word. Extra header names must be [A-Za-z0-9-], at
+ * most 64, and not one we write or one that changes structure or routing
+ * (From, To, Cc, Bcc, Content-*, Resent-*, ...). Bodies are UTF-8, every
+ * line break (CRLF, LF, lone CR) becomes CRLF, quoted-printable or base64
+ * (mostly non-ASCII text) so no line exceeds MIME_LINE_MAX; they decode to
+ * the input exactly otherwise. Boundaries derive from message_id: one
+ * spec always gives the same bytes. Output uses CRLF line ends (what SMTP
+ * needs), ends with CRLF, and is appended to out (untouched on failure).
+ * FU_PERMFAIL with *err for invalid input (bad address in to_addr, from or
+ * reply_to, bad message_id, bad extra header name, bad calendar method,
+ * invalid UTF-8 in a body, a date outside the years 1900-9999).
  */
 int	mime_build(const struct mime_spec *, struct buf *out, char **err);
 

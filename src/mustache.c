@@ -35,6 +35,8 @@ struct node {
 	unsigned char	 eol;	/* BLOCK: fills whole lines; the expansion must end one */
 	unsigned char	 elen;	/* BLOCK: bytes of the line end (eoff) that closed it */
 	unsigned	 nparts;	/* VAR, RAW, SECTION, INVERTED: dotted parts, 0 for "." */
+	unsigned	 aux;		/* VAR...INVERTED: its first part in parts; PARTIAL,
+				 * PARENT: its slot in refs */
 	unsigned	 line;
 	unsigned	 end;		/* containers: index past the last descendant */
 	size_t		 off, len;	/* TEXT: bytes in src; others: name in pool */
@@ -42,12 +44,28 @@ struct node {
 	size_t		 eoff;
 };
 
+/* One part of a dotted name, hashed once for value_map_get_hashed. */
+struct part {
+	size_t		 off, len;	/* in pool */
+	uint32_t	 hash;
+};
+
+struct entry;
+
 struct mustache_template {
 	char		*name;
 	char		*src;
 	char		*pool;		/* names: "a.b\0a\0b\0" for a dotted name */
 	struct node	*nodes;
 	unsigned	 nnodes;
+	struct part	*parts;
+	/*
+	 * The cache entry of each partial and parent, found on first use
+	 * (entries live as long as their cache; a template parsed again
+	 * under the same name keeps its entry).
+	 */
+	struct entry	**refs;
+	struct mustache_cache *owner;	/* whose entries refs holds */
 	struct mustache_template *older;	/* replaced under the same name, still owned */
 };
 
@@ -144,6 +162,8 @@ template_free(struct mustache_template *t)
 		free(t->src);
 		free(t->pool);
 		free(t->nodes);
+		free(t->parts);
+		free(t->refs);
 		free(t);
 	}
 }
@@ -188,6 +208,9 @@ struct parser {
 	size_t		 len;
 	struct node	*nodes;
 	unsigned	 nnodes, cap;
+	struct part	*parts;
+	unsigned	 nparts, pcap;
+	unsigned	 nrefs;
 	struct buf	 pool;
 	const char	*otag, *ctag;
 	size_t		 olen, clen;
@@ -424,6 +447,24 @@ add_name(struct parser *ps, struct node *n, const char *s, size_t len,
 		ps->pool.data[start + i] = '\0';
 		n->nparts++;
 	}
+	n->aux = ps->nparts;
+	for (i = 0; i < len; ) {
+		struct part *pt;
+		size_t k = i;
+
+		while (k < len && s[k] != '.')
+			k++;
+		if (ps->nparts == ps->pcap) {
+			ps->pcap = ps->pcap ? ps->pcap * 2 : 16;
+			ps->parts = xrealloc(ps->parts, ps->pcap *
+			    sizeof(*ps->parts));
+		}
+		pt = &ps->parts[ps->nparts++];
+		pt->off = start + i;
+		pt->len = k - i;
+		pt->hash = value_key_hash(s + i, k - i);
+		i = k + 1;
+	}
 	return 0;
 }
 
@@ -500,6 +541,8 @@ open_container(struct parser *ps, int type, unsigned line, const char *name,
 	op->cs = cs;
 	op->alone = alone;
 	n = add_node(ps, type, line);
+	if (type == N_PARENT)
+		n->aux = ps->nrefs++;
 	if (add_name(ps, n, name, nlen, type == N_SECTION ||
 	    type == N_INVERTED) == -1)
 		return perr(ps, line, "bad name \"%.*s\"", (int)nlen, name);
@@ -696,6 +739,7 @@ parse(const char *name, const char *src, char **err)
 		case '>': {
 			struct node *n = add_node(&ps, N_PARTIAL, line);
 
+			n->aux = ps.nrefs++;
 			add_name(&ps, n, s, ne - nb, 0);
 			if (alone) {
 				n->ioff = ls;
@@ -729,10 +773,13 @@ parse(const char *name, const char *src, char **err)
 	tmpl->nodes = ps.nodes;
 	tmpl->nnodes = ps.nnodes;
 	tmpl->pool = buf_steal(&ps.pool);
+	tmpl->parts = ps.parts;
+	tmpl->refs = xcalloc(ps.nrefs ? ps.nrefs : 1, sizeof(*tmpl->refs));
 	return tmpl;
 
 fail:
 	free(ps.nodes);
+	free(ps.parts);
 	buf_free(&ps.pool);
 	return NULL;
 }
@@ -755,7 +802,8 @@ cache_load(struct mustache_cache *c, const char *name)
 		e->err = xasprintf("%s: no such template", name);
 		return e;
 	}
-	e->t = parse(name, src, &e->err);
+	if ((e->t = parse(name, src, &e->err)) != NULL)
+		e->t->owner = c;
 	free(src);
 	return e;
 }
@@ -769,6 +817,7 @@ mustache_parse(struct mustache_cache *c, const char *name, const char *src,
 
 	if ((t = parse(name, src, err)) == NULL)
 		return NULL;
+	t->owner = c;
 	e = cache_add(c, name);
 	t->older = e->t;	/* callers may still hold the old one */
 	e->t = t;
@@ -932,8 +981,16 @@ room(struct rs *rs, size_t len)
 static void
 emit(struct rs *rs, const char *s, size_t len)
 {
-	if (len > 0 && room(rs, len))
-		buf_append(rs->out, s, len);
+	struct buf *b = rs->out;
+
+	if (len == 0 || !room(rs, len))
+		return;
+	/* buf_append, without its calls when the room is there (most times) */
+	if (b->cap - b->len <= len)
+		buf_reserve(b, len);
+	memcpy(b->data + b->len, s, len);
+	b->len += len;
+	b->data[b->len] = '\0';
 }
 
 /* Template text under indentation: every line it starts gets indented. */
@@ -954,34 +1011,27 @@ emit_lines(struct rs *rs, const char *s, size_t len)
 	}
 }
 
+/* The five characters {{x}} escapes, and what each becomes. */
+static const char *const html_ent[256] = {
+	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;",
+	['\''] = "&#39;",
+};
+static const unsigned char html_len[256] = {
+	['&'] = 5, ['<'] = 4, ['>'] = 4, ['"'] = 6, ['\''] = 5,
+};
+
 static void
 emit_html(struct rs *rs, const char *s, size_t len)
 {
-	const char *ent;
 	size_t i, run = 0;
 
 	for (i = 0; i < len; i++) {
-		switch (s[i]) {
-		case '&':
-			ent = "&amp;";
-			break;
-		case '<':
-			ent = "&lt;";
-			break;
-		case '>':
-			ent = "&gt;";
-			break;
-		case '"':
-			ent = "&quot;";
-			break;
-		case '\'':
-			ent = "&#39;";
-			break;
-		default:
+		unsigned char c = (unsigned char)s[i];
+
+		if (html_len[c] == 0)
 			continue;
-		}
 		emit(rs, s + run, i - run);
-		emit(rs, ent, strlen(ent));
+		emit(rs, html_ent[c], html_len[c]);
 		run = i + 1;
 	}
 	emit(rs, s + run, len - run);
@@ -995,18 +1045,20 @@ static const struct value *
 lookup(const struct mustache_template *t, const struct node *n,
     const struct ctx *c)
 {
-	const char *part = t->pool + n->off + n->len + 1;
+	const struct part *pt = &t->parts[n->aux];
 	const struct value *v = NULL;
 	unsigned i;
 
 	if (n->nparts == 0)
 		return c->v;
 	for (; c != NULL; c = c->up)
-		if ((v = value_map_get(c->v, part)) != NULL)
+		if ((v = value_map_get_hashed(c->v, t->pool + pt->off, pt->len,
+		    pt->hash)) != NULL)
 			break;
 	for (i = 1; i < n->nparts && v != NULL; i++) {
-		part += strlen(part) + 1;
-		v = value_map_get(v, part);
+		pt++;
+		v = value_map_get_hashed(v, t->pool + pt->off, pt->len,
+		    pt->hash);
 	}
 	return v;
 }
@@ -1054,7 +1106,13 @@ static void render(struct rs *, const struct mustache_template *, unsigned,
 static const struct mustache_template *
 resolve(struct rs *rs, const struct mustache_template *t, const struct node *n)
 {
-	struct entry *e = cache_load(rs->cache, t->pool + n->off);
+	struct entry *e;
+
+	/* Found once per template and name, not hashed per message. */
+	if (t->owner != rs->cache)
+		e = cache_load(rs->cache, t->pool + n->off);
+	else if ((e = t->refs[n->aux]) == NULL)
+		e = t->refs[n->aux] = cache_load(rs->cache, t->pool + n->off);
 
 	/* A missing partial is "" by the spec; a broken one is our error. */
 	if (e->t == NULL && !e->missing)

@@ -22,6 +22,13 @@
  */
 #define PLAN_TEXT_SLACK	(24 * 60 * 60)
 
+/*
+ * A rule's rows are planned in transactions of PLAN_GROUP rows, not one
+ * per rule: a crash or an error late in a large backlog loses one group at
+ * most, and status and queue commands wait for a group, not for the rule.
+ */
+#define PLAN_GROUP	1000
+
 struct plan_ctx {
 	const struct config	*cfg;
 	const struct rule_config *rule;
@@ -29,7 +36,22 @@ struct plan_ctx {
 	time_t			 now, from;
 	struct plan_stats	*stats;
 	char			**err;
+	int			 rows;	/* in the open transaction */
 };
+
+/* After each row: commit a full group and open the next. */
+static int
+plan_group(struct plan_ctx *pc)
+{
+	int r;
+
+	if (++pc->rows < PLAN_GROUP)
+		return FU_OK;
+	pc->rows = 0;
+	if ((r = store_commit(pc->st, pc->err)) != FU_OK)
+		return r;
+	return store_begin(pc->st, pc->err);
+}
 
 static const char *
 field(const struct value *row, const char *name, char *num, size_t numlen)
@@ -46,51 +68,35 @@ field(const struct value *row, const char *name, char *num, size_t numlen)
 }
 
 /*
- * What `why` and the caps need to know of a new job: its class, and the
- * recipient and customer as planned (a job cancelled at due time never
- * gets a recipient otherwise).
- */
-static int
-plan_note(struct plan_ctx *pc, int64_t id, const struct value *row)
-{
-	char idtext[24], cbuf[32];
-	const struct value *cust = value_map_get(row, "customer");
-	const char *customer = field(cust, "id", cbuf, sizeof(cbuf));
-	const char *email = value_as_string(value_map_get(row, "email"), NULL);
-	/* "" for none: a NULL would end the parameter list */
-	const char *p[] = { idtext, config_class_name(pc->rule->cls),
-	    email ? email : "", customer ? customer : "", NULL };
-
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	return store_exec(pc->st, "UPDATE jobs SET class = ?2, email = "
-	    "NULLIF(?3, ''), customer = NULLIF(?4, '') WHERE id = CAST(?1 AS "
-	    "INTEGER)", p, NULL, pc->err);
-}
-
-/*
- * Insert the job for (rule, key, occurrence) unless it exists; a new one
- * gets its zone and recipient noted and a log line.
+ * Insert the job for (rule, key, occurrence) unless it exists, with what
+ * `why` and the caps need to know of it in the same row: its zone, class,
+ * and the recipient and customer as planned (a job cancelled at due time
+ * never gets a recipient otherwise). A new one gets a log line.
  */
 static int
 plan_insert(struct plan_ctx *pc, const struct value *row, const char *key,
     const char *occ, const struct clock_zone *z, time_t due)
 {
-	char dtext[20], ltext[32];
+	char dtext[20], ltext[32], cbuf[32];
+	const struct job_note note = {
+		.tz = clock_zone_name(z),
+		.cls = config_class_name(pc->rule->cls),
+		.email = value_as_string(value_map_get(row, "email"), NULL),
+		.customer = field(value_map_get(row, "customer"), "id", cbuf,
+		    sizeof(cbuf)),
+	};
 	int64_t id;
 	int created, r;
 
-	r = store_job_plan(pc->st, pc->rule->name, key, occ, due, pc->now,
-	    &created, &id, pc->err);
+	r = store_job_plan_noted(pc->st, pc->rule->name, key, occ, due,
+	    pc->now, &note, &created, &id, pc->err);
 	if (r != FU_OK || !created)
-		return r;
-	if ((r = store_job_set_tz(pc->st, id, clock_zone_name(z), pc->err)) !=
-	    FU_OK || (r = plan_note(pc, id, row)) != FU_OK)
 		return r;
 	pc->stats->planned++;
 	log_info("plan: rule %s: %s %s (%s) → job %lld due %s UTC (%s %s)",
 	    pc->rule->name, rules_kind_name(pc->rule->kind), key, occ,
 	    (long long)id, clock_format_sql(due, dtext),
-	    clock_format_local(z, due, ltext), clock_zone_name(z));
+	    clock_format_local(z, due, ltext), note.tz);
 	return FU_OK;
 }
 
@@ -122,7 +128,7 @@ plan_yearly(struct plan_ctx *pc, struct value *row, const char *key)
 	r = plan_insert(pc, row, key, o.occurrence, z, o.due);
 done:
 	value_free(row);
-	return r;
+	return r == FU_OK ? plan_group(pc) : r;
 }
 
 static int
@@ -160,7 +166,7 @@ plan_row(struct value *row, void *arg)
 	r = plan_insert(pc, row, key, occ, z, due);
 done:
 	value_free(row);
-	return r;
+	return r == FU_OK ? plan_group(pc) : r;
 }
 
 /* ---- agent reminders ---- */
@@ -347,7 +353,7 @@ reminder_row(struct value *row, void *arg)
 	else
 		r = reminder_follow(pc, key, row);
 	value_free(row);
-	return r;
+	return r == FU_OK ? plan_group(pc) : r;
 }
 
 struct one_row {
@@ -392,6 +398,8 @@ plan_reminders(struct plan_ctx *pc, struct source *src,
 		    FU_OK)
 			r = reminder_follow(pc, list[i].subject, o.row);
 		value_free(o.row);
+		if (r == FU_OK)
+			r = plan_group(pc);
 	}
 	free(sql);
 	store_reminders_free(list, n);
@@ -561,7 +569,7 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 	for (int i = 0; i < cfg->nrules; i++) {
 		const struct rule_config *rule = &cfg->rules[i];
 		struct plan_ctx pc = { cfg, rule, st, now, now - rule->lookback,
-		    stats, err };
+		    stats, err, 0 };
 		char since[20], until[20], nowtext[20];
 		struct source_params p = {
 			.since = clock_format_sql(pc.from - PLAN_TEXT_SLACK,

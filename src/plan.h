@@ -18,7 +18,8 @@ struct plan_stats {
  * For each enabled rule, run its query over the planning window
  * (now - lookback, now] and insert a job per (rule, key, at) not yet known,
  * due at rules_due(). Planning twice inserts nothing twice. One transaction
- * per rule. FU_TEMPFAIL when the source or state is busy.
+ * per group of at most 1,000 rows of a rule. FU_TEMPFAIL when the source or
+ * state is busy.
  */
 int	plan_tick(const struct config *, struct source *, struct store *,
 	    time_t now, struct plan_stats *, char **err);

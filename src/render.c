@@ -12,7 +12,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <glib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +20,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* ASCII only, whatever the locale. */
+static int
+ascii_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static char
+ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
 /* Longest value from the database we put in a body (bytes). */
 #define RENDER_VALUE_MAX	(16 * 1024)
 /* Planned jobs per page: rendered, spooled and recorded together. */
 #define RENDER_BATCH		1000
+#define RENDER_FIRST_PAGE	125
 
 struct templates {
 	const struct mustache_template *subject, *text, *html;
@@ -49,6 +62,25 @@ struct pending {
 	int	 rule;
 };
 
+/*
+ * What a message's dates depend on besides the row: the recipient's zone
+ * and the time of writing. Formatted once per zone and `now`, not per
+ * message (a direct-mapped memo; a miss just formats again).
+ */
+#define RENDER_ZONE_MEMO	32
+#define RENDER_LANGS		4	/* rules_locale_lang's: en de fr es */
+struct zone_memo {
+	const struct clock_zone	*zone;		/* NULL: empty slot */
+	time_t			 now;
+	struct clock_local	 lt;		/* now, in the zone */
+	char			 date_local[32];	/* clock_format_local */
+	const char		*lang[RENDER_LANGS];	/* rules_locale_lang's pointers */
+	char			 date_text[RENDER_LANGS][64];
+};
+
+/* Scratch buffers kept between messages up to this size (bytes). */
+#define RENDER_SCRATCH_KEEP	(256 * 1024)
+
 struct render {
 	const struct config	*cfg;
 	struct mustache_cache	*cache;
@@ -62,6 +94,11 @@ struct render {
 	char			*partials_dir;
 	struct render_parts	*capture;	/* preview: keep the parts here */
 	int			 preview;	/* nothing rendered is sent */
+	char			*sender_name;	/* [smtp] from's display name */
+	char			**recheck_sql;	/* per rule, built on first use */
+	char			*unsub_mailto;	/* the same for every recipient */
+	struct buf		 subject, text, html;	/* per message, reused */
+	struct zone_memo	 memo[RENDER_ZONE_MEMO];
 };
 
 /* Partials and parents live in templates/partials/NAME.mustache. */
@@ -116,14 +153,14 @@ locale_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n < 2 || n > 16 || !g_ascii_isalpha(s[0]) || !g_ascii_isalpha(s[1]))
+	if (n < 2 || n > 16 || !ascii_alpha(s[0]) || !ascii_alpha(s[1]))
 		return 0;
 	if (n == 2)
 		return 1;
 	if (s[2] != '-' && s[2] != '_')
 		return 0;
 	for (size_t i = 3; i < n; i++)
-		if (!g_ascii_isalnum(s[i]))
+		if (!(ascii_alpha(s[i]) || (s[i] >= '0' && s[i] <= '9')))
 			return 0;
 	return n > 3;
 }
@@ -163,7 +200,7 @@ load_locales(struct render *rd, int ri, const char *dir, struct buf *errs)
 		l = &ls->v[ls->n++];
 		l->locale = xstrdup(de->d_name);
 		for (char *p = l->locale; *p; p++)
-			*p = *p == '_' ? '-' : g_ascii_tolower(*p);
+			*p = *p == '_' ? '-' : ascii_lower(*p);
 		/* A locale's set is whole: its own subject and text (both
 		 * required) and html (optional: text only without it). */
 		l->t = rd->sets[ri];
@@ -208,8 +245,15 @@ render_open_consent(struct render *rd, struct buf *errs)
 	{
 		struct stat sb;
 		char *path = consent_secret_path(cfg);
-		char *dir = g_path_get_dirname(path);
+		char *dir = xstrdup(path), *slash = strrchr(dir, '/');
 
+		/* The directory part, as dirname(3) gives it. */
+		if (slash == NULL)
+			strcpy(dir, ".");
+		else if (slash == dir)
+			dir[1] = '\0';
+		else
+			*slash = '\0';
 		if (stat(path, &sb) == -1 && stat(dir, &sb) == -1) {
 			/*
 			 * Only a preview may stand in a throwaway secret: a
@@ -228,7 +272,7 @@ render_open_consent(struct render *rd, struct buf *errs)
 			    cfg->path, err);
 		free(err);
 		free(path);
-		g_free(dir);
+		free(dir);
 	}
 }
 
@@ -242,6 +286,25 @@ pending_clear(struct render *rd)
 	rd->npending = 0;
 }
 
+/* "Name <addr>" → "Name"; "addr" → "". */
+static char *
+from_display_name(const char *from)
+{
+	const char *lt = strchr(from, '<');
+	size_t n;
+
+	if (lt == NULL)
+		return xstrdup("");
+	n = (size_t)(lt - from);
+	while (n > 0 && (from[n - 1] == ' ' || from[n - 1] == '"'))
+		n--;
+	while (*from == '"' && n > 0) {
+		from++;
+		n--;
+	}
+	return xstrndup(from, n);
+}
+
 struct render *
 render_open(const struct config *cfg, int preview, struct buf *errs)
 {
@@ -251,6 +314,7 @@ render_open(const struct config *cfg, int preview, struct buf *errs)
 	rd->cfg = cfg;
 	rd->preview = preview;
 	rd->partials_dir = xasprintf("%s/partials", cfg->templates_dir);
+	rd->sender_name = from_display_name(cfg->from);
 	rd->cache = mustache_cache_new(load_partial, rd);
 	rd->sets = xcalloc((size_t)cfg->nrules, sizeof(*rd->sets));
 	for (int i = 0; i < cfg->nrules; i++) {
@@ -312,6 +376,14 @@ render_close(struct render *rd)
 	pending_clear(rd);
 	free(rd->sets);
 	free(rd->partials_dir);
+	free(rd->sender_name);
+	free(rd->unsub_mailto);
+	for (int i = 0; rd->recheck_sql && i < rd->cfg->nrules; i++)
+		free(rd->recheck_sql[i]);
+	free(rd->recheck_sql);
+	buf_free(&rd->subject);
+	buf_free(&rd->text);
+	buf_free(&rd->html);
 	free(rd);
 }
 
@@ -348,6 +420,32 @@ row_str(const struct value *row, const char *path)
 }
 
 /*
+ * 1 when utf8_sanitize would return s unchanged: valid UTF-8 no longer
+ * than the bound, no control character but TAB and LF. Most values are
+ * (one pass, no copy).
+ */
+static int
+clean_text(const char *s, size_t len)
+{
+	int ascii = 1;
+
+	if (len > RENDER_VALUE_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20) {
+			if (c != '\t' && c != '\n')
+				return 0;
+		} else if (c == 0x7f)
+			return 0;
+		else if (c >= 0x80)
+			ascii = 0;
+	}
+	return ascii || utf8_valid(s, len);
+}
+
+/*
  * Every string from the database is made safe for a body before it reaches
  * a template: valid UTF-8, no control characters, bounded length.
  */
@@ -364,11 +462,11 @@ sanitize_tree(struct value *v)
 		break;
 	case VALUE_MAP:
 		for (size_t i = 0; i < value_map_len(v); i++) {
-			const char *k = value_map_key_at(v, i);
 			const struct value *c = value_map_value_at(v, i);
 			const char *s = value_as_string(c, &len);
 
-			if (s != NULL) {
+			if (s != NULL && !clean_text(s, len)) {
+				const char *k = value_map_key_at(v, i);
 				struct buf b = { 0 };
 
 				utf8_sanitize(s, len, RENDER_VALUE_MAX, &b);
@@ -376,7 +474,7 @@ sanitize_tree(struct value *v)
 					value_map_set(v, k,
 					    value_stringn(buf_cstr(&b), b.len));
 				buf_free(&b);
-			} else
+			} else if (s == NULL)
 				sanitize_tree((struct value *)(uintptr_t)c);
 		}
 		break;
@@ -385,30 +483,98 @@ sanitize_tree(struct value *v)
 	}
 }
 
-/* Weekday and date of an instant in a zone ("Tuesday", "3 November 2026"). */
-static void
-add_local_dates(struct value *ctx, const char *prefix, time_t t,
-    const char *zone)
+static const char *const render_days[] = { "Sunday", "Monday", "Tuesday",
+    "Wednesday", "Thursday", "Friday", "Saturday" };
+static const char *const render_months[] = { "January", "February", "March",
+    "April", "May", "June", "July", "August", "September", "October",
+    "November", "December" };
+
+/* n as "%lld" writes it, at p (no NUL); how many bytes (at most 20). */
+static size_t
+put_ll(char *p, long long n)
 {
-	static const char *const days[] = { "Sunday", "Monday", "Tuesday",
-	    "Wednesday", "Thursday", "Friday", "Saturday" };
-	static const char *const months[] = { "January", "February", "March",
-	    "April", "May", "June", "July", "August", "September", "October",
-	    "November", "December" };
+	char tmp[20];
+	unsigned long long u = n < 0 ? 0ull - (unsigned long long)n :
+	    (unsigned long long)n;
+	size_t k = 0, len = 0;
+
+	do
+		tmp[k++] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (n < 0)
+		p[len++] = '-';
+	while (k > 0)
+		p[len++] = tmp[--k];
+	return len;
+}
+
+/*
+ * Weekday and date of the resolution in the customer's zone ("Tuesday",
+ * "3 November 2026"): ticket.resolved_weekday and ticket.resolved_date.
+ */
+static void
+add_local_dates(struct value *ctx, time_t t, const char *zone)
+{
 	/* clock's zones are loaded once per process; parsing the zone file
 	 * for every message (g_time_zone_new_identifier) was a third of the
 	 * rendering time. Unknown or missing zone: UTC. */
 	const struct clock_zone *tz = clock_zone_or(zone, NULL);
 	struct clock_local lt;
-	char path[160], text[64];
+	const char *mon;
+	char text[64];
+	size_t n, m;
 
 	clock_to_local(tz, t, &lt);
-	snprintf(path, sizeof(path), "%s_weekday", prefix);
-	value_map_set_path(ctx, path, value_string(days[lt.wday % 7]));
-	snprintf(text, sizeof(text), "%d %s %d", lt.day, months[lt.mon - 1],
-	    lt.year);
-	snprintf(path, sizeof(path), "%s_date", prefix);
-	value_map_set_path(ctx, path, value_string(text));
+	value_map_set_path(ctx, "ticket.resolved_weekday",
+	    value_string(render_days[lt.wday % 7]));
+	/* "%d %s %d", without printf */
+	mon = render_months[lt.mon - 1];
+	m = strlen(mon);
+	n = put_ll(text, lt.day);
+	text[n++] = ' ';
+	memcpy(text + n, mon, m);
+	n += m;
+	text[n++] = ' ';
+	n += put_ll(text + n, lt.year);
+	value_map_set_path(ctx, "ticket.resolved_date", value_stringn(text, n));
+}
+
+/* The memo of (zone, now): now's local time and date_local in the zone. */
+static struct zone_memo *
+zone_memo(struct render *rd, const struct clock_zone *z, time_t now)
+{
+	/* Zones are kept for the process: the pointer names the zone. */
+	struct zone_memo *m = &rd->memo[((uintptr_t)z >> 4) % RENDER_ZONE_MEMO];
+
+	if (m->zone != z || m->now != now || z == NULL) {
+		memset(m, 0, sizeof(*m));
+		m->zone = z;
+		m->now = now;
+		clock_to_local(z, now, &m->lt);
+		clock_format_local(z, now, m->date_local);
+	}
+	return m;
+}
+
+/* message.date_text: now's date in the zone as `lang` writes it. */
+static const char *
+memo_date_text(struct zone_memo *m, const char *lang, struct buf *b)
+{
+	buf_reset(b);
+	for (int k = 0; k < RENDER_LANGS; k++) {
+		if (m->lang[k] == lang)
+			return m->date_text[k];
+		if (m->lang[k] != NULL)
+			continue;
+		rules_format_date(lang, m->lt.year, m->lt.mon, m->lt.day, b);
+		if (b->len >= sizeof(m->date_text[k]))
+			return buf_cstr(b);
+		memcpy(m->date_text[k], buf_cstr(b), b->len + 1);
+		m->lang[k] = lang;
+		return m->date_text[k];
+	}
+	rules_format_date(lang, m->lt.year, m->lt.mon, m->lt.day, b);
+	return buf_cstr(b);
 }
 
 /* First name, else the first word of the name, else nothing. */
@@ -437,44 +603,34 @@ add_greeting_name(struct value *ctx)
 	}
 }
 
-/* "Name <addr>" → "Name"; "addr" → "". */
-static char *
-from_display_name(const char *from)
-{
-	const char *lt = strchr(from, '<');
-	size_t n;
-
-	if (lt == NULL)
-		return xstrdup("");
-	n = (size_t)(lt - from);
-	while (n > 0 && (from[n - 1] == ' ' || from[n - 1] == '"'))
-		n--;
-	while (*from == '"' && n > 0) {
-		from++;
-		n--;
-	}
-	return xstrndup(from, n);
-}
-
+/* "followupd.JOBID.RANDOM@DOMAIN", RANDOM 16 hex digits: no printf. */
 static char *
 new_message_id(int64_t job_id, const char *from_addr)
 {
+	static const char hexd[] = "0123456789abcdef";
+	const char *domain = mime_address_domain(from_addr);
 	unsigned char rnd[8];
-	char hex[17];
+	char head[64];
+	size_t n;
+	struct buf b = { 0 };
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		fatal("render: getrandom");
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	return xasprintf("followupd.%lld.%s@%s", (long long)job_id, hex,
-	    mime_address_domain(from_addr));
+	memcpy(head, "followupd.", 10);
+	n = 10;
+	n += put_ll(head + n, (long long)job_id);
+	head[n++] = '.';
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		head[n++] = hexd[rnd[i] >> 4];
+		head[n++] = hexd[rnd[i] & 15];
+	}
+	head[n++] = '@';
+	buf_reserve(&b, n + strlen(domain));
+	buf_append(&b, head, n);
+	buf_puts(&b, domain);
+	return buf_steal(&b);
 }
 
-/*
- * Build the whole message for one source row. The row is consumed (it
- * becomes the template context). FU_PERMFAIL for a template or data
- * problem, with *err.
- */
 /* preview: note a variable that rendered as nothing (mustache's missing callback). */
 struct capture_arg {
 	struct render_parts	*parts;
@@ -574,15 +730,16 @@ static const struct templates *
 pick_templates(const struct render *rd, int ri, const struct value *ctx)
 {
 	const struct locale_sets *ls = rd->locales ? &rd->locales[ri] : NULL;
-	const char *loc = row_str(ctx, "customer.locale");
+	const char *loc;
 	char want[17];
 	size_t n;
 
-	if (ls == NULL || ls->n == 0 || loc == NULL)
+	if (ls == NULL || ls->n == 0 ||
+	    (loc = row_str(ctx, "customer.locale")) == NULL)
 		return &rd->sets[ri];
 	snprintf(want, sizeof(want), "%s", loc);
 	for (char *p = want; *p; p++)
-		*p = *p == '_' ? '-' : g_ascii_tolower(*p);
+		*p = *p == '_' ? '-' : ascii_lower(*p);
 	for (int pass = 0; pass < 2; pass++) {
 		for (int k = 0; k < ls->n; k++)
 			if (strcmp(ls->v[k].locale, want) == 0)
@@ -600,17 +757,16 @@ pick_templates(const struct render *rd, int ri, const struct value *ctx)
  * each history.purchases' amount_local and date_local, birthday.date_text.
  */
 static void
-add_locale_values(struct value *ctx, const struct clock_zone *tz, time_t now)
+add_locale_values(struct value *ctx, struct zone_memo *zm)
 {
 	const char *lang = rules_locale_lang(row_str(ctx, "customer.locale"));
+	const struct clock_zone *tz = zm->zone;
 	const struct value *list;
-	struct clock_local lt;
 	struct buf b = { 0 };
 
 	value_map_set_path(ctx, "locale.lang", value_string(lang));
-	clock_to_local(tz, now, &lt);
-	rules_format_date(lang, lt.year, lt.mon, lt.day, &b);
-	value_map_set_path(ctx, "message.date_text", value_string(buf_cstr(&b)));
+	value_map_set_path(ctx, "message.date_text",
+	    value_string(memo_date_text(zm, lang, &b)));
 	buf_reset(&b);
 	if (value_map_get(value_map_get(ctx, "history"), "total_cents")) {
 		rules_format_amount(lang, (long long)ctx_number(ctx, "history",
@@ -653,78 +809,131 @@ add_locale_values(struct value *ctx, const struct clock_zone *tz, time_t now)
 static void
 ensure_unsubscribe_link(const char *url, struct buf *text, struct buf *html)
 {
-	if (strstr(buf_cstr(text), url) == NULL)
-		buf_printf(text, "%s\n--\nTo stop these messages: %s\n",
-		    text->len && text->data[text->len - 1] == '\n' ? "" : "\n",
-		    url);
+	static const char text_pre[] = "\n--\nTo stop these messages: ";
+	static const char html_pre[] = "<p style=\"font-size:12px;"
+	    "color:#6b7280;\">To stop these messages: <a href=\"";
+	static const char html_post[] = "\">unsubscribe</a></p>\n";
+	size_t ulen = strlen(url);
+
+	/* Appended and inserted in place: the buffers are kept between
+	 * messages, and a printf or a copy of the part per message is not
+	 * needed for three pieces of text. */
+	if (strstr(buf_cstr(text), url) == NULL) {
+		if (!(text->len && text->data[text->len - 1] == '\n'))
+			buf_putc(text, '\n');
+		buf_append(text, text_pre, sizeof(text_pre) - 1);
+		buf_append(text, url, ulen);
+		buf_putc(text, '\n');
+	}
 	if (html != NULL && strstr(buf_cstr(html), url) == NULL) {
 		const char *body = strstr(buf_cstr(html), "</body>");
-		struct buf b = { 0 };
 		size_t at = body ? (size_t)(body - html->data) : html->len;
+		size_t n = sizeof(html_pre) - 1 + ulen + sizeof(html_post) - 1;
 
-		buf_append(&b, html->data, at);
-		buf_printf(&b, "<p style=\"font-size:12px;color:#6b7280;\">To "
-		    "stop these messages: <a href=\"%s\">unsubscribe</a></p>\n",
-		    url);
-		buf_append(&b, html->data + at, html->len - at);
-		buf_free(html);
-		*html = b;
+		buf_reserve(html, n);
+		memmove(html->data + at + n, html->data + at,
+		    html->len - at + 1);	/* with the NUL */
+		memcpy(html->data + at, html_pre, sizeof(html_pre) - 1);
+		memcpy(html->data + at + sizeof(html_pre) - 1, url, ulen);
+		memcpy(html->data + at + sizeof(html_pre) - 1 + ulen, html_post,
+		    sizeof(html_post) - 1);
+		html->len += n;
+		html->data[html->len] = '\0';
 	}
 }
 
+/*
+ * history.* from the reference schema's tables, when the rule wants it:
+ * the last thing a message needs from the source. FU_TEMPFAIL when busy;
+ * without the tables the message goes out without it (`check` says so).
+ */
 static int
-build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
+render_history(struct render *rd, struct source *src, int ri,
+    struct value *ctx, time_t now, char **err)
+{
+	const struct rule_config *rule = &rd->cfg->rules[ri];
+	const char *cid;
+	int r;
+
+	if (!rule->history || (cid = row_str(ctx, "customer.id")) == NULL ||
+	    (r = rules_history(src, cid, now, ctx, err)) == FU_OK)
+		return FU_OK;
+	if (r != FU_PERMFAIL)
+		return r;
+	log_warnx("render: [rule %s] history.* unavailable (%s): set "
+	    "history = no for a desk without the reference schema",
+	    rule->name, err && *err ? *err : "error");
+	if (err != NULL) {
+		free(*err);
+		*err = NULL;
+	}
+	return FU_OK;
+}
+
+/*
+ * Build the whole message for one source row, its history loaded: no
+ * query from here on. The row is consumed (it becomes the template
+ * context). FU_PERMFAIL for a template or data problem, with *err.
+ */
+static int
+build_message(struct render *rd, int ri, struct value *ctx,
     const char *message_id, time_t now, struct buf *out, char **err)
 {
 	const struct rule_config *rule = &rd->cfg->rules[ri];
 	const struct templates *t = pick_templates(rd, ri, ctx);
-	struct buf subject = { 0 }, text = { 0 }, html = { 0 };
-	char *unsub_url = NULL, *unsub_mailto = NULL, *unsub_header = NULL;
+	/* Kept between messages: no growth from scratch each time. */
+	struct buf *subject = &rd->subject, *text = &rd->text,
+	    *html = &rd->html;
+	char *unsub_url = NULL, *unsub_header = NULL;
+	const char *unsub_mailto;
 	const char *extra[5] = { NULL };
 	struct buf summary = { 0 }, desc = { 0 }, link = { 0 }, ics = { 0 };
 	struct mime_part_calendar cal = { NULL, NULL };
 	const struct clock_zone *tz;
-	char *sender_name, lbuf[32];
-	const char *at, *cid;
+	struct zone_memo *zm;
+	const char *at;
 	time_t at_t;
 	int r;
 
-	/* history.* comes from the reference schema's tables, when present. */
-	if (rule->history && (cid = row_str(ctx, "customer.id")) != NULL &&
-	    (r = rules_history(src, cid, now, ctx, err)) != FU_OK) {
-		if (r != FU_PERMFAIL)
-			return r;
-		/* `check` reports this; the message goes out without it. */
-		log_warnx("render: [rule %s] history.* unavailable (%s): set "
-		    "history = no for a desk without the reference schema",
-		    rule->name, err && *err ? *err : "error");
-	}
-	sender_name = from_display_name(rd->cfg->from);
+	buf_reset(subject);
+	buf_reset(text);
+	buf_reset(html);
 	sanitize_tree(ctx);
-	value_map_set_path(ctx, "sender.name", value_string(sender_name));
+	value_map_set_path(ctx, "sender.name", value_string(rd->sender_name));
 	value_map_set_path(ctx, "sender.address",
 	    value_string(rd->cfg->from_addr));
 	value_map_set_path(ctx, "message.id", value_string(message_id));
 	add_greeting_name(ctx);
 	if ((at = row_str(ctx, "at")) != NULL && clock_parse(at, &at_t) == FU_OK &&
 	    rule->kind == RULE_AFTER_RESOLUTION)
-		add_local_dates(ctx, "ticket.resolved", at_t,
-		    row_str(ctx, "customer.timezone"));
+		add_local_dates(ctx, at_t, row_str(ctx, "customer.timezone"));
 	/* The recipient's zone and the time of writing there. */
 	tz = rules_zone(rd->cfg, row_str(ctx, "tz"));
 	value_map_set_path(ctx, "recipient.timezone",
 	    value_string(clock_zone_name(tz)));
+	zm = zone_memo(rd, tz, now);
 	value_map_set_path(ctx, "message.date_local",
-	    value_string(clock_format_local(tz, now, lbuf)));
-	add_locale_values(ctx, tz, now);
+	    value_string(zm->date_local));
+	add_locale_values(ctx, zm);
 	if (rule->cls == RULE_CLASS_MARKETING && rd->consent != NULL &&
 	    row_str(ctx, "email") != NULL) {
+		struct buf h = { 0 };
+
 		/* RFC 2369 / RFC 8058: one-click https URL and a mailto. */
 		unsub_url = consent_unsubscribe_url(rd->cfg, rd->consent,
 		    row_str(ctx, "email"), "marketing");
-		unsub_mailto = consent_mailto(rd->cfg, row_str(ctx, "email"),
-		    "marketing");
-		unsub_header = xasprintf("<%s>, <%s>", unsub_url, unsub_mailto);
+		/* The mailto names the desk, not the recipient (consent.h). */
+		if (rd->unsub_mailto == NULL)
+			rd->unsub_mailto = consent_mailto(rd->cfg,
+			    row_str(ctx, "email"), "marketing");
+		unsub_mailto = rd->unsub_mailto;
+		buf_reserve(&h, strlen(unsub_url) + strlen(unsub_mailto) + 6);
+		buf_putc(&h, '<');
+		buf_puts(&h, unsub_url);
+		buf_append(&h, ">, <", 4);
+		buf_puts(&h, unsub_mailto);
+		buf_putc(&h, '>');
+		unsub_header = buf_steal(&h);
 		value_map_set_path(ctx, "unsubscribe.url",
 		    value_string(unsub_url));
 		value_map_set_path(ctx, "unsubscribe.mailto",
@@ -754,25 +963,25 @@ build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
 		mustache_missing_cb cb = rd->capture ? note_missing : NULL;
 
 		if ((r = mustache_render(rd->cache, t->subject, ctx,
-		    MUSTACHE_ESCAPE_NONE, &subject, cb, cb ? &ca[0] : NULL,
+		    MUSTACHE_ESCAPE_NONE, subject, cb, cb ? &ca[0] : NULL,
 		    err)) != FU_OK ||
 		    (r = mustache_render(rd->cache, t->text, ctx,
-		    MUSTACHE_ESCAPE_NONE, &text, cb, cb ? &ca[1] : NULL,
+		    MUSTACHE_ESCAPE_NONE, text, cb, cb ? &ca[1] : NULL,
 		    err)) != FU_OK ||
 		    (t->html && (r = mustache_render(rd->cache, t->html, ctx,
-		    MUSTACHE_ESCAPE_HTML, &html, cb, cb ? &ca[2] : NULL,
+		    MUSTACHE_ESCAPE_HTML, html, cb, cb ? &ca[2] : NULL,
 		    err)) != FU_OK))
 			goto done;
 	}
 	if (unsub_url != NULL)
-		ensure_unsubscribe_link(unsub_url, &text, t->html ? &html : NULL);
+		ensure_unsubscribe_link(unsub_url, text, t->html ? html : NULL);
 	if (rd->capture != NULL) {
 		struct render_parts *pp = rd->capture;
 		const char *to_name = row_str(ctx, "name");
 
-		pp->subject = xstrdup(buf_cstr(&subject));
-		pp->text = xstrdup(buf_cstr(&text));
-		pp->html = t->html ? xstrdup(buf_cstr(&html)) : NULL;
+		pp->subject = xstrdup(buf_cstr(subject));
+		pp->text = xstrdup(buf_cstr(text));
+		pp->html = t->html ? xstrdup(buf_cstr(html)) : NULL;
 		pp->to_addr = xstrdup(row_str(ctx, "email") ?
 		    row_str(ctx, "email") : "");
 		pp->to_name = to_name ? xstrdup(to_name) : NULL;
@@ -817,11 +1026,11 @@ build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
 			.reply_to = rd->cfg->reply_to,
 			.to_name = row_str(ctx, "name"),
 			.to_addr = row_str(ctx, "email"),
-			.subject = buf_cstr(&subject),
+			.subject = buf_cstr(subject),
 			.message_id = message_id,
 			.date = now,
-			.text = buf_cstr(&text),
-			.html = t->html ? buf_cstr(&html) : NULL,
+			.text = buf_cstr(text),
+			.html = t->html ? buf_cstr(html) : NULL,
 			.calendar = cal.ics ? &cal : NULL,
 			.extra_headers = extra[0] ? extra : NULL,
 		};
@@ -830,12 +1039,14 @@ build_message(struct render *rd, struct source *src, int ri, struct value *ctx,
 	}
 done:
 	free(unsub_url);
-	free(unsub_mailto);
 	free(unsub_header);
-	free(sender_name);
-	buf_free(&subject);
-	buf_free(&text);
-	buf_free(&html);
+	/* A huge message's buffers are not kept. */
+	if (subject->cap > RENDER_SCRATCH_KEEP)
+		buf_free(subject);
+	if (text->cap > RENDER_SCRATCH_KEEP)
+		buf_free(text);
+	if (html->cap > RENDER_SCRATCH_KEEP)
+		buf_free(html);
 	buf_free(&summary);
 	buf_free(&desc);
 	buf_free(&link);
@@ -871,13 +1082,17 @@ static int
 recheck(struct render *rd, struct source *src, int ri, const char *key,
     struct recheck *rc, char **err)
 {
-	char *sql = rules_recheck_query(&rd->cfg->rules[ri]);
 	struct source_params p = { .since = RULES_TIME_MIN,
 	    .until = RULES_TIME_MAX, .key = key };
-	int r = source_select(src, sql, &p, recheck_cb, rc, err);
 
-	free(sql);
-	return r;
+	/* The SQL is the same for every job of the rule: built once. */
+	if (rd->recheck_sql == NULL)
+		rd->recheck_sql = xcalloc((size_t)rd->cfg->nrules,
+		    sizeof(*rd->recheck_sql));
+	if (rd->recheck_sql[ri] == NULL)
+		rd->recheck_sql[ri] = rules_recheck_query(&rd->cfg->rules[ri]);
+	return source_select(src, rd->recheck_sql[ri], &p, recheck_cb, rc,
+	    err);
 }
 
 /*
@@ -1265,7 +1480,8 @@ render_job(struct render *rd, struct store *st, struct source *src,
 	out->mid = job->message_id ? xstrdup(job->message_id) :
 	    new_message_id(job->id, rd->cfg->from_addr);
 	out->email = xstrdup(row_str(rc.row, "email"));
-	r = build_message(rd, src, ri, rc.row, out->mid, now, &msg, &e);
+	if ((r = render_history(rd, src, ri, rc.row, now, &e)) == FU_OK)
+		r = build_message(rd, ri, rc.row, out->mid, now, &msg, &e);
 	value_free(rc.row);
 	if (r == FU_TEMPFAIL) {
 		/* The source is busy: the job stays planned. */
@@ -1285,8 +1501,15 @@ render_job(struct render *rd, struct store *st, struct source *src,
 	}
 	/* JOBID.SIZE.eml: deliver checks the size, so a file cut short at
 	 * a line end (which still parses) is never sent half. */
-	out->spool_name = xasprintf("%lld.%zu.eml", (long long)job->id,
-	    msg.len);
+	{
+		char name[64];
+		size_t n = put_ll(name, (long long)job->id);
+
+		name[n++] = '.';
+		n += put_ll(name + n, (long long)msg.len);
+		memcpy(name + n, ".eml", 5);
+		out->spool_name = xstrdup(name);
+	}
 	if ((r = spool_batch_add(batch, out->spool_name, msg.data, msg.len,
 	    err)) == FU_OK)
 		out->fate = FATE_QUEUE;
@@ -1370,11 +1593,14 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
 }
 
 /*
- * Pages of RENDER_BATCH due jobs, each: decide and render every job, write
- * the messages to tmp/ (unsynced), make them durable and move them to new/
- * in one go, then record every decision, all in one transaction. The cursor
- * (due_at, id) walks past jobs left planned, so the whole backlog is done
- * in one tick and a held job is looked at once per tick.
+ * Pages of up to RENDER_BATCH due jobs, each: decide and render every job,
+ * write the messages to the spool (unsynced), make them durable and move
+ * them to new/ in one go, then record every decision, all in one
+ * transaction. The first page holds RENDER_FIRST_PAGE jobs and each next
+ * one twice as many: delivery (page_done) starts after a few milliseconds
+ * instead of after a whole page. The cursor (due_at, id) walks past jobs
+ * left planned, so the whole backlog is done in one tick and a held job
+ * is looked at once per tick.
  */
 int
 render_tick(struct render *rd, struct store *st, struct source *src,
@@ -1383,7 +1609,7 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 {
 	time_t after_due = (time_t)LLONG_MIN;
 	int64_t after_id = 0;
-	int r = FU_OK, stop = 0;
+	int r = FU_OK, stop = 0, page = RENDER_FIRST_PAGE;
 
 	memset(stats, 0, sizeof(*stats));
 	while (!stop) {
@@ -1393,7 +1619,7 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 		int n, done = 0;
 
 		if ((r = store_jobs_due_after(st, now, after_due, after_id,
-		    RENDER_BATCH, &jobs, &n, err)) != FU_OK || n == 0)
+		    page, &jobs, &n, err)) != FU_OK || n == 0)
 			break;
 		after_due = jobs[n - 1].due_at;
 		after_id = jobs[n - 1].id;
@@ -1476,8 +1702,10 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 		free(outs);
 		spool_batch_free(batch);
 		store_jobs_free(jobs, n);
-		if (n < RENDER_BATCH)
+		if (n < page)
 			break;
+		if (page < RENDER_BATCH)
+			page = page * 2 < RENDER_BATCH ? page * 2 : RENDER_BATCH;
 	}
 	return r;
 }
@@ -1554,16 +1782,35 @@ preview_personal(struct render *rd, int ri, struct value *row,
 	free(code);
 }
 
+/* A row render_load fetched, to be built by render_loaded_build. */
+struct render_loaded {
+	int		 ri;
+	char		*key;
+	struct value	*row;	/* NULL once built */
+	time_t		 now;
+};
+
+void
+render_loaded_free(struct render_loaded *ld)
+{
+	if (ld == NULL)
+		return;
+	value_free(ld->row);
+	free(ld->key);
+	free(ld);
+}
+
 int
-render_preview(struct render *rd, struct source *src, const char *rule,
-    const char *key, time_t now, struct buf *out, char **err)
+render_load(struct render *rd, struct source *src, const char *rule,
+    const char *key, time_t now, struct render_loaded **out, char **err)
 {
 	int ri = rule_index(rd, rule);
 	struct recheck rc = { .occurrence = NULL };
-	char *detail = NULL, *mid;
+	char *detail = NULL;
 	const char *reason;
 	int r, tempfail;
 
+	*out = NULL;
 	if (ri < 0) {
 		set_err(err, "no rule '%s' in the configuration", rule);
 		return FU_PERMFAIL;
@@ -1583,14 +1830,61 @@ render_preview(struct render *rd, struct source *src, const char *rule,
 		value_free(rc.row);
 		return FU_PERMFAIL;
 	}
-	mid = xasprintf("preview.%s.%s@%s", rule, key,
-	    mime_address_domain(rd->cfg->from_addr));
 	if (rd->cfg->rules[ri].kind == RULE_AGENT_REMINDER)
 		preview_calendar(rd, ri, rc.row, key);
 	preview_personal(rd, ri, rc.row, key, now);
-	r = build_message(rd, src, ri, rc.row, mid, now, out, err);
-	value_free(rc.row);
-	free(mid);
+	if ((r = render_history(rd, src, ri, rc.row, now, err)) != FU_OK) {
+		value_free(rc.row);
+		return r;
+	}
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->ri = ri;
+	(*out)->key = xstrdup(key);
+	(*out)->row = rc.row;
+	(*out)->now = now;
+	return FU_OK;
+}
+
+int
+render_loaded_build(struct render *rd, struct render_loaded *ld,
+    struct buf *out, char **err)
+{
+	const char *rule = rd->cfg->rules[ld->ri].name;
+	const char *domain = mime_address_domain(rd->cfg->from_addr);
+	struct buf mid = { 0 };
+	int r;
+
+	if (ld->row == NULL) {
+		set_err(err, "render: this row was built already");
+		return FU_PERMFAIL;
+	}
+	/* "preview.RULE.KEY@DOMAIN": no printf per message. */
+	buf_reserve(&mid, strlen(rule) + strlen(ld->key) + strlen(domain) + 11);
+	buf_append(&mid, "preview.", 8);
+	buf_puts(&mid, rule);
+	buf_putc(&mid, '.');
+	buf_puts(&mid, ld->key);
+	buf_putc(&mid, '@');
+	buf_puts(&mid, domain);
+	r = build_message(rd, ld->ri, ld->row, buf_cstr(&mid), ld->now, out,
+	    err);
+	value_free(ld->row);
+	ld->row = NULL;
+	buf_free(&mid);
+	return r;
+}
+
+int
+render_preview(struct render *rd, struct source *src, const char *rule,
+    const char *key, time_t now, struct buf *out, char **err)
+{
+	struct render_loaded *ld;
+	int r;
+
+	if ((r = render_load(rd, src, rule, key, now, &ld, err)) != FU_OK)
+		return r;
+	r = render_loaded_build(rd, ld, out, err);
+	render_loaded_free(ld);
 	return r;
 }
 
@@ -1706,8 +2000,10 @@ render_sample(struct render *rd, struct source *src, const char *rule,
 		    mime_address_domain(rd->cfg->from_addr));
 		preview_personal(rd, ri, sm.rows[i], key, now);
 		rd->capture = &parts;
-		rr = build_message(rd, src, ri, sm.rows[i], mid, now,
-		    &parts.message, &e);
+		if ((rr = render_history(rd, src, ri, sm.rows[i], now,
+		    &e)) == FU_OK)
+			rr = build_message(rd, ri, sm.rows[i], mid, now,
+			    &parts.message, &e);
 		rd->capture = NULL;
 		if (rr == FU_TEMPFAIL) {
 			set_err(err, "%s", e ? e : "the source is busy");

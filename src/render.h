@@ -57,6 +57,23 @@ int	render_preview(struct render *, struct source *, const char *rule,
 	    const char *key, time_t now, struct buf *out, char **err);
 
 /*
+ * render_preview in its two halves, for a caller that times them apart
+ * (bench/render_bench.c). render_load does everything that reads the
+ * source (the row re-checked, the recipient checked, its history) and
+ * keeps the row; render_loaded_build renders it (templates, the values
+ * render derives, MIME) with the code render_preview and render_tick run,
+ * without another query. Errors are render_preview's. A loaded row is
+ * built once: the build consumes it, render_loaded_free releases what is
+ * left either way (NULL is fine).
+ */
+struct render_loaded;
+int	render_load(struct render *, struct source *, const char *rule,
+	    const char *key, time_t now, struct render_loaded **, char **err);
+int	render_loaded_build(struct render *, struct render_loaded *,
+	    struct buf *out, char **err);
+void	render_loaded_free(struct render_loaded *);
+
+/*
  * What `preview --html/--text/--sample` show: the rendered parts besides the
  * message, and every template variable that was missing or empty.
  */

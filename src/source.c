@@ -10,16 +10,85 @@
 
 #define SOURCE_CACHE	16	/* prepared statements kept per connection */
 
+/* The named parameters source_select binds, in struct source_params order. */
+static const char *const param_names[] = { ":since", ":until", ":now", ":key" };
+#define NPARAMS	(sizeof(param_names) / sizeof(param_names[0]))
+
+/* A result column's name as a path ("customer.id": customer, id), hashed. */
+struct column {
+	char		*name;
+	struct value_key *path;		/* keys point into name */
+	size_t		 nkeys;
+};
+
 struct cached_stmt {
 	char		*sql;
 	sqlite3_stmt	*stmt;
+	int		 param[NPARAMS];	/* index of each, 0: not used */
+	/*
+	 * The result columns, split once: rows are built without parsing
+	 * and hashing every name again. Read after the statement last
+	 * prepared itself again (a schema change can change them).
+	 */
+	struct column	*cols;
+	int		 ncols;
+	int		 reprepared;	/* SQLITE_STMTSTATUS_REPREPARE then */
 };
+
+static void
+columns_free(struct cached_stmt *cs)
+{
+	for (int i = 0; i < cs->ncols; i++) {
+		free(cs->cols[i].name);
+		free(cs->cols[i].path);
+	}
+	free(cs->cols);
+	cs->cols = NULL;
+	cs->ncols = 0;
+}
+
+/* (Re)read the statement's column names when they are not known. */
+static void
+columns_load(struct cached_stmt *cs)
+{
+	int rep = sqlite3_stmt_status(cs->stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
+
+	if (cs->cols != NULL && rep == cs->reprepared)
+		return;
+	columns_free(cs);
+	cs->reprepared = rep;
+	cs->ncols = sqlite3_column_count(cs->stmt);
+	cs->cols = xcalloc((size_t)(cs->ncols > 0 ? cs->ncols : 1),
+	    sizeof(*cs->cols));
+	for (int i = 0; i < cs->ncols; i++) {
+		struct column *c = &cs->cols[i];
+		const char *name = sqlite3_column_name(cs->stmt, i);
+		const char *p, *dot;
+		size_t k = 1;
+
+		c->name = xstrdup(name ? name : "");
+		for (p = c->name; (p = strchr(p, '.')) != NULL; p++)
+			k++;
+		c->path = xcalloc(k, sizeof(*c->path));
+		c->nkeys = k;
+		/* Split as value_map_set_path does: at every dot. */
+		for (p = c->name, k = 0; ; p = dot + 1, k++) {
+			dot = strchr(p, '.');
+			c->path[k].s = p;
+			c->path[k].len = dot ? (size_t)(dot - p) : strlen(p);
+			c->path[k].hash = value_key_hash(p, c->path[k].len);
+			if (dot == NULL)
+				break;
+		}
+	}
+}
 
 struct source {
 	sqlite3			*db;
 	char			*path;
 	struct cached_stmt	 cache[SOURCE_CACHE];
 	int			 ncache;
+	int			 oldest;	/* next to evict once full */
 };
 
 static int
@@ -109,6 +178,7 @@ source_close(struct source *src)
 	for (int i = 0; i < src->ncache; i++) {
 		sqlite3_finalize(src->cache[i].stmt);
 		free(src->cache[i].sql);
+		columns_free(&src->cache[i]);
 	}
 	sqlite3_close(src->db);
 	free(src->path);
@@ -116,16 +186,17 @@ source_close(struct source *src)
 }
 
 static int
-prepare_cached(struct source *src, const char *sql, sqlite3_stmt **out,
+prepare_cached(struct source *src, const char *sql, struct cached_stmt **out,
     char **err)
 {
+	struct cached_stmt *cs;
 	const char *tail = NULL;
 	sqlite3_stmt *s;
 	int rc;
 
 	for (int i = 0; i < src->ncache; i++)
 		if (strcmp(src->cache[i].sql, sql) == 0) {
-			*out = src->cache[i].stmt;
+			*out = &src->cache[i];
 			return FU_OK;
 		}
 	rc = sqlite3_prepare_v2(src->db, sql, -1, &s, &tail);
@@ -144,17 +215,23 @@ prepare_cached(struct source *src, const char *sql, sqlite3_stmt **out,
 		sqlite3_finalize(s);
 		return FU_PERMFAIL;
 	}
-	if (src->ncache == SOURCE_CACHE) {	/* evict the oldest */
-		sqlite3_finalize(src->cache[0].stmt);
-		free(src->cache[0].sql);
-		memmove(&src->cache[0], &src->cache[1],
-		    (SOURCE_CACHE - 1) * sizeof(src->cache[0]));
-		src->ncache--;
+	/* Evict the oldest in its place: the others keep their address. */
+	if (src->ncache < SOURCE_CACHE)
+		cs = &src->cache[src->ncache++];
+	else {
+		cs = &src->cache[src->oldest];
+		src->oldest = (src->oldest + 1) % SOURCE_CACHE;
+		sqlite3_finalize(cs->stmt);
+		free(cs->sql);
+		columns_free(cs);
 	}
-	src->cache[src->ncache].sql = xstrdup(sql);
-	src->cache[src->ncache].stmt = s;
-	src->ncache++;
-	*out = s;
+	memset(cs, 0, sizeof(*cs));
+	cs->sql = xstrdup(sql);
+	cs->stmt = s;
+	/* Looked up by name once, not per execution. */
+	for (size_t k = 0; k < NPARAMS; k++)
+		cs->param[k] = sqlite3_bind_parameter_index(s, param_names[k]);
+	*out = cs;
 	return FU_OK;
 }
 
@@ -172,10 +249,8 @@ is_integer(const char *s)
 }
 
 static void
-bind_param(sqlite3_stmt *s, const char *name, const char *v)
+bind_param(sqlite3_stmt *s, int i, const char *v)
 {
-	int i = sqlite3_bind_parameter_index(s, name);
-
 	if (i == 0)
 		return;
 	if (v == NULL)
@@ -191,12 +266,19 @@ column_value(sqlite3_stmt *s, int i)
 {
 	switch (sqlite3_column_type(s, i)) {
 	case SQLITE_INTEGER: {
-		/* Keep integers exact as text: ids can exceed a double. */
-		char n[32];
+		/* Keep integers exact as text: ids can exceed a double.
+		 * "%lld" by hand: a printf per column was a tenth of it. */
+		sqlite3_int64 v = sqlite3_column_int64(s, i);
+		unsigned long long u = v < 0 ? 0ull - (unsigned long long)v :
+		    (unsigned long long)v;
+		char n[24], *p = n + sizeof(n);
 
-		snprintf(n, sizeof(n), "%lld",
-		    (long long)sqlite3_column_int64(s, i));
-		return value_string(n);
+		do
+			*--p = (char)('0' + u % 10);
+		while ((u /= 10) != 0);
+		if (v < 0)
+			*--p = '-';
+		return value_stringn(p, (size_t)(n + sizeof(n) - p));
 	}
 	case SQLITE_FLOAT:
 		return value_number(sqlite3_column_double(s, i));
@@ -215,25 +297,27 @@ int
 source_select(struct source *src, const char *sql,
     const struct source_params *p, source_row_cb cb, void *arg, char **err)
 {
+	struct cached_stmt *cs;
 	sqlite3_stmt *s;
-	int r, rc, n;
+	int r, rc;
 
-	if ((r = prepare_cached(src, sql, &s, err)) != FU_OK)
+	if ((r = prepare_cached(src, sql, &cs, err)) != FU_OK)
 		return r;
+	s = cs->stmt;
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	bind_param(s, ":since", p ? p->since : NULL);
-	bind_param(s, ":until", p ? p->until : NULL);
-	bind_param(s, ":now", p ? p->now : NULL);
-	bind_param(s, ":key", p ? p->key : NULL);
-	n = sqlite3_column_count(s);
+	bind_param(s, cs->param[0], p ? p->since : NULL);
+	bind_param(s, cs->param[1], p ? p->until : NULL);
+	bind_param(s, cs->param[2], p ? p->now : NULL);
+	bind_param(s, cs->param[3], p ? p->key : NULL);
 	r = FU_OK;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct value *row = value_map();
 
-		for (int i = 0; i < n; i++)
-			value_map_set_path(row, sqlite3_column_name(s, i),
-			    column_value(s, i));
+		columns_load(cs);
+		for (int i = 0; i < cs->ncols; i++)
+			value_map_set_keys(row, cs->cols[i].path,
+			    cs->cols[i].nkeys, column_value(s, i));
 		if ((r = cb(row, arg)) != FU_OK)
 			break;
 	}

@@ -9,10 +9,40 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
+/*
+ * Prepared statements live as long as the connection: parsing costs more
+ * than running most of ours. A statement is keyed by the address of its SQL
+ * text (a literal of this program) and checked against a copy of the text,
+ * so SQL a caller built on the heap never finds another's statement. After
+ * each use it is reset and its bindings cleared (a reset statement holds no
+ * read snapshot); one already in use (a query run from a store_query
+ * callback) is prepared again for that use only. The cache fills only
+ * after store_open's migrations, is finalized in store_close, and SQLite
+ * re-prepares a kept statement by itself when the schema changes.
+ */
+#define STMT_SLOTS	128	/* a power of two: about 50 distinct statements */
+#define STMT_PROBE	8	/* slots looked at from a key's home */
+
+struct stmt_slot {
+	const char	*key;	/* the caller's SQL pointer */
+	char		*text;	/* its text when prepared */
+	sqlite3_stmt	*s;
+	int		 busy;
+};
+
+/* A statement from the cache (slot set) or prepared for one use. */
+struct stmt {
+	sqlite3_stmt		*s;
+	struct stmt_slot	*slot;
+};
+
 struct store {
-	sqlite3	*db;
+	sqlite3			*db;
+	struct stmt_slot	 cache[STMT_SLOTS];
+	struct store_cache_stats stats;
 };
 
 static const char *const state_names[JOB_NSTATES] = {
@@ -131,6 +161,12 @@ static const char *const migrations[] = {
 	"  code TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL,"
 	"  UNIQUE (rule, code));",
+	/*
+	 * 3 → 4: jobs_email served no query (`why` looks addresses up as
+	 * coalesce(recipient, email), which no index on email can answer)
+	 * and its random order made it the dearest write of planning.
+	 */
+	"DROP INDEX IF EXISTS jobs_email;",
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -187,6 +223,116 @@ exec_sql(struct store *st, const char *sql, char **err)
 		return classify(rc);
 	}
 	return FU_OK;
+}
+
+/*
+ * The statement for sql: the kept one, or one prepared now and kept when a
+ * slot near its home is free or idle.
+ */
+static int
+stmt_get(struct store *st, const char *sql, struct stmt *h, char **err)
+{
+	size_t home = (size_t)(((uint64_t)(uintptr_t)sql *
+	    UINT64_C(0x9E3779B97F4A7C15)) >> 40);
+	struct stmt_slot *use = NULL;
+	int rc, keep = 1;
+
+	h->s = NULL;
+	h->slot = NULL;
+	for (int i = 0; i < STMT_PROBE; i++) {
+		struct stmt_slot *sl = &st->cache[(home + i) & (STMT_SLOTS - 1)];
+
+		if (sl->key == sql) {
+			if (strcmp(sl->text, sql) != 0) {
+				if (!sl->busy) {
+					use = sl;	/* stale: same address, new text */
+					break;
+				}
+			} else if (!sl->busy) {
+				sl->busy = 1;
+				h->s = sl->s;
+				h->slot = sl;
+				st->stats.reused++;
+				return FU_OK;
+			} else {
+				keep = 0;	/* nested use of the same query */
+				break;
+			}
+		}
+		if (sl->s == NULL) {
+			if (use == NULL || use->s != NULL)
+				use = sl;
+		} else if (!sl->busy && use == NULL)
+			use = sl;
+	}
+	if (use == NULL)
+		keep = 0;
+	if ((rc = sqlite3_prepare_v3(st->db, sql, -1, keep ?
+	    SQLITE_PREPARE_PERSISTENT : 0, &h->s, NULL)) != SQLITE_OK) {
+		h->s = NULL;
+		return db_fail(st, rc, "prepare", err);
+	}
+	st->stats.prepared++;
+	if (!keep || h->s == NULL)	/* NULL: no statement in the text */
+		return FU_OK;
+	if (use->s != NULL) {
+		sqlite3_finalize(use->s);
+		free(use->text);
+		st->stats.cached--;
+	}
+	use->key = sql;
+	use->text = xstrdup(sql);
+	use->s = h->s;
+	use->busy = 1;
+	h->slot = use;
+	st->stats.cached++;
+	return FU_OK;
+}
+
+/* Done with a statement: a cached one is reset for the next use. */
+static void
+stmt_done(struct stmt *h)
+{
+	if (h->slot != NULL) {
+		sqlite3_reset(h->s);
+		sqlite3_clear_bindings(h->s);
+		h->slot->busy = 0;
+	} else
+		sqlite3_finalize(h->s);
+	h->s = NULL;
+	h->slot = NULL;
+}
+
+static void
+cache_clear(struct store *st)
+{
+	for (int i = 0; i < STMT_SLOTS; i++) {
+		struct stmt_slot *sl = &st->cache[i];
+
+		sqlite3_finalize(sl->s);
+		free(sl->text);
+		memset(sl, 0, sizeof(*sl));
+	}
+	st->stats.cached = 0;
+}
+
+/* Run a statement of this file that returns no rows, e.g. BEGIN. */
+static int
+exec_cached(struct store *st, const char *sql, char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	if ((r = stmt_get(st, sql, &h, err)) != FU_OK)
+		return r;
+	rc = sqlite3_step(h.s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		/* The words sqlite3_exec gave before the cache. */
+		set_err(err, "state.db: %s", sqlite3_errmsg(st->db));
+		r = classify(rc);
+	}
+	stmt_done(&h);
+	return r;
 }
 
 static int
@@ -274,6 +420,7 @@ store_open(const char *path, int busy_timeout_ms, struct store **out,
 	    (r = exec_sql(st, "PRAGMA synchronous = FULL", err)) != FU_OK ||
 	    (r = exec_sql(st, "PRAGMA foreign_keys = ON", err)) != FU_OK)
 		goto fail;
+	/* Before any statement is cached: they are prepared on the new schema. */
 	if ((r = migrate(st, path, err)) != FU_OK)
 		goto fail;
 	*out = st;
@@ -289,56 +436,67 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	sqlite3_close(st->db);
+	cache_clear(st);
+	/* Every other statement was finalized after its one use. */
+	if (sqlite3_close(st->db) != SQLITE_OK)
+		log_warnx("store: close: %s", sqlite3_errmsg(st->db));
 	free(st);
+}
+
+void
+store_cache_stats(const struct store *st, struct store_cache_stats *out)
+{
+	*out = st->stats;
 }
 
 int
 store_begin(struct store *st, char **err)
 {
-	return exec_sql(st, "BEGIN IMMEDIATE", err);
+	return exec_cached(st, "BEGIN IMMEDIATE", err);
 }
 
 int
 store_commit(struct store *st, char **err)
 {
-	return exec_sql(st, "COMMIT", err);
+	return exec_cached(st, "COMMIT", err);
 }
 
 void
 store_rollback(struct store *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
-		exec_sql(st, "ROLLBACK", NULL);
+		exec_cached(st, "ROLLBACK", NULL);
 }
 
 /*
- * Bind a list of parameters described by a format: 't' text (const char *,
- * NULL binds NULL), 'i' int64 (int64_t), 'T' time_t.
+ * The statement for sql with a list of parameters described by a format:
+ * 't' text (const char *, NULL binds NULL), 'i' int64 (int64_t), 'T'
+ * time_t. Texts are bound without a copy: they must outlive the step, and
+ * stmt_done clears them.
  */
 static int
-prepare(struct store *st, sqlite3_stmt **s, const char *sql, char **err,
+prepare(struct store *st, struct stmt *h, const char *sql, char **err,
     const char *fmt, ...)
 {
 	va_list ap;
-	int rc, i = 1;
+	int r, rc = SQLITE_OK, i = 1;
 
-	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL)) != SQLITE_OK)
-		return db_fail(st, rc, "prepare", err);
+	if ((r = stmt_get(st, sql, h, err)) != FU_OK)
+		return r;
 	va_start(ap, fmt);
 	for (const char *f = fmt; *f; f++, i++) {
 		switch (*f) {
 		case 't': {
 			const char *v = va_arg(ap, const char *);
-			rc = v ? sqlite3_bind_text(*s, i, v, -1, SQLITE_TRANSIENT)
-			    : sqlite3_bind_null(*s, i);
+			rc = v ? sqlite3_bind_text(h->s, i, v, -1, SQLITE_STATIC)
+			    : sqlite3_bind_null(h->s, i);
 			break;
 		}
 		case 'i':
-			rc = sqlite3_bind_int64(*s, i, va_arg(ap, int64_t));
+			rc = sqlite3_bind_int64(h->s, i, va_arg(ap, int64_t));
 			break;
 		case 'T':
-			rc = sqlite3_bind_int64(*s, i,
+			rc = sqlite3_bind_int64(h->s, i,
 			    (sqlite3_int64)va_arg(ap, time_t));
 			break;
 		default:
@@ -349,40 +507,73 @@ prepare(struct store *st, sqlite3_stmt **s, const char *sql, char **err,
 	}
 	va_end(ap);
 	if (rc != SQLITE_OK) {
-		int r = db_fail(st, rc, "bind", err);
-		sqlite3_finalize(*s);
-		*s = NULL;
+		r = db_fail(st, rc, "bind", err);
+		stmt_done(h);
 		return r;
 	}
 	return FU_OK;
 }
 
+/* Bind text parameters ?1..?n (NULL-terminated list; NULL: none). */
+static int
+bind_params(struct store *st, struct stmt *h, const char *const *params,
+    char **err)
+{
+	int rc, r;
+
+	for (int i = 0; params && params[i]; i++)
+		if ((rc = sqlite3_bind_text(h->s, i + 1, params[i], -1,
+		    SQLITE_STATIC)) != SQLITE_OK) {
+			r = db_fail(st, rc, "bind", err);
+			stmt_done(h);
+			return r;
+		}
+	return FU_OK;
+}
+
 /* Run a statement that returns no rows; *changes gets the row count. */
 static int
-run(struct store *st, sqlite3_stmt *s, int *changes, char **err)
+run(struct store *st, struct stmt *h, int *changes, char **err)
 {
-	int rc = sqlite3_step(s);
+	int rc = sqlite3_step(h->s), r = FU_OK;
 
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return db_fail(st, rc, "step", err);
 	if (changes)
+		*changes = 0;
+	if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "step", err);
+	else if (changes)
 		*changes = sqlite3_changes(st->db);
-	return FU_OK;
+	stmt_done(h);
+	return r;
+}
+
+/* One row at most: *yes is 1 when there is one. */
+static int
+exists(struct store *st, struct stmt *h, int *yes, const char *what,
+    char **err)
+{
+	int rc = sqlite3_step(h->s), r = FU_OK;
+
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = db_fail(st, rc, what, err);
+	else
+		*yes = rc == SQLITE_ROW;
+	stmt_done(h);
+	return r;
 }
 
 int
 store_event(struct store *st, int64_t job_id, time_t now, const char *event,
     const char *detail, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "INSERT INTO events (job_id, at, event, "
+	if ((r = prepare(st, &h, "INSERT INTO events (job_id, at, event, "
 	    "detail) VALUES (?, ?, ?, ?)", err, "iTtt", job_id, now, event,
 	    detail)) != FU_OK)
 		return r;
-	return run(st, s, NULL, err);
+	return run(st, &h, NULL, err);
 }
 
 int
@@ -390,15 +581,28 @@ store_job_plan(struct store *st, const char *rule, const char *subject,
     const char *occurrence, time_t due_at, time_t now, int *created,
     int64_t *id, char **err)
 {
-	sqlite3_stmt *s;
+	static const struct job_note none;
+
+	return store_job_plan_noted(st, rule, subject, occurrence, due_at, now,
+	    &none, created, id, err);
+}
+
+int
+store_job_plan_noted(struct store *st, const char *rule, const char *subject,
+    const char *occurrence, time_t due_at, time_t now,
+    const struct job_note *note, int *created, int64_t *id, char **err)
+{
+	struct stmt h;
 	int r, n;
 
-	if ((r = prepare(st, &s, "INSERT OR IGNORE INTO jobs (rule, subject, "
-	    "occurrence, state, due_at, created_at, updated_at) VALUES "
-	    "(?, ?, ?, 'planned', ?, ?, ?)", err, "tttTTT", rule, subject,
-	    occurrence, due_at, now, now)) != FU_OK)
+	if ((r = prepare(st, &h, "INSERT OR IGNORE INTO jobs (rule, subject, "
+	    "occurrence, state, due_at, created_at, updated_at, tz, class, "
+	    "email, customer) VALUES (?1, ?2, ?3, 'planned', ?4, ?5, ?5, ?6, "
+	    "?7, NULLIF(?8, ''), NULLIF(?9, ''))", err, "tttTTtttt", rule,
+	    subject, occurrence, due_at, now, note->tz, note->cls, note->email,
+	    note->customer)) != FU_OK)
 		return r;
-	if ((r = run(st, s, &n, err)) != FU_OK)
+	if ((r = run(st, &h, &n, err)) != FU_OK)
 		return r;
 	*created = n > 0;
 	*id = n > 0 ? (int64_t)sqlite3_last_insert_rowid(st->db) : 0;
@@ -469,50 +673,48 @@ store_jobs_free(struct job *jobs, int n)
 int
 store_job_get(struct store *st, int64_t id, struct job *j, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r, rc;
 
-	if ((r = prepare(st, &s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?",
+	if ((r = prepare(st, &h, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?",
 	    err, "i", id)) != FU_OK)
 		return r;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		job_from_row(s, j);
-		sqlite3_finalize(s);
-		return FU_OK;
-	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_DONE) {
+	rc = sqlite3_step(h.s);
+	if (rc == SQLITE_ROW)
+		job_from_row(h.s, j);
+	else if (rc == SQLITE_DONE) {
 		set_err(err, "no job %lld", (long long)id);
-		return FU_PERMFAIL;
-	}
-	return db_fail(st, rc, "select job", err);
+		r = FU_PERMFAIL;
+	} else
+		r = db_fail(st, rc, "select job", err);
+	stmt_done(&h);
+	return r;
 }
 
-/* Every row of a prepared job SELECT into an allocated array; finalizes s. */
+/* Every row of a prepared job SELECT into an allocated array; done with h. */
 static int
-collect_jobs(struct store *st, sqlite3_stmt *s, struct job **jobs, int *n,
+collect_jobs(struct store *st, struct stmt *h, struct job **jobs, int *n,
     char **err)
 {
-	int rc, cap = 0;
+	int rc, r = FU_OK, cap = 0;
 
 	*jobs = NULL;
 	*n = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(h->s)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
 			*jobs = xrealloc(*jobs, (size_t)cap * sizeof(**jobs));
 		}
-		job_from_row(s, &(*jobs)[(*n)++]);
+		job_from_row(h->s, &(*jobs)[(*n)++]);
 	}
-	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "select jobs", err);
 		store_jobs_free(*jobs, *n);
 		*jobs = NULL;
 		*n = 0;
-		return db_fail(st, rc, "select jobs", err);
 	}
-	return FU_OK;
+	stmt_done(h);
+	return r;
 }
 
 int
@@ -524,38 +726,43 @@ store_jobs_due(struct store *st, enum job_state state, time_t now, int limit,
 	    "ORDER BY due_at, id LIMIT ?" :
 	    "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? AND "
 	    "next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?";
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, sql, err, "tTi", store_state_name(state), now,
+	if ((r = prepare(st, &h, sql, err, "tTi", store_state_name(state), now,
 	    (int64_t)limit)) != FU_OK)
 		return r;
-	return collect_jobs(st, s, jobs, n, err);
+	return collect_jobs(st, &h, jobs, n, err);
 }
 
 int
 store_jobs_due_after(struct store *st, time_t now, time_t after_due,
     int64_t after_id, int limit, struct job **jobs, int *n, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "SELECT " JOB_COLUMNS " FROM jobs WHERE "
+	if ((r = prepare(st, &h, "SELECT " JOB_COLUMNS " FROM jobs WHERE "
 	    "state = 'planned' AND due_at <= ? AND (due_at, id) > (?, ?) "
 	    "ORDER BY due_at, id LIMIT ?", err, "TTii", now, after_due,
 	    after_id, (int64_t)limit)) != FU_OK)
 		return r;
-	return collect_jobs(st, s, jobs, n, err);
+	return collect_jobs(st, &h, jobs, n, err);
 }
 
-/* Update one job and record the event; the job must exist. */
+/*
+ * Run one job's UPDATE (h) and record the event; the job must exist.
+ * The UPDATEs spell a set of states as `state = 'a' OR state = 'b' ...`:
+ * SQLite builds an ephemeral table for IN lists of more than two values
+ * every time the statement runs, which costs more than the update.
+ */
 static int
 transition(struct store *st, int64_t id, time_t now, const char *event,
-    const char *detail, sqlite3_stmt *s, char **err)
+    const char *detail, struct stmt *h, char **err)
 {
 	int r, n;
 
-	if ((r = run(st, s, &n, err)) != FU_OK)
+	if ((r = run(st, h, &n, err)) != FU_OK)
 		return r;
 	if (n == 0) {
 		set_err(err, "job %lld: not found or not in a state that "
@@ -569,51 +776,52 @@ int
 store_job_cancel(struct store *st, int64_t id, const char *reason,
     const char *detail, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'cancelled', "
-	    "reason = ?, updated_at = ? WHERE id = ? AND state IN ('planned', "
-	    "'queued', 'deferred', 'failed', 'held')", err, "tTi", reason,
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'cancelled', "
+	    "reason = ?, updated_at = ? WHERE id = ? AND (state = 'planned' OR "
+	    "state = 'queued' OR state = 'deferred' OR state = 'failed' OR "
+	    "state = 'held')", err, "tTi", reason,
 	    now, id)) != FU_OK)
 		return r;
 	return transition(st, id, now, "cancelled",
-	    detail ? detail : reason, s, err);
+	    detail ? detail : reason, &h, err);
 }
 
 int
 store_job_queued(struct store *st, int64_t id, const char *recipient,
     const char *message_id, const char *spool_name, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	char detail[600];
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'queued', "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'queued', "
 	    "recipient = ?, message_id = ?, spool_name = ?, "
-	    "next_attempt_at = ?, queued_at = COALESCE(queued_at, ?), "
-	    "updated_at = ? WHERE id = ? AND state = 'planned'", err,
-	    "tttTTTi", recipient, message_id, spool_name, now, now, now,
-	    id)) != FU_OK)
+	    "next_attempt_at = ?4, queued_at = COALESCE(queued_at, ?4), "
+	    "updated_at = ?4 WHERE id = ?5 AND state = 'planned'", err,
+	    "tttTi", recipient, message_id, spool_name, now, id)) != FU_OK)
 		return r;
+	/* The event's detail as ever, 599 bytes at most. */
 	snprintf(detail, sizeof(detail), "Message-ID <%s>, spool %s",
 	    message_id, spool_name);
-	return transition(st, id, now, "queued", detail, s, err);
+	return transition(st, id, now, "queued", detail, &h, err);
 }
 
 int
 store_job_sending(struct store *st, int64_t id, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r, n;
 
 	/* No event row: sending is transient and one row per attempt would
 	 * double the write cost of delivery; the outcome is recorded. */
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'sending', "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'sending', "
 	    "attempts = attempts + 1, updated_at = ? WHERE id = ? AND state "
 	    "IN ('queued', 'deferred')", err, "Ti", now, id)) != FU_OK)
 		return r;
-	if ((r = run(st, s, &n, err)) != FU_OK)
+	if ((r = run(st, &h, &n, err)) != FU_OK)
 		return r;
 	if (n == 0) {
 		set_err(err, "job %lld: no longer queued", (long long)id);
@@ -626,68 +834,68 @@ int
 store_job_sent(struct store *st, int64_t id, const char *reply, time_t now,
     char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'sent', "
-	    "last_reply = ?, sent_at = ?, updated_at = ? WHERE id = ? AND "
-	    "state = 'sending'", err, "tTTi", reply, now, now, id)) != FU_OK)
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'sent', "
+	    "last_reply = ?1, sent_at = ?2, updated_at = ?2 WHERE id = ?3 AND "
+	    "state = 'sending'", err, "tTi", reply, now, id)) != FU_OK)
 		return r;
-	return transition(st, id, now, "sent", reply, s, err);
+	return transition(st, id, now, "sent", reply, &h, err);
 }
 
 int
 store_job_deferred(struct store *st, int64_t id, const char *reply,
     time_t next_attempt, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'deferred', "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'deferred', "
 	    "last_reply = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? "
 	    "AND state = 'sending'", err, "tTTi", reply, next_attempt, now,
 	    id)) != FU_OK)
 		return r;
-	return transition(st, id, now, "deferred", reply, s, err);
+	return transition(st, id, now, "deferred", reply, &h, err);
 }
 
 int
 store_job_failed(struct store *st, int64_t id, const char *reason,
     const char *reply, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	char detail[700];
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'failed', "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'failed', "
 	    "reason = ?, last_reply = COALESCE(?, last_reply), updated_at = ? "
-	    "WHERE id = ? AND state IN ('planned', 'queued', 'sending', "
-	    "'deferred')", err, "ttTi", reason, reply, now, id)) != FU_OK)
+	    "WHERE id = ? AND (state = 'planned' OR state = 'queued' OR state = "
+	    "'sending' OR state = 'deferred')", err, "ttTi", reason, reply, now, id)) != FU_OK)
 		return r;
 	snprintf(detail, sizeof(detail), "%s%s%s", reason, reply ? ": " : "",
 	    reply ? reply : "");
-	return transition(st, id, now, "failed", detail, s, err);
+	return transition(st, id, now, "failed", detail, &h, err);
 }
 
 int
 store_job_replan(struct store *st, int64_t id, const char *detail, time_t now,
     char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'planned', "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'planned', "
 	    "spool_name = NULL, due_at = ?, updated_at = ? WHERE id = ? AND "
-	    "state IN ('queued', 'deferred', 'sending')", err, "TTi", now, now,
+	    "(state = 'queued' OR state = 'deferred' OR state = 'sending')", err, "TTi", now, now,
 	    id)) != FU_OK)
 		return r;
-	return transition(st, id, now, "replanned", detail, s, err);
+	return transition(st, id, now, "replanned", detail, &h, err);
 }
 
 int
 store_job_retry(struct store *st, int64_t id, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
 	/*
@@ -695,49 +903,50 @@ store_job_retry(struct store *st, int64_t id, time_t now, char **err)
 	 * `once --now` may run in simulated time). A failed job whose message
 	 * was never spooled goes back to planned; the queue lifetime restarts.
 	 */
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = CASE WHEN "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = CASE WHEN "
 	    "spool_name IS NULL THEN 'planned' ELSE 'queued' END, "
 	    "reason = NULL, next_attempt_at = 0, queued_at = CASE WHEN "
 	    "spool_name IS NULL THEN NULL ELSE ? END, updated_at = ? "
-	    "WHERE id = ? AND state IN ('queued', 'deferred', 'failed', 'held')",
+	    "WHERE id = ? AND (state = 'queued' OR state = 'deferred' OR "
+	    "state = 'failed' OR state = 'held')",
 	    err, "TTi", now, now, id)) != FU_OK)
 		return r;
-	return transition(st, id, now, "retry", "by operator", s, err);
+	return transition(st, id, now, "retry", "by operator", &h, err);
 }
 
 int
 store_job_hold(struct store *st, int64_t id, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = 'held', "
-	    "updated_at = ? WHERE id = ? AND state IN ('planned', 'queued', "
-	    "'deferred')", err, "Ti", now, id)) != FU_OK)
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'held', "
+	    "updated_at = ? WHERE id = ? AND (state = 'planned' OR state = "
+	    "'queued' OR state = 'deferred')", err, "Ti", now, id)) != FU_OK)
 		return r;
-	return transition(st, id, now, "held", "by operator", s, err);
+	return transition(st, id, now, "held", "by operator", &h, err);
 }
 
 int
 store_job_release(struct store *st, int64_t id, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
 	/* The spool file says how far it got: a message exists → queued. */
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = CASE WHEN "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = CASE WHEN "
 	    "spool_name IS NULL THEN 'planned' ELSE 'queued' END, "
 	    "next_attempt_at = coalesce(next_attempt_at, 0), updated_at = ? "
 	    "WHERE id = ? AND state = 'held'", err, "Ti", now, id)) != FU_OK)
 		return r;
-	return transition(st, id, now, "released", "by operator", s, err);
+	return transition(st, id, now, "released", "by operator", &h, err);
 }
 
 int
 store_recover_sending(struct store *st, time_t now, int hold, int *count,
     char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
 	/*
@@ -746,159 +955,142 @@ store_recover_sending(struct store *st, time_t now, int hold, int *count,
 	 * never came: queued again (same Message-ID) or held for an operator.
 	 */
 	*count = 0;
-	if ((r = prepare(st, &s, "INSERT INTO events (job_id, at, event, "
+	if ((r = prepare(st, &h, "INSERT INTO events (job_id, at, event, "
 	    "detail) SELECT id, ?, 'interrupted', ? FROM jobs WHERE state = "
 	    "'sending'", err, "Tt", now, hold ? "found sending after an "
 	    "interruption: outcome unknown, held (unknown_outcome = hold)" :
 	    "found sending after an interruption: outcome unknown, sending "
 	    "again with the same Message-ID")) != FU_OK)
 		return r;
-	if ((r = run(st, s, NULL, err)) != FU_OK)
+	if ((r = run(st, &h, NULL, err)) != FU_OK)
 		return r;
-	if ((r = prepare(st, &s, "UPDATE jobs SET state = ?, next_attempt_at = "
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = ?, next_attempt_at = "
 	    "?, updated_at = ? WHERE state = 'sending'", err, "tTT", hold ?
 	    "held" : "queued", now, now)) != FU_OK)
 		return r;
-	return run(st, s, count, err);
+	return run(st, &h, count, err);
 }
 
 int
 store_suppressed(struct store *st, const char *addr, int *yes, char **err)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	struct stmt h;
+	int r;
 
-	if ((r = prepare(st, &s, "SELECT 1 FROM suppressions WHERE address = ?",
+	if ((r = prepare(st, &h, "SELECT 1 FROM suppressions WHERE address = ?",
 	    err, "t", addr)) != FU_OK)
 		return r;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(st, rc, "suppressions", err);
-	*yes = rc == SQLITE_ROW;
-	return FU_OK;
+	return exists(st, &h, yes, "suppressions", err);
 }
 
 int
 store_suppress(struct store *st, const char *addr, const char *reason,
     time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "INSERT OR REPLACE INTO suppressions "
+	if ((r = prepare(st, &h, "INSERT OR REPLACE INTO suppressions "
 	    "(address, reason, created_at) VALUES (?, ?, ?)", err, "ttT", addr,
 	    reason, now)) != FU_OK)
 		return r;
-	return run(st, s, NULL, err);
+	return run(st, &h, NULL, err);
 }
 
 int
 store_opted_out(struct store *st, const char *addr, const char *cls, int *yes,
     char **err)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	struct stmt h;
+	int r;
 
-	if ((r = prepare(st, &s, "SELECT 1 FROM optouts WHERE address = ? AND "
-	    "class IN (?, 'all')", err, "tt", addr, cls)) != FU_OK)
+	/* +class: the index finds the address; the classes are compared, not
+	 * made into an ephemeral table on every run (see transition). */
+	if ((r = prepare(st, &h, "SELECT 1 FROM optouts WHERE address = ?1 AND "
+	    "+class IN (?2, 'all')", err, "tt", addr, cls)) != FU_OK)
 		return r;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(st, rc, "optouts", err);
-	*yes = rc == SQLITE_ROW;
-	return FU_OK;
+	return exists(st, &h, yes, "optouts", err);
 }
 
 int
 store_meta_set(struct store *st, const char *key, const char *value,
     char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, "INSERT OR REPLACE INTO meta (key, value) "
+	if ((r = prepare(st, &h, "INSERT OR REPLACE INTO meta (key, value) "
 	    "VALUES (?, ?)", err, "tt", key, value)) != FU_OK)
 		return r;
-	return run(st, s, NULL, err);
+	return run(st, &h, NULL, err);
 }
 
 char *
 store_meta_get(struct store *st, const char *key)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	char *v = NULL;
 
-	if (prepare(st, &s, "SELECT value FROM meta WHERE key = ?", NULL, "t",
+	if (prepare(st, &h, "SELECT value FROM meta WHERE key = ?", NULL, "t",
 	    key) != FU_OK)
 		return NULL;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = col_text(s, 0);
-	sqlite3_finalize(s);
+	if (sqlite3_step(h.s) == SQLITE_ROW)
+		v = col_text(h.s, 0);
+	stmt_done(&h);
 	return v;
 }
 
+/* Hand each row of a prepared statement to cb; done with h. */
 static int
-query_rows(struct store *st, sqlite3_stmt *s, store_row_cb cb, void *arg,
-    char **err);
+query_rows(struct store *st, struct stmt *h, store_row_cb cb, void *arg,
+    char **err)
+{
+	int rc, n, r = FU_OK;
+
+	n = sqlite3_column_count(h->s);
+	{
+		char *names[n + 1], *values[n + 1];
+
+		for (int i = 0; i < n; i++)
+			names[i] = (char *)(uintptr_t)sqlite3_column_name(h->s,
+			    i);
+		names[n] = values[n] = NULL;
+		while ((rc = sqlite3_step(h->s)) == SQLITE_ROW) {
+			for (int i = 0; i < n; i++)
+				values[i] = (char *)(uintptr_t)
+				    sqlite3_column_text(h->s, i);
+			cb(n, names, values, arg);
+		}
+	}
+	if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "query", err);
+	stmt_done(h);
+	return r;
+}
 
 int
 store_query(struct store *st, const char *sql, const char *param,
     store_row_cb cb, void *arg, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int r;
 
-	if ((r = prepare(st, &s, sql, err, param ? "t" : "", param)) != FU_OK)
+	if ((r = prepare(st, &h, sql, err, param ? "t" : "", param)) != FU_OK)
 		return r;
-	return query_rows(st, s, cb, arg, err);
+	return query_rows(st, &h, cb, arg, err);
 }
 
 int
 store_query_params(struct store *st, const char *sql,
     const char *const *params, store_row_cb cb, void *arg, char **err)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	struct stmt h;
+	int r;
 
-	if ((r = prepare(st, &s, sql, err, "")) != FU_OK)
+	if ((r = stmt_get(st, sql, &h, err)) != FU_OK ||
+	    (r = bind_params(st, &h, params, err)) != FU_OK)
 		return r;
-	for (int i = 0; params && params[i]; i++)
-		if ((rc = sqlite3_bind_text(s, i + 1, params[i], -1,
-		    SQLITE_TRANSIENT)) != SQLITE_OK) {
-			r = db_fail(st, rc, "bind", err);
-			sqlite3_finalize(s);
-			return r;
-		}
-	return query_rows(st, s, cb, arg, err);
-}
-
-/* Hand each row of a prepared statement to cb; finalizes it. */
-static int
-query_rows(struct store *st, sqlite3_stmt *s, store_row_cb cb, void *arg,
-    char **err)
-{
-	int rc, n;
-
-	n = sqlite3_column_count(s);
-	{
-		char *names[n + 1], *values[n + 1];
-
-		for (int i = 0; i < n; i++)
-			names[i] = (char *)(uintptr_t)sqlite3_column_name(s, i);
-		names[n] = values[n] = NULL;
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			for (int i = 0; i < n; i++)
-				values[i] = (char *)(uintptr_t)
-				    sqlite3_column_text(s, i);
-			cb(n, names, values, arg);
-		}
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return db_fail(st, rc, "query", err);
-	return FU_OK;
+	return query_rows(st, &h, cb, arg, err);
 }
 
 /* ---- agent reminders (schema 2) ---- */
@@ -948,70 +1140,69 @@ int
 store_reminder_get(struct store *st, const char *rule, const char *subject,
     struct reminder *r, int *found, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int rc, ret;
 
 	*found = 0;
-	if ((ret = prepare(st, &s, "SELECT " REMINDER_COLUMNS " FROM reminders "
+	if ((ret = prepare(st, &h, "SELECT " REMINDER_COLUMNS " FROM reminders "
 	    "WHERE rule = ? AND subject = ?", err, "tt", rule, subject)) != FU_OK)
 		return ret;
-	rc = sqlite3_step(s);
+	rc = sqlite3_step(h.s);
 	if (rc == SQLITE_ROW) {
-		reminder_from_row(s, r);
+		reminder_from_row(h.s, r);
 		*found = 1;
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(st, rc, "select reminder", err);
-	return FU_OK;
+	} else if (rc != SQLITE_DONE)
+		ret = db_fail(st, rc, "select reminder", err);
+	stmt_done(&h);
+	return ret;
 }
 
 int
 store_reminder_put(struct store *st, const struct reminder *r, time_t now,
     char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int ret;
 
-	if ((ret = prepare(st, &s, "INSERT OR REPLACE INTO reminders (rule, "
+	if ((ret = prepare(st, &h, "INSERT OR REPLACE INTO reminders (rule, "
 	    "subject, uid, sequence, active, agent, agent_name, tz, at, "
 	    "dtstart, dtend, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?)", err, "tttiitttTTTT", r->rule, r->subject, r->uid,
 	    (int64_t)r->sequence, (int64_t)r->active, r->agent, r->agent_name,
 	    r->tz, r->at ? r->at : "", r->dtstart, r->dtend, now)) != FU_OK)
 		return ret;
-	return run(st, s, NULL, err);
+	return run(st, &h, NULL, err);
 }
 
 int
 store_reminders_active(struct store *st, const char *rule, time_t end_after,
     struct reminder **out, int *n, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int rc, ret, cap = 0;
 
 	*out = NULL;
 	*n = 0;
-	if ((ret = prepare(st, &s, "SELECT " REMINDER_COLUMNS " FROM reminders "
+	if ((ret = prepare(st, &h, "SELECT " REMINDER_COLUMNS " FROM reminders "
 	    "WHERE active = 1 AND dtend > ? AND (?2 IS NULL OR rule = ?2) "
 	    "ORDER BY agent, dtstart, rule, subject", err, "Tt", end_after,
 	    rule)) != FU_OK)
 		return ret;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
 			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
 		}
-		reminder_from_row(s, &(*out)[(*n)++]);
+		reminder_from_row(h.s, &(*out)[(*n)++]);
 	}
-	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {
+		ret = db_fail(st, rc, "select reminders", err);
 		store_reminders_free(*out, *n);
 		*out = NULL;
 		*n = 0;
-		return db_fail(st, rc, "select reminders", err);
 	}
-	return FU_OK;
+	stmt_done(&h);
+	return ret;
 }
 
 int
@@ -1019,7 +1210,7 @@ store_reminder_message(struct store *st, const struct reminder *r,
     const char *method, const char *agent, const char *agent_name,
     time_t due, time_t now, int64_t *job_id, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	char occurrence[300];
 	int ret, created;
 
@@ -1033,50 +1224,49 @@ store_reminder_message(struct store *st, const struct reminder *r,
 		*job_id = 0;
 		return FU_OK;
 	}
-	if ((ret = prepare(st, &s, "INSERT INTO reminder_messages (job_id, "
+	if ((ret = prepare(st, &h, "INSERT INTO reminder_messages (job_id, "
 	    "rule, subject, method, uid, sequence, agent, agent_name, tz, "
 	    "dtstart, dtend) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err,
 	    "ittttitttTT", *job_id, r->rule, r->subject, method, r->uid,
 	    (int64_t)r->sequence, agent, agent_name, r->tz, r->dtstart,
 	    r->dtend)) != FU_OK)
 		return ret;
-	return run(st, s, NULL, err);
+	return run(st, &h, NULL, err);
 }
 
 int
 store_reminder_message_get(struct store *st, int64_t job_id,
     struct reminder *r, char **method, int *found, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int rc, ret;
 
 	*found = 0;
 	*method = NULL;
-	if ((ret = prepare(st, &s, "SELECT rule, subject, uid, sequence, 1, "
+	if ((ret = prepare(st, &h, "SELECT rule, subject, uid, sequence, 1, "
 	    "agent, agent_name, tz, '', dtstart, dtend, method FROM "
 	    "reminder_messages WHERE job_id = ?", err, "i", job_id)) != FU_OK)
 		return ret;
-	rc = sqlite3_step(s);
+	rc = sqlite3_step(h.s);
 	if (rc == SQLITE_ROW) {
-		reminder_from_row(s, r);
-		*method = col_text(s, 11);
+		reminder_from_row(h.s, r);
+		*method = col_text(h.s, 11);
 		*found = 1;
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(st, rc, "select reminder message", err);
-	return FU_OK;
+	} else if (rc != SQLITE_DONE)
+		ret = db_fail(st, rc, "select reminder message", err);
+	stmt_done(&h);
+	return ret;
 }
 
 int
 store_reminder_supersede(struct store *st, const char *rule,
     const char *subject, time_t now, int *count, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int ret, n = 0;
 
 	*count = 0;
-	if ((ret = prepare(st, &s, "SELECT m.job_id FROM reminder_messages m "
+	if ((ret = prepare(st, &h, "SELECT m.job_id FROM reminder_messages m "
 	    "JOIN jobs j ON j.id = m.job_id WHERE m.rule = ? AND m.subject = ? "
 	    "AND j.state = 'planned'", err, "tt", rule, subject)) != FU_OK)
 		return ret;
@@ -1084,12 +1274,15 @@ store_reminder_supersede(struct store *st, const char *rule,
 		int64_t ids[64];
 		int rc;
 
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < 64)
-			ids[n++] = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return db_fail(st, rc, "select planned reminder messages",
+		while ((rc = sqlite3_step(h.s)) == SQLITE_ROW && n < 64)
+			ids[n++] = sqlite3_column_int64(h.s, 0);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			ret = db_fail(st, rc, "select planned reminder messages",
 			    err);
+			stmt_done(&h);
+			return ret;
+		}
+		stmt_done(&h);
 		for (int i = 0; i < n; i++)
 			if ((ret = store_job_cancel(st, ids[i], "superseded",
 			    "a newer version of the reminder replaces it", now,
@@ -1104,63 +1297,58 @@ int
 store_reminder_delivered(struct store *st, const char *rule,
     const char *subject, const char *agent, int *yes, char **err)
 {
-	sqlite3_stmt *s;
-	int rc, ret;
+	struct stmt h;
+	int ret;
 
-	if ((ret = prepare(st, &s, "SELECT 1 FROM reminder_messages m JOIN jobs "
+	if ((ret = prepare(st, &h, "SELECT 1 FROM reminder_messages m JOIN jobs "
 	    "j ON j.id = m.job_id WHERE m.rule = ? AND m.subject = ? AND "
 	    "m.agent = ? COLLATE NOCASE AND m.method = 'REQUEST' AND j.state "
 	    "NOT IN ('planned', 'cancelled') LIMIT 1", err, "ttt", rule,
 	    subject, agent)) != FU_OK)
 		return ret;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(st, rc, "select delivered reminders", err);
-	*yes = rc == SQLITE_ROW;
-	return FU_OK;
+	return exists(st, &h, yes, "select delivered reminders", err);
 }
 
 int
 store_job_postpone(struct store *st, int64_t id, time_t due_at,
     const char *why, time_t now, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	char detail[160];
 	int ret;
 
-	if ((ret = prepare(st, &s, "UPDATE jobs SET due_at = ?, updated_at = ? "
+	if ((ret = prepare(st, &h, "UPDATE jobs SET due_at = ?, updated_at = ? "
 	    "WHERE id = ? AND state = 'planned'", err, "TTi", due_at, now,
 	    id)) != FU_OK)
 		return ret;
 	snprintf(detail, sizeof(detail), "%s", why);
-	return transition(st, id, now, "postponed", detail, s, err);
+	return transition(st, id, now, "postponed", detail, &h, err);
 }
 
 int
 store_job_set_tz(struct store *st, int64_t id, const char *tz, char **err)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	int ret;
 
-	if ((ret = prepare(st, &s, "UPDATE jobs SET tz = ? WHERE id = ?", err,
+	if ((ret = prepare(st, &h, "UPDATE jobs SET tz = ? WHERE id = ?", err,
 	    "ti", tz, id)) != FU_OK)
 		return ret;
-	return run(st, s, NULL, err);
+	return run(st, &h, NULL, err);
 }
 
 char *
 store_job_tz(struct store *st, int64_t id)
 {
-	sqlite3_stmt *s;
+	struct stmt h;
 	char *v = NULL;
 
-	if (prepare(st, &s, "SELECT tz FROM jobs WHERE id = ?", NULL, "i",
+	if (prepare(st, &h, "SELECT tz FROM jobs WHERE id = ?", NULL, "i",
 	    id) != FU_OK)
 		return NULL;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = col_text(s, 0);
-	sqlite3_finalize(s);
+	if (sqlite3_step(h.s) == SQLITE_ROW)
+		v = col_text(h.s, 0);
+	stmt_done(&h);
 	return v;
 }
 
@@ -1168,17 +1356,11 @@ int
 store_exec(struct store *st, const char *sql, const char *const *params,
     int *changes, char **err)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	struct stmt h;
+	int r;
 
-	if ((r = prepare(st, &s, sql, err, "")) != FU_OK)
+	if ((r = stmt_get(st, sql, &h, err)) != FU_OK ||
+	    (r = bind_params(st, &h, params, err)) != FU_OK)
 		return r;
-	for (int i = 0; params && params[i]; i++)
-		if ((rc = sqlite3_bind_text(s, i + 1, params[i], -1,
-		    SQLITE_TRANSIENT)) != SQLITE_OK) {
-			r = db_fail(st, rc, "bind", err);
-			sqlite3_finalize(s);
-			return r;
-		}
-	return run(st, s, changes, err);
+	return run(st, &h, changes, err);
 }

@@ -59,6 +59,18 @@ int	store_open(const char *path, int busy_timeout_ms, struct store **,
 	    char **err);
 void	store_close(struct store *);
 
+/*
+ * The connection keeps its prepared statements (finalized by store_close).
+ * prepared: statements parsed; reused: calls that took a kept one; cached:
+ * statements kept now. For tests and profiling.
+ */
+struct store_cache_stats {
+	long	prepared;
+	long	reused;
+	int	cached;
+};
+void	store_cache_stats(const struct store *, struct store_cache_stats *);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 int	store_begin(struct store *, char **err);
 int	store_commit(struct store *, char **err);
@@ -71,6 +83,23 @@ void	store_rollback(struct store *);
 int	store_job_plan(struct store *, const char *rule, const char *subject,
 	    const char *occurrence, time_t due_at, time_t now, int *created,
 	    int64_t *id, char **err);
+
+/*
+ * store_job_plan for planning proper: a new job's row gets at once what
+ * planning notes of it (schema 3): the recipient's IANA zone, the consent
+ * class, the email and customer as planned. Any may be NULL; "" for email
+ * or customer is stored as NULL. Jobs that exist are left as they are.
+ */
+struct job_note {
+	const char	*tz;
+	const char	*cls;
+	const char	*email;
+	const char	*customer;
+};
+int	store_job_plan_noted(struct store *, const char *rule,
+	    const char *subject, const char *occurrence, time_t due_at,
+	    time_t now, const struct job_note *, int *created, int64_t *id,
+	    char **err);
 
 /* Fetch one job by id. FU_PERMFAIL when absent. */
 int	store_job_get(struct store *, int64_t id, struct job *, char **err);

@@ -9,15 +9,25 @@
 
 /*
  * Maps keep insertion order (a template preview lists keys as written) and
- * store each key's hash, so a lookup compares integers before strings.
- * Past MAP_INDEX_MIN entries an open-addressing index avoids the linear
- * scan; context maps are usually smaller than that.
+ * store each key's hash and length, so a lookup compares integers before
+ * bytes. From MAP_INDEX_MIN entries on (a row's top level, its customer)
+ * an open-addressing index avoids the linear scan: templates look names
+ * up through several maps, and a name a map lacks costs a whole scan.
+ *
+ * Allocation is what building a message's context costs most, so a value
+ * is one block: a string's bytes follow its struct, and a key of up to
+ * KEY_INLINE bytes lives in its entry (longer ones are allocated).
  */
-#define MAP_INDEX_MIN	16
+#define MAP_INDEX_MIN	8
+#define KEY_INLINE	23
 
 struct map_ent {
-	char		*key;
+	union {
+		char	*p;			/* klen > KEY_INLINE */
+		char	 in[KEY_INLINE + 1];
+	} k;
 	uint32_t	 hash;
+	uint32_t	 klen;
 	struct value	*val;
 };
 
@@ -27,7 +37,7 @@ struct value {
 		int	 b;
 		double	 n;
 		struct {
-			char	*s;
+			char	*s;		/* the bytes after the struct */
 			size_t	 len;
 		} str;
 		struct {
@@ -43,11 +53,18 @@ struct value {
 	} u;
 };
 
+static const char *
+ent_key(const struct map_ent *e)
+{
+	return e->klen > KEY_INLINE ? e->k.p : e->k.in;
+}
+
 static struct value *
 value_new(enum value_type type)
 {
-	struct value *v = xcalloc(1, sizeof(*v));
+	struct value *v = xmalloc(sizeof(*v));
 
+	memset(v, 0, sizeof(*v));
 	v->type = type;
 	return v;
 }
@@ -85,9 +102,16 @@ value_string(const char *s)
 struct value *
 value_stringn(const char *s, size_t len)
 {
-	struct value *v = value_new(VALUE_STRING);
+	struct value *v;
 
-	v->u.str.s = xstrndup(s, len);
+	if (len > SIZE_MAX - sizeof(*v) - 1)
+		fatalx("value: string too long");
+	v = xmalloc(sizeof(*v) + len + 1);
+	v->type = VALUE_STRING;
+	v->u.str.s = (char *)(v + 1);
+	if (len > 0)
+		memcpy(v->u.str.s, s, len);
+	v->u.str.s[len] = '\0';
 	v->u.str.len = len;
 	return v;
 }
@@ -112,9 +136,6 @@ value_free(struct value *v)
 	if (v == NULL)
 		return;
 	switch (v->type) {
-	case VALUE_STRING:
-		free(v->u.str.s);
-		break;
 	case VALUE_LIST:
 		for (i = 0; i < v->u.list.len; i++)
 			value_free(v->u.list.items[i]);
@@ -122,13 +143,14 @@ value_free(struct value *v)
 		break;
 	case VALUE_MAP:
 		for (i = 0; i < v->u.map.len; i++) {
-			free(v->u.map.ents[i].key);
+			if (v->u.map.ents[i].klen > KEY_INLINE)
+				free(v->u.map.ents[i].k.p);
 			value_free(v->u.map.ents[i].val);
 		}
 		free(v->u.map.ents);
 		free(v->u.map.index);
 		break;
-	default:
+	default:	/* a string's bytes are part of the value */
 		break;
 	}
 	free(v);
@@ -151,13 +173,13 @@ value_list_append(struct value *list, struct value *v)
 }
 
 /* FNV-1a: short keys, no need for anything stronger. */
-static uint32_t
-key_hash(const char *s)
+uint32_t
+value_key_hash(const char *s, size_t len)
 {
 	uint32_t h = 2166136261u;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
 	return h;
 }
 
@@ -176,21 +198,39 @@ map_index_insert(struct value *m, size_t ent)
 static void
 map_index_rebuild(struct value *m)
 {
-	size_t i, n = 64;
+	size_t i, n = 4 * MAP_INDEX_MIN;
 
 	while (n < m->u.map.len * 2)
 		n *= 2;
 	free(m->u.map.index);
-	m->u.map.index = xcalloc(n, sizeof(*m->u.map.index));
+	/* malloc, not calloc: calloc skips glibc's per-thread cache. */
+	m->u.map.index = xmalloc(n * sizeof(*m->u.map.index));
+	memset(m->u.map.index, 0, n * sizeof(*m->u.map.index));
 	m->u.map.nslots = n;
 	for (i = 0; i < m->u.map.len; i++)
 		map_index_insert(m, i);
 }
 
-static struct map_ent *
-map_find(const struct value *m, const char *key)
+static int
+ent_is(const struct map_ent *e, const char *key, size_t len, uint32_t h)
 {
-	uint32_t h = key_hash(key);
+	const char *k;
+
+	if (e->hash != h || e->klen != len)
+		return 0;
+	if (len > KEY_INLINE)
+		return memcmp(e->k.p, key, len) == 0;
+	/* Short keys: a loop beats a call to memcmp. */
+	for (k = e->k.in; len > 0; len--)
+		if (*k++ != *key++)
+			return 0;
+	return 1;
+}
+
+/* The entry for key[0..len) (no NUL inside), h its value_key_hash. */
+static struct map_ent *
+map_find(const struct value *m, const char *key, size_t len, uint32_t h)
+{
 	size_t i;
 
 	if (m->u.map.index != NULL) {
@@ -199,7 +239,7 @@ map_find(const struct value *m, const char *key)
 		for (i = h & mask; m->u.map.index[i] != 0; i = (i + 1) & mask) {
 			struct map_ent *e = &m->u.map.ents[m->u.map.index[i] - 1];
 
-			if (e->hash == h && strcmp(e->key, key) == 0)
+			if (ent_is(e, key, len, h))
 				return e;
 		}
 		return NULL;
@@ -207,35 +247,49 @@ map_find(const struct value *m, const char *key)
 	for (i = 0; i < m->u.map.len; i++) {
 		struct map_ent *e = &m->u.map.ents[i];
 
-		if (e->hash == h && strcmp(e->key, key) == 0)
+		if (ent_is(e, key, len, h))
 			return e;
 	}
 	return NULL;
 }
 
-void
-value_map_set(struct value *map, const char *key, struct value *v)
+/* Set key[0..len) (hash h) in a map, replacing its value; the entry. */
+static struct map_ent *
+map_set(struct value *map, const char *key, size_t len, uint32_t h,
+    struct value *v)
 {
 	struct map_ent *e;
 
-	if (map == NULL || map->type != VALUE_MAP || key == NULL) {
-		log_warnx("value: set on a non-map");
-		value_free(v);
-		return;
-	}
-	if ((e = map_find(map, key)) != NULL) {
+	if ((e = map_find(map, key, len, h)) != NULL) {
 		value_free(e->val);
 		e->val = v;
-		return;
+		return e;
 	}
+	if (len > UINT32_MAX)
+		fatalx("value: key too long");
 	if (map->u.map.len == map->u.map.cap) {
+		/* malloc and copy, not realloc: a context map grows past
+		 * 8 entries for most messages, and glibc's realloc of a
+		 * small block skips its per-thread cache. */
+		struct map_ent *ents;
+
 		map->u.map.cap = map->u.map.cap ? map->u.map.cap * 2 : 8;
-		map->u.map.ents = xrealloc(map->u.map.ents,
-		    map->u.map.cap * sizeof(*map->u.map.ents));
+		ents = xmalloc(map->u.map.cap * sizeof(*ents));
+		if (map->u.map.len > 0)
+			memcpy(ents, map->u.map.ents,
+			    map->u.map.len * sizeof(*ents));
+		free(map->u.map.ents);
+		map->u.map.ents = ents;
 	}
 	e = &map->u.map.ents[map->u.map.len++];
-	e->key = xstrdup(key);
-	e->hash = key_hash(key);
+	if (len > KEY_INLINE)
+		e->k.p = xstrndup(key, len);
+	else {
+		memcpy(e->k.in, key, len);
+		e->k.in[len] = '\0';
+	}
+	e->klen = (uint32_t)len;
+	e->hash = h;
 	e->val = v;
 	if (map->u.map.len >= MAP_INDEX_MIN) {
 		if (map->u.map.len * 2 > map->u.map.nslots)
@@ -243,14 +297,30 @@ value_map_set(struct value *map, const char *key, struct value *v)
 		else
 			map_index_insert(map, map->u.map.len - 1);
 	}
+	return e;
+}
+
+void
+value_map_set(struct value *map, const char *key, struct value *v)
+{
+	size_t len;
+
+	if (map == NULL || map->type != VALUE_MAP || key == NULL) {
+		log_warnx("value: set on a non-map");
+		value_free(v);
+		return;
+	}
+	len = strlen(key);
+	map_set(map, key, len, value_key_hash(key, len), v);
 }
 
 void
 value_map_set_path(struct value *map, const char *path, struct value *v)
 {
 	const char *dot;
-	char *part;
 	struct map_ent *e;
+	size_t len;
+	uint32_t h;
 
 	if (map == NULL || map->type != VALUE_MAP || path == NULL) {
 		log_warnx("value: set path on a non-map");
@@ -258,17 +328,37 @@ value_map_set_path(struct value *map, const char *path, struct value *v)
 		return;
 	}
 	while ((dot = strchr(path, '.')) != NULL) {
-		part = xstrndup(path, (size_t)(dot - path));
-		e = map_find(map, part);
-		if (e == NULL || e->val == NULL || e->val->type != VALUE_MAP) {
-			value_map_set(map, part, value_map());
-			e = map_find(map, part);
-		}
-		free(part);
+		len = (size_t)(dot - path);
+		h = value_key_hash(path, len);
+		e = map_find(map, path, len, h);
+		if (e == NULL || e->val == NULL || e->val->type != VALUE_MAP)
+			e = map_set(map, path, len, h, value_map());
 		map = e->val;
 		path = dot + 1;
 	}
-	value_map_set(map, path, v);
+	len = strlen(path);
+	map_set(map, path, len, value_key_hash(path, len), v);
+}
+
+void
+value_map_set_keys(struct value *map, const struct value_key *path, size_t n,
+    struct value *v)
+{
+	struct map_ent *e;
+
+	if (map == NULL || map->type != VALUE_MAP || path == NULL || n == 0) {
+		log_warnx("value: set path on a non-map");
+		value_free(v);
+		return;
+	}
+	for (; n > 1; n--, path++) {
+		e = map_find(map, path->s, path->len, path->hash);
+		if (e == NULL || e->val == NULL || e->val->type != VALUE_MAP)
+			e = map_set(map, path->s, path->len, path->hash,
+			    value_map());
+		map = e->val;
+	}
+	map_set(map, path->s, path->len, path->hash, v);
 }
 
 enum value_type
@@ -328,10 +418,24 @@ const struct value *
 value_map_get(const struct value *v, const char *key)
 {
 	const struct map_ent *e;
+	size_t len;
 
 	if (v == NULL || v->type != VALUE_MAP || key == NULL)
 		return NULL;
-	e = map_find(v, key);
+	len = strlen(key);
+	e = map_find(v, key, len, value_key_hash(key, len));
+	return e ? e->val : NULL;
+}
+
+const struct value *
+value_map_get_hashed(const struct value *v, const char *key, size_t len,
+    uint32_t hash)
+{
+	const struct map_ent *e;
+
+	if (v == NULL || v->type != VALUE_MAP || key == NULL)
+		return NULL;
+	e = map_find(v, key, len, hash);
 	return e ? e->val : NULL;
 }
 
@@ -346,7 +450,7 @@ value_map_key_at(const struct value *v, size_t i)
 {
 	if (v == NULL || v->type != VALUE_MAP || i >= v->u.map.len)
 		return NULL;
-	return v->u.map.ents[i].key;
+	return ent_key(&v->u.map.ents[i]);
 }
 
 const struct value *
@@ -392,8 +496,20 @@ value_to_text(const struct value *v, struct buf *out)
 		/* Whole numbers a double holds exactly print without exponent (ids, amounts). */
 		if (n == 0)
 			buf_putc(out, '0');	/* also -0 */
-		else if (n == floor(n) && fabs(n) <= 9007199254740992.0)
-			buf_printf(out, "%.0f", n);
+		else if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
+			/* What "%.0f" prints for these, without printf. */
+			long long i = (long long)n;
+			unsigned long long u = i < 0 ? 0ull -
+			    (unsigned long long)i : (unsigned long long)i;
+			char d[24], *p = d + sizeof(d);
+
+			do
+				*--p = (char)('0' + u % 10);
+			while ((u /= 10) != 0);
+			if (i < 0)
+				*--p = '-';
+			buf_append(out, p, (size_t)(d + sizeof(d) - p));
+		}
 		else
 			buf_printf(out, "%.15g", n);
 		break;
@@ -428,7 +544,8 @@ value_copy(const struct value *v)
 	case VALUE_MAP:
 		c = value_map();
 		for (i = 0; i < v->u.map.len; i++)
-			value_map_set(c, v->u.map.ents[i].key,
+			map_set(c, ent_key(&v->u.map.ents[i]),
+			    v->u.map.ents[i].klen, v->u.map.ents[i].hash,
 			    value_copy(v->u.map.ents[i].val));
 		return c;
 	default:

@@ -3,6 +3,7 @@
 #define FOLLOWUPD_VALUE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -43,8 +44,25 @@ const char	*value_as_string(const struct value *, size_t *len); /* NULL unless S
 size_t		 value_list_len(const struct value *);		/* 0 unless LIST */
 const struct value *value_list_at(const struct value *, size_t);
 const struct value *value_map_get(const struct value *, const char *key); /* NULL if absent */
+/*
+ * Lookups and paths with each key's length and hash (value_key_hash)
+ * known in advance: templates hash their names once, at parse time, and
+ * the source its column names once per statement.
+ */
+struct value_key {
+	const char	*s;	/* need not be NUL-terminated; no NUL inside */
+	size_t		 len;
+	uint32_t	 hash;	/* value_key_hash(s, len) */
+};
+uint32_t	 value_key_hash(const char *key, size_t len);
+const struct value *value_map_get_hashed(const struct value *,
+		    const char *key, size_t len, uint32_t hash);
+/* value_map_set_path with the path split into n > 0 keys. */
+void		 value_map_set_keys(struct value *map,
+		    const struct value_key *path, size_t n, struct value *);
 size_t		 value_map_len(const struct value *);
-const char	*value_map_key_at(const struct value *, size_t);	/* insertion order */
+/* Insertion order. A key is valid until the map gets another entry. */
+const char	*value_map_key_at(const struct value *, size_t);
 const struct value *value_map_value_at(const struct value *, size_t);
 
 /* Mustache truthiness: null, false, "" and the empty list are false; all else true. */

@@ -3,7 +3,7 @@
 # only when something is missing (idempotent).
 set -e
 PKGS="build-essential pkg-config clang valgrind tzdata sqlite3 openssl
-libesmtp-dev libical-dev libsqlite3-dev libgmime-3.0-dev libglib2.0-dev
+libesmtp-dev libical-dev libsqlite3-dev
 libssl-dev python3 python3-aiosmtpd python3-icalendar
 libmicrohttpd-dev libsystemd-dev systemd mandoc man-db curl chromium
 postfix time

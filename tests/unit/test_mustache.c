@@ -728,10 +728,66 @@ test_parse_once(void)
 	mustache_render(c, old, data, MUSTACHE_ESCAPE_HTML, &out, NULL, NULL,
 	    &err);
 	tap_str(buf_cstr(&out), "[1]", "the replaced template still renders");
+	/*
+	 * A template finds its partials once and keeps them: a partial
+	 * parsed again under its name is what renders next time, and a
+	 * template rendered with another cache uses that cache's.
+	 */
+	t = mustache_parse(c, "main2", "{{>p}}|{{>q}}", &err);
+	buf_reset(&out);
+	mustache_render(c, t, data, MUSTACHE_ESCAPE_HTML, &out, NULL, NULL,
+	    &err);
+	mustache_parse(c, "p", "newer {{x}}", &err);
+	buf_putc(&out, '/');
+	mustache_render(c, t, data, MUSTACHE_ESCAPE_HTML, &out, NULL, NULL,
+	    &err);
+	tap_str(buf_cstr(&out), "new|newnew/newer 1|newer 1newer 1",
+	    "a partial parsed again renders in templates that used it");
+	{
+		struct loader_ctx lc2 = { partials, 0 };
+		struct mustache_cache *c2 = mustache_cache_new(map_loader, &lc2);
+
+		buf_reset(&out);
+		mustache_render(c2, t, data, MUSTACHE_ESCAPE_HTML, &out, NULL,
+		    NULL, &err);
+		mustache_render(c, t, data, MUSTACHE_ESCAPE_HTML, &out, NULL,
+		    NULL, &err);
+		tap_str(buf_cstr(&out), "[1]|[1][1]newer 1|newer 1newer 1",
+		    "rendered with another cache, its partials come from it");
+		tap_ok(lc2.calls == 2, "the other cache loaded p and q (%d)",
+		    lc2.calls);
+		mustache_cache_free(c2);
+	}
 	buf_free(&out);
 	mustache_cache_free(c);
 	value_free(partials);
 	value_free(data);
+	free(err);
+}
+
+/* Dotted names: each part is looked up on its own, hashed at parse time. */
+static void
+test_dotted(void)
+{
+	struct buf out = { 0 };
+	char *err = NULL;
+
+	render_json("{{a.b.c}}|{{#a}}{{b.c}}{{/a}}|{{#a.b}}{{c}}{{d}}{{/a.b}}|"
+	    "{{a.bc}}|{{ab.c}}|{{#list}}{{v}}{{a.b.c}},{{/list}}|"
+	    "{{a_rather_long_key_name_past_inline.x}}", "{}",
+	    "{\"a\": {\"b\": {\"c\": \"C\"}, \"bc\": \"BC\"}, "
+	    "\"d\": \"D\", \"ab\": {\"c\": \"ABC\"}, "
+	    "\"list\": [{\"v\": 1}, {\"v\": 2, \"a\": {\"b\": {}}}], "
+	    "\"a_rather_long_key_name_past_inline\": {\"x\": \"L\"}}",
+	    MUSTACHE_ESCAPE_HTML, &out, NULL, NULL, &err);
+	tap_str(buf_cstr(&out), "C|C|CD|BC|ABC|1C,2,|L",
+	    "dotted names resolve part by part through the context stack");
+	buf_reset(&out);
+	render_json("{{x}}", "{}", "{\"x\": \"&&<<>>\\\"\\\"''a\"}",
+	    MUSTACHE_ESCAPE_HTML, &out, NULL, NULL, &err);
+	tap_str(buf_cstr(&out), "&amp;&amp;&lt;&lt;&gt;&gt;&quot;&quot;"
+	    "&#39;&#39;a", "escapes next to each other");
+	buf_free(&out);
 	free(err);
 }
 
@@ -862,6 +918,7 @@ main(void)
 	test_check_refs();
 	test_recursion();
 	test_parse_once();
+	test_dotted();
 	test_indentation();
 	test_garbage();
 	return tap_done();

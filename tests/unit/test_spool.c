@@ -1,4 +1,4 @@
-/* test_spool: the queue directory: durable writes, names, fates, clean-up, a full disk. */
+/* test_spool: the queue directory: durable writes, names, fates, clean-up, the pool of free files, a full disk. */
 #include "spool.h"
 #include "tap.h"
 
@@ -73,6 +73,56 @@ exists(const char *dir, const char *sub, const char *name)
 
 	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
 	return lstat(path, &st) == 0;
+}
+
+/* The inode of DIR/SUB/NAME, 0 when missing. */
+static ino_t
+inode(const char *dir, const char *sub, const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	return lstat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* The name of the first entry of DIR/SUB into out ("" when none). */
+static void
+first_entry(const char *dir, const char *sub, char *out, size_t size)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	out[0] = '\0';
+	pathf(path, sizeof(path), "%s/%s", dir, sub);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			snprintf(out, size, "%s", de->d_name);
+			break;
+		}
+	closedir(d);
+}
+
+/* 1 when DIR/SUB/NAME holds exactly data[0..len), mode 0600, one link. */
+static int
+holds(const char *dir, const char *sub, const char *name, const char *data,
+    size_t len)
+{
+	char path[4096];
+	struct buf b = { 0 };
+	struct stat st;
+	int ok;
+
+	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	ok = stat(path, &st) == 0 && (st.st_mode & 07777) == 0600 &&
+	    st.st_nlink == 1 && (size_t)st.st_size == len &&
+	    read_file(path, &b, NULL) == FU_OK && b.len == len &&
+	    memcmp(b.data, data, len) == 0;
+	buf_free(&b);
+	return ok;
 }
 
 static void
@@ -157,6 +207,7 @@ test_open(void)
 		    subs[i]);
 	}
 	tap_ok(count(dir, "tmp") == 0, "the write probe left nothing in tmp/");
+	tap_ok(!exists(dir, ".", "free"), "free/ is not made at open");
 	spool_close(sp);
 
 	/* Opening an existing spool is fine. */
@@ -475,6 +526,9 @@ test_disk_full(void)
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0700") == -1) {
 		tap_skip("ENOSPC: write to a full disk", strerror(errno));
 		tap_skip("ENOSPC: nothing left in tmp/ or new/", "no tmpfs");
+		tap_skip("space is free again after the failure", "no tmpfs");
+		tap_skip("12 free files of 4 KB", "no tmpfs");
+		tap_skip("a full disk empties the pool", "no tmpfs");
 		tap_skip("read-only file system refused at open", "no tmpfs");
 		rmdir(mnt);
 		return;
@@ -496,6 +550,39 @@ test_disk_full(void)
 	/* A small message still fits: the failure left no debris. */
 	rc = spool_write(sp, "small.eml", "hello", 5, &err);
 	tap_ok(rc == FU_OK && count(dir, "new") == 1, "space is free again after the failure");
+
+	/*
+	 * Free files hold blocks: 12 pages of the 16 are in the pool, and a
+	 * 40 KB message fits only once the pool is emptied.
+	 */
+	spool_finish(sp, "small.eml", SPOOL_SENT, 0, &err);
+	big = xmalloc(40 * 1024);
+	memset(big, 'f', 40 * 1024);
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < 12; i++) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "fill%d.eml", i);
+			if ((pass == 0 ? spool_write(sp, name, big, 4096, &err) :
+			    spool_finish(sp, name, SPOOL_SENT, 0, &err)) != FU_OK)
+				tap_diag("fill %d: %s", i, err);
+		}
+	tap_ok(count(dir, "free") == 12, "12 free files of 4 KB (%d)",
+	    count(dir, "free"));
+	rc = spool_write(sp, "large.eml", big, 40 * 1024, &err);
+	{
+		char path[4400];
+		struct buf got = { 0 };
+
+		pathf(path, sizeof(path), "%s/new/large.eml", dir);
+		tap_ok(rc == FU_OK && read_file(path, &got, NULL) == FU_OK &&
+		    got.len == 40 * 1024 && memcmp(got.data, big, got.len) == 0 &&
+		    count(dir, "free") == 0 && count(dir, "tmp") == 0,
+		    "a full disk empties the pool, and the write succeeds (%s)",
+		    rc == FU_OK ? "ok" : err);
+		buf_free(&got);
+	}
+	free(big);
 	spool_close(sp);
 	sp = NULL;
 
@@ -528,6 +615,9 @@ test_batch(struct spool *sp, const char *dir)
 	char name[64], body[64], *err = NULL;
 	int ok, rc;
 
+	/* The files created in tmp/; test_pool covers rewritten free files. */
+	spool_set_pool_max(sp, 0);
+	tap_ok(count(dir, "free") == 0, "pool max 0: free/ emptied");
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t n = sizes[k];
 
@@ -623,7 +713,287 @@ test_batch(struct spool *sp, const char *dir)
 		tap_ok(rc == FU_OK && exists(dir, "sent", "b1-3.eml"),
 		    "spool_finish_many with keep_sent moves to sent/");
 	}
+	tap_ok(count(dir, "free") == 0, "pool max 0: nothing recycled");
+	spool_set_pool_max(sp, SPOOL_POOL_MAX);
 	buf_free(&got);
+	free(err);
+}
+
+static int
+list_cb_count;
+static int list_cb_bad;
+
+static void
+list_cb(const char *name, void *arg)
+{
+	(void)arg;
+	list_cb_count++;
+	/* Free files are plain numbers; messages here all end in .eml. */
+	if (strstr(name, ".eml") == NULL)
+		list_cb_bad++;
+}
+
+/* Stage names[0..n) with bodies of `len` bytes of `c` in one batch. */
+static int
+batch_of(struct spool *sp, const char *const *names, size_t n, char c,
+    size_t len, int commit, struct spool_batch **keep)
+{
+	struct spool_batch *b = spool_batch_new(sp);
+	char *body = xmalloc(len + 1), *err = NULL;
+	int ok = 1;
+
+	memset(body, c, len);
+	for (size_t i = 0; i < n; i++)
+		if (spool_batch_add(b, names[i], body, len, &err) != FU_OK) {
+			tap_diag("add %s: %s", names[i], err);
+			ok = 0;
+		}
+	if (commit && spool_batch_commit(b, &err) != FU_OK) {
+		tap_diag("commit: %s", err);
+		ok = 0;
+	}
+	if (keep != NULL)
+		*keep = b;
+	else
+		spool_batch_free(b);
+	free(body);
+	free(err);
+	return ok;
+}
+
+static int
+finish_all(struct spool *sp, const char *const *names, size_t n)
+{
+	enum spool_fate fates[16];
+	char *err = NULL;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		fates[i] = SPOOL_SENT;
+	rc = spool_finish_many(sp, names, fates, n, 0, &err);
+	if (rc != FU_OK)
+		tap_diag("finish: %s", err);
+	free(err);
+	return rc == FU_OK;
+}
+
+/*
+ * The pool of free files: a finished message is renamed into free/, the
+ * next write rewrites it in place (shorter and longer, 0600), within the
+ * cap; a restart keeps the pool; clean_tmp and list_new never touch it;
+ * odd files in free/ are never written through.
+ */
+static void
+test_pool(void)
+{
+	static const char *const four[] = { "p1.eml", "p2.eml", "p3.eml",
+	    "p4.eml" };
+	static const char *const many[] = { "m01.eml", "m02.eml", "m03.eml",
+	    "m04.eml", "m05.eml", "m06.eml", "m07.eml", "m08.eml", "m09.eml",
+	    "m10.eml" };
+	char dir[4096], path[4200], fname[256], out[4200], big[300], small[40];
+	struct spool_batch *b;
+	struct spool *sp = NULL, *sp2 = NULL;
+	char *err = NULL;
+	ino_t ino, ino2;
+	int rc, ok;
+
+	pathf(dir, sizeof(dir), "%s/pool", root);
+	if (spool_open(dir, &sp, &err) != FU_OK) {
+		tap_ok(0, "open %s: %s", dir, err);
+		free(err);
+		return;
+	}
+	memset(big, 'L', sizeof(big));
+	memset(small, 's', sizeof(small));
+
+	/* Finished: renamed into free/, not removed. */
+	rc = spool_write(sp, "a.eml", big, 100, &err);
+	ino = inode(dir, "new", "a.eml");
+	rc |= spool_finish(sp, "a.eml", SPOOL_SENT, 0, &err);
+	first_entry(dir, "free", fname, sizeof(fname));
+	tap_ok(rc == FU_OK && !exists(dir, "new", "a.eml") &&
+	    count(dir, "free") == 1 && inode(dir, "free", fname) == ino,
+	    "SENT without retention: the file is recycled into free/%s", fname);
+	pathf(path, sizeof(path), "%s/free", dir);
+	{
+		struct stat st;
+
+		tap_ok(stat(path, &st) == 0 && (st.st_mode & 07777) == 0700,
+		    "free/ made by the first retired file, mode 0700");
+	}
+
+	/* The next batch rewrites it: a shorter message, exactly. */
+	ok = batch_of(sp, (const char *const[]){ "b.eml" }, 1, 's', 30, 0, &b);
+	tap_ok(ok && count(dir, "tmp") == 0 && !exists(dir, "new", "b.eml"),
+	    "a batch add takes the free file: nothing in tmp/ or new/ yet");
+	rc = spool_batch_commit(b, &err);
+	spool_batch_free(b);
+	tap_ok(rc == FU_OK && inode(dir, "new", "b.eml") == ino &&
+	    holds(dir, "new", "b.eml", small, 30) && count(dir, "free") == 0,
+	    "committed: same inode, exactly the 30 new bytes, 0600, free/ empty");
+
+	/* A longer one, after someone loosened the free file's mode. */
+	spool_finish(sp, "b.eml", SPOOL_SENT, 0, &err);
+	first_entry(dir, "free", fname, sizeof(fname));
+	pathf(path, sizeof(path), "%s/free/%s", dir, fname);
+	chmod(path, 0644);
+	ok = batch_of(sp, (const char *const[]){ "c.eml" }, 1, 'L', 300, 1,
+	    NULL);
+	tap_ok(ok && inode(dir, "new", "c.eml") == ino &&
+	    holds(dir, "new", "c.eml", big, 300),
+	    "a longer message rewrites the same file, exactly, back to 0600");
+	spool_finish(sp, "c.eml", SPOOL_SENT, 0, &err);
+
+	/* spool_write takes free files too. */
+	rc = spool_write(sp, "w.eml", small, 10, &err);
+	tap_ok(rc == FU_OK && inode(dir, "new", "w.eml") == ino &&
+	    holds(dir, "new", "w.eml", small, 10) && count(dir, "free") == 0,
+	    "spool_write rewrites a free file (%s)", err ? err : "");
+	spool_finish(sp, "w.eml", SPOOL_SENT, 0, &err);
+
+	/* Both durability paths of the commit cover rewritten files. */
+	ok = batch_of(sp, many, 10, 'x', 200, 1, NULL) &&
+	    finish_all(sp, many, 10) && count(dir, "free") == 10;
+	ok = ok && batch_of(sp, many, 3, 'y', 150, 1, NULL);
+	memset(big, 'y', 150);
+	for (int i = 0; i < 3; i++)
+		ok = ok && holds(dir, "new", many[i], big, 150);
+	tap_ok(ok && count(dir, "free") == 7 && count(dir, "tmp") == 0,
+	    "a batch of 3 (fsync each) from the pool: intact in new/");
+	ok = finish_all(sp, many, 3) && batch_of(sp, many, 10, 'z', 250, 1,
+	    NULL);
+	memset(big, 'z', 250);
+	for (int i = 0; i < 10; i++)
+		ok = ok && holds(dir, "new", many[i], big, 250);
+	tap_ok(ok && count(dir, "free") == 0 && count(dir, "tmp") == 0,
+	    "a batch of 10 (syncfs) from the pool: intact in new/");
+	memset(big, 'L', sizeof(big));
+
+	/* The cap: beyond it, removed as before; lowering it trims. */
+	spool_set_pool_max(sp, 4);
+	ok = finish_all(sp, many, 10);
+	tap_ok(ok && count(dir, "free") == 4 && count(dir, "new") == 0,
+	    "pool max 4: 10 finished, 4 kept in free/, the rest removed");
+	spool_set_pool_max(sp, 2);
+	tap_ok(count(dir, "free") == 2, "pool max lowered to 2: trimmed (%d)",
+	    count(dir, "free"));
+
+	/* A missing file: PERMFAIL as before, and no room of the pool lost. */
+	spool_set_pool_max(sp, 3);
+	rc = spool_finish(sp, "gone.eml", SPOOL_SENT, 0, &err);
+	tap_ok(rc == FU_PERMFAIL && contains(err, "no such message") &&
+	    count(dir, "free") == 2, "finish a missing file: PERMFAIL (%s), "
+	    "pool unchanged", err);
+	rc = spool_finish(sp, "gone.eml", SPOOL_SENT, 0, &err);
+	spool_write(sp, "last.eml", big, 5, &err);	/* takes one: 1 left */
+	spool_write(sp, "d1.eml", big, 5, &err);	/* takes one: 0 left */
+	spool_write(sp, "d2.eml", big, 5, &err);	/* created */
+	spool_finish(sp, "last.eml", SPOOL_SENT, 0, &err);
+	spool_finish(sp, "d1.eml", SPOOL_SENT, 0, &err);
+	spool_finish(sp, "d2.eml", SPOOL_SENT, 0, &err);
+	tap_ok(count(dir, "free") == 3, "after failed finishes the pool still "
+	    "fills to its cap (%d of 3)", count(dir, "free"));
+	spool_set_pool_max(sp, SPOOL_POOL_MAX);
+
+	/* O_EXCL's promise holds with a free file at hand. */
+	put(dir, "tmp", "busy.eml", "other writer");
+	rc = spool_write(sp, "busy.eml", "mine", 4, &err);
+	pathf(path, sizeof(path), "%s/tmp/busy.eml", dir);
+	chmod(path, 0600);
+	tap_ok(rc == FU_TEMPFAIL && contains(err, "already exists") &&
+	    holds(dir, "tmp", "busy.eml", "other writer", 12) &&
+	    count(dir, "free") == 3 &&
+	    !exists(dir, "new", "busy.eml"), "tmp/NAME exists: TEMPFAIL, left "
+	    "alone, the free file back in the pool (%s)", err);
+	unlink(path);
+
+	/* Expired sent/ copies feed the pool too. */
+	spool_write(sp, "kept.eml", big, 7, &err);
+	ino2 = inode(dir, "new", "kept.eml");
+	spool_finish(sp, "kept.eml", SPOOL_SENT, 1, &err);
+	age_file(dir, "sent", "kept.eml", 10 * 86400);
+	spool_expire_sent(sp, 86400);
+	tap_ok(count(dir, "sent") == 0 && count(dir, "free") == 3 &&
+	    ino2 != 0, "an expired sent/ copy goes back to the pool");
+
+	/* An uncommitted batch gives its free files back. */
+	batch_of(sp, four, 2, 'u', 20, 0, &b);
+	tap_ok(count(dir, "free") == 3 && count(dir, "tmp") == 0 &&
+	    count(dir, "new") == 0, "staged from the pool: still in free/, "
+	    "nothing in tmp/ or new/");
+
+	/* A restart meanwhile (a second handle, as after a crash). */
+	tap_ok(spool_open(dir, &sp2, &err) == FU_OK, "reopen with a batch "
+	    "staged (a crash mid-batch)");
+	put(dir, "tmp", "stray.eml", "half a message");
+	list_cb_count = list_cb_bad = 0;
+	spool_write(sp, "real.eml", "r", 1, &err);
+	tap_ok(spool_list_new(sp2, list_cb, NULL) == 1 && list_cb_count == 1 &&
+	    list_cb_bad == 0, "list_new reports the message only, no free file");
+	tap_ok(spool_clean_tmp(sp2) == 1 && !exists(dir, "tmp", "stray.eml") &&
+	    count(dir, "free") == 2, "clean_tmp removes the stray tmp/ file, "
+	    "not the pool (%d)", count(dir, "free"));
+	spool_close(sp2);
+	sp2 = NULL;
+	spool_batch_free(b);
+	spool_finish(sp, "real.eml", SPOOL_SENT, 0, &err);
+	tap_ok(count(dir, "free") == 3, "batch freed: its files back in free/");
+	spool_close(sp);
+	sp = NULL;
+
+	/* Restart: the pool is kept and used. */
+	tap_ok(spool_open(dir, &sp, &err) == FU_OK && count(dir, "free") == 3,
+	    "restart keeps the 3 free files");
+	ok = batch_of(sp, four, 4, 'r', 64, 1, NULL);
+	memset(big, 'r', 64);
+	for (int i = 0; i < 4; i++)
+		ok = ok && holds(dir, "new", four[i], big, 64);
+	tap_ok(ok && count(dir, "free") == 0 && count(dir, "tmp") == 0,
+	    "after the restart a batch of 4 takes the 3 and creates 1");
+	finish_all(sp, four, 4);
+	spool_close(sp);
+	sp = NULL;
+
+	/*
+	 * Odd entries in free/ are never written through: a second link
+	 * (a message elsewhere), a symbolic link, a directory, a name that
+	 * is not a number.
+	 */
+	pathf(path, sizeof(path), "%s/free", dir);
+	rm_rf(path);
+	mkdir(path, 0700);
+	put(dir, "failed", "keep.eml", "precious");
+	pathf(path, sizeof(path), "%s/failed/keep.eml", dir);
+	pathf(out, sizeof(out), "%s/free/7", dir);
+	ok = link(path, out) == 0;
+	pathf(out, sizeof(out), "%s/free/8", dir);
+	ok = ok && symlink(path, out) == 0;
+	pathf(out, sizeof(out), "%s/free/9", dir);
+	ok = ok && mkdir(out, 0700) == 0;
+	put(dir, "free", "notes.txt", "not a pool file");
+	ino2 = inode(dir, "failed", "keep.eml");
+	tap_ok(ok && spool_open(dir, &sp, &err) == FU_OK, "open with odd "
+	    "entries in free/");
+	ok = batch_of(sp, four, 2, 'q', 16, 1, NULL);
+	memset(big, 'q', 16);
+	tap_ok(ok && holds(dir, "new", four[0], big, 16) &&
+	    holds(dir, "new", four[1], big, 16) &&
+	    inode(dir, "new", four[0]) != ino2 &&
+	    inode(dir, "new", four[1]) != ino2,
+	    "messages written to files of their own");
+	chmod(path, 0600);
+	tap_ok(holds(dir, "failed", "keep.eml", "precious", 8),
+	    "a file with a second link in free/ was not written through, "
+	    "and that link is gone");
+	tap_ok(!exists(dir, "free", "7") && exists(dir, "free", "8") &&
+	    exists(dir, "free", "9") && exists(dir, "free", "notes.txt"),
+	    "the symlink, the directory and the foreign name are left alone");
+	finish_all(sp, four, 2);
+	tap_ok(exists(dir, "free", "notes.txt") && count(dir, "free") == 5,
+	    "finished files went to free/ beside them (%d)",
+	    count(dir, "free"));
+	spool_close(sp);
 	free(err);
 }
 
@@ -655,6 +1025,7 @@ main(void)
 	test_batch(sp, dir);
 	spool_close(sp);
 
+	test_pool();
 	test_rename_failure();
 	test_disk_full();
 

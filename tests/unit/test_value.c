@@ -29,6 +29,9 @@ test_text(void)
 		{ -0.0, "0" }, { 0.1 + 0.2, "0.3" }, { 1e15, "1000000000000000" },
 		{ 9007199254740992.0, "9007199254740992" }, { 1e21, "1e+21" },
 		{ 2.5e-7, "2.5e-07" }, { 1234567.125, "1234567.125" },
+		{ -9007199254740992.0, "-9007199254740992" },
+		{ 9007199254740994.0, "9.00719925474099e+15" },
+		{ -42, "-42" }, { 1e300, "1e+300" },
 	};
 	struct value *v;
 	size_t i, len;
@@ -149,6 +152,62 @@ test_path(void)
 	value_free(m);
 }
 
+/* Keys past the inline length, hashed lookups, prefixes that are not keys. */
+static void
+test_keys(void)
+{
+	static const char *const keys[] = { "", "a", "ab", "abc",
+	    "exactly_twenty_three_ch", "exactly_twenty_four_char",
+	    "a rather long key, longer than any entry holds inline",
+	    "customer.first_name" };
+	struct value *m = value_map(), *c;
+	size_t i, n = sizeof(keys) / sizeof(keys[0]);
+	int ok = 1;
+
+	for (i = 0; i < n; i++)
+		value_map_set(m, keys[i], value_number((double)i));
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(keys[i]);
+
+		if (value_as_number(value_map_get(m, keys[i])) != (double)i ||
+		    value_as_number(value_map_get_hashed(m, keys[i], len,
+		    value_key_hash(keys[i], len))) != (double)i ||
+		    strcmp(value_map_key_at(m, i), keys[i]) != 0)
+			ok = 0;
+	}
+	tap_ok(ok && value_map_len(m) == n, "short, 23-, 24-byte and long "
+	    "keys: found by name and by hash, listed as set");
+	tap_ok(value_map_get(m, "abcd") == NULL && value_map_get(m, "exactly")
+	    == NULL && value_map_get_hashed(m, "abc", 2,
+	    value_key_hash("abc", 2)) != NULL &&
+	    value_as_number(value_map_get_hashed(m, "abc", 2,
+	    value_key_hash("abc", 2))) == 2, "lookups compare the whole key "
+	    "and only len bytes of it");
+	tap_ok(value_map_get_hashed(m, "a", 1, value_key_hash("b", 1)) == NULL,
+	    "a wrong hash finds nothing");
+	tap_ok(value_key_hash("x.y", 1) == value_key_hash("x", 1),
+	    "value_key_hash reads len bytes only");
+	c = value_copy(m);
+	value_map_set(m, keys[6], value_string("changed"));
+	tap_ok(value_as_number(value_map_get(c, keys[6])) == 6 &&
+	    strcmp(value_map_key_at(c, 6), keys[6]) == 0,
+	    "copy keeps long keys apart from the original");
+	value_free(c);
+	value_free(m);
+
+	/* A dotted path reaches long keys and replaces values in place. */
+	m = value_map();
+	value_map_set_path(m, "a_long_intermediate_key_name.leaf",
+	    value_string("v1"));
+	value_map_set_path(m, "a_long_intermediate_key_name.leaf",
+	    value_string("v2"));
+	tap_str(value_as_string(value_map_get(value_map_get(m,
+	    "a_long_intermediate_key_name"), "leaf"), NULL), "v2",
+	    "set_path through a long key replaces the leaf");
+	tap_ok(value_map_len(m) == 1, "set_path adds no second intermediate");
+	value_free(m);
+}
+
 static void
 test_list_and_misuse(void)
 {
@@ -182,6 +241,7 @@ main(void)
 	test_truthy();
 	test_map();
 	test_path();
+	test_keys();
 	test_list_and_misuse();
 	buf_free(&b);
 	return tap_done();
