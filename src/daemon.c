@@ -301,6 +301,7 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	struct deliver *dl;
 	char *e = NULL, when[20];
 	int r, worst = FU_OK;
+	long due;
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -323,9 +324,10 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	/* Delivery runs alongside rendering: each page rendered goes out
 	 * while the next one is built. */
 	deliver_begin(d->cfg, d->store, d->spool, now, &daemon_stop, &dl);
+	due = count_due(d, "SELECT count(*) FROM jobs WHERE state = 'planned' "
+	    "AND due_at <= CAST(?1 AS INTEGER)", now);
 	progress_set_pulse(pulse);
-	progress_begin("rendering", count_due(d, "SELECT count(*) FROM jobs "
-	    "WHERE state = 'planned' AND due_at <= CAST(?1 AS INTEGER)", now));
+	progress_begin("rendering", due);
 	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
 	    page_rendered, dl, &rs, &e)) != FU_OK) {
 		note_error(d, "render: stopped early", e);

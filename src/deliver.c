@@ -514,7 +514,9 @@ record_early(const struct config *cfg, struct store *st, struct spool *sp,
 		names[k] = e->sl->jobs[e->i].spool_name;
 		fates[k++] = SPOOL_SENT;
 	}
-	spool_finish_many(sp, names, fates, k, cfg->sent_retention > 0, NULL);
+	/* Committed: the files move on in the background (a crash first
+	 * leaves them in new/ for start-up's tidy-up). */
+	spool_finish_async(sp, names, fates, k, cfg->sent_retention > 0);
 	free(names);
 	free(fates);
 	return FU_OK;
@@ -696,7 +698,9 @@ record_slices(const struct config *cfg, struct store *st, struct spool *sp,
 			fates[k++] = it->result == FU_OK ? SPOOL_SENT :
 			    SPOOL_FAILED;
 		}
-	spool_finish_many(sp, names, fates, k, cfg->sent_retention > 0, NULL);
+	/* Committed: the files move on in the background (a crash first
+	 * leaves them in new/ for start-up's tidy-up). */
+	spool_finish_async(sp, names, fates, k, cfg->sent_retention > 0);
 	free(names);
 	free(fates);
 	return FU_OK;
@@ -1010,6 +1014,7 @@ deliver_end(struct deliver *d, struct deliver_stats *stats, char **err)
 	}
 	if (d->started)
 		pool_stop(&d->pool);
+	spool_flush(d->sp);
 	if (d->cfg->sent_retention > 0)
 		spool_expire_sent(d->sp, d->cfg->sent_retention);
 	*stats = d->stats;

@@ -36,7 +36,7 @@ ascii_lower(char c)
 /* Longest value from the database we put in a body (bytes). */
 #define RENDER_VALUE_MAX	(16 * 1024)
 /* Planned jobs per page: rendered, spooled and recorded together. */
-#define RENDER_BATCH		1000
+#define RENDER_BATCH		250
 #define RENDER_FIRST_PAGE	125
 
 struct templates {

@@ -60,7 +60,30 @@ struct spool {
 	unsigned long	 next;		/* number for the next retired file */
 	int		 unsettled;	/* found at open: sync before reuse */
 	int		 no_pool;	/* free/ unusable here: remove, as before */
+
+	/*
+	 * The background worker (spool_finish_async): one thread, started
+	 * on first use, guarded by bg_mu.
+	 */
+	pthread_mutex_t	 bg_mu;
+	pthread_cond_t	 bg_cv;		/* work, or quit */
+	pthread_cond_t	 bg_idle_cv;	/* the finish queue ran empty */
+	pthread_t	 bg_thread;
+	int		 bg_started, bg_quit;
+	int		 bg_busy;	/* a finish job in hand */
+	struct bg_job	*bg_head, **bg_tail;
 };
+
+/* Finishes handed to the background worker. */
+struct bg_job {
+	struct bg_job	*next;
+	size_t		 n;
+	int		 keep_sent;
+	char		**names;
+	enum spool_fate	*fates;
+};
+
+static void	bg_stop(struct spool *);
 
 /* Numbers of files renamed into free/ whose old directory is not synced yet. */
 struct slots {
@@ -594,6 +617,10 @@ spool_open(const char *dir, struct spool **out, char **err)
 	sp->pool_max = SPOOL_POOL_MAX;
 	sp->next = 1;
 	pthread_mutex_init(&sp->mu, NULL);
+	pthread_mutex_init(&sp->bg_mu, NULL);
+	pthread_cond_init(&sp->bg_cv, NULL);
+	pthread_cond_init(&sp->bg_idle_cv, NULL);
+	sp->bg_tail = &sp->bg_head;
 	for (int i = 0; i < SUB_COUNT; i++) {
 		sp->fd[i] = -1;
 		sp->path[i] = xasprintf("%s/%s", dir, sub_names[i]);
@@ -616,6 +643,7 @@ spool_close(struct spool *sp)
 {
 	if (sp == NULL)
 		return;
+	bg_stop(sp);
 	for (int i = 0; i < SUB_COUNT; i++) {
 		if (sp->fd[i] != -1)
 			close(sp->fd[i]);
@@ -623,6 +651,9 @@ spool_close(struct spool *sp)
 	}
 	free(sp->dir);
 	free(sp->pool);
+	pthread_cond_destroy(&sp->bg_idle_cv);
+	pthread_cond_destroy(&sp->bg_cv);
+	pthread_mutex_destroy(&sp->bg_mu);
 	pthread_mutex_destroy(&sp->mu);
 	free(sp);
 }
@@ -1047,6 +1078,122 @@ spool_finish_many(struct spool *sp, const char *const *names,
 		pool_settle(sp, &settle);
 	free(settle.v);
 	return rc;
+}
+
+/* ---- the background worker ---- */
+
+static void
+bg_job_free(struct bg_job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		free(j->names[i]);
+	free(j->names);
+	free(j->fates);
+	free(j);
+}
+
+static void *
+bg_main(void *arg)
+{
+	struct spool *sp = arg;
+
+	pthread_mutex_lock(&sp->bg_mu);
+	for (;;) {
+		struct bg_job *j;
+
+		if ((j = sp->bg_head) != NULL) {
+			char *e = NULL;
+
+			if ((sp->bg_head = j->next) == NULL)
+				sp->bg_tail = &sp->bg_head;
+			sp->bg_busy = 1;
+			pthread_mutex_unlock(&sp->bg_mu);
+			if (spool_finish_many(sp, (const char *const *)j->names,
+			    j->fates, j->n, j->keep_sent, &e) != FU_OK) {
+				log_warnx("%s (left for the next start-up's "
+				    "tidy-up)", e);
+				free(e);
+			}
+			bg_job_free(j);
+			pthread_mutex_lock(&sp->bg_mu);
+			sp->bg_busy = 0;
+			if (sp->bg_head == NULL)
+				pthread_cond_broadcast(&sp->bg_idle_cv);
+			continue;
+		}
+		if (sp->bg_quit)
+			break;
+		pthread_cond_wait(&sp->bg_cv, &sp->bg_mu);
+	}
+	pthread_mutex_unlock(&sp->bg_mu);
+	return NULL;
+}
+
+/* Called with bg_mu held: 1 when the worker runs. */
+static int
+bg_start_locked(struct spool *sp)
+{
+	if (!sp->bg_started && pthread_create(&sp->bg_thread, NULL, bg_main,
+	    sp) == 0)
+		sp->bg_started = 1;
+	return sp->bg_started;
+}
+
+/* Everything queued is finished; the worker ends. */
+static void
+bg_stop(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->bg_mu);
+	sp->bg_quit = 1;
+	pthread_cond_broadcast(&sp->bg_cv);
+	pthread_mutex_unlock(&sp->bg_mu);
+	if (sp->bg_started)
+		pthread_join(sp->bg_thread, NULL);
+	sp->bg_started = 0;
+}
+
+void
+spool_finish_async(struct spool *sp, const char *const *names,
+    const enum spool_fate *fates, size_t n, int keep_sent)
+{
+	struct bg_job *j;
+
+	if (n == 0)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->n = n;
+	j->keep_sent = keep_sent;
+	j->names = xcalloc(n, sizeof(*j->names));
+	j->fates = xcalloc(n, sizeof(*j->fates));
+	for (size_t i = 0; i < n; i++) {
+		j->names[i] = xstrdup(names[i]);
+		j->fates[i] = fates[i];
+	}
+	pthread_mutex_lock(&sp->bg_mu);
+	if (sp->bg_quit || !bg_start_locked(sp)) {
+		pthread_mutex_unlock(&sp->bg_mu);
+		/* No worker: done here and now, as spool_finish_many. */
+		if (spool_finish_many(sp, (const char *const *)j->names,
+		    j->fates, j->n, j->keep_sent, NULL) != FU_OK)
+			log_warnx("spool: finishing %zu message%s: not all "
+			    "moved (left for the next start-up's tidy-up)", n,
+			    n == 1 ? "" : "s");
+		bg_job_free(j);
+		return;
+	}
+	*sp->bg_tail = j;
+	sp->bg_tail = &j->next;
+	pthread_cond_signal(&sp->bg_cv);
+	pthread_mutex_unlock(&sp->bg_mu);
+}
+
+void
+spool_flush(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->bg_mu);
+	while (sp->bg_head != NULL || sp->bg_busy)
+		pthread_cond_wait(&sp->bg_idle_cv, &sp->bg_mu);
+	pthread_mutex_unlock(&sp->bg_mu);
 }
 
 /* ---- batched writes ---- */

@@ -107,6 +107,19 @@ int	spool_finish_many(struct spool *, const char *const *names,
 	    const enum spool_fate *, size_t n, int keep_sent, char **err);
 
 /*
+ * spool_finish_many done by the spool's background thread (started on
+ * first use), in order, so that the caller goes on at once; errors are
+ * logged (a file left in new/ for a finished job is tidied at the next
+ * start-up). Only for messages whose outcome is already committed: a crash
+ * before the thread gets to them leaves them in new/, which start-up
+ * handles. spool_flush waits until every finish handed over is done;
+ * spool_close does too.
+ */
+void	spool_finish_async(struct spool *, const char *const *names,
+	    const enum spool_fate *, size_t n, int keep_sent);
+void	spool_flush(struct spool *);
+
+/*
  * Remove files from tmp/ left by a crash (they never became queued). Call at
  * start-up, under the single-instance lock. free/ is not touched. Returns
  * count, -1 when tmp/ cannot be read.

@@ -997,6 +997,53 @@ test_pool(void)
 	free(err);
 }
 
+/* Finishing in the background: nothing left after spool_flush, files pooled. */
+static void
+test_finish_async(void)
+{
+	struct spool *sp = NULL;
+	char dir[4096], name[32];
+	const char *names[40];
+	enum spool_fate fates[40];
+	char *err = NULL;
+	int ok = 1;
+
+	pathf(dir, sizeof(dir), "%s/async", root);
+	if (spool_open(dir, &sp, &err) != FU_OK) {
+		tap_ok(0, "open %s: %s", dir, err);
+		free(err);
+		return;
+	}
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "%d.3.eml", i + 1);
+		ok &= spool_write(sp, name, "abc", 3, NULL) == FU_OK;
+		names[i] = xstrdup(name);
+		fates[i] = i % 10 == 9 ? SPOOL_FAILED : SPOOL_SENT;
+	}
+	tap_ok(ok && count(dir, "new") == 40, "async: 40 messages in new/");
+	/* Two groups, as deliver hands them over. */
+	spool_finish_async(sp, names, fates, 20, 0);
+	spool_finish_async(sp, names + 20, fates + 20, 20, 0);
+	spool_flush(sp);
+	tap_ok(count(dir, "new") == 0, "async: new/ empty after spool_flush");
+	tap_ok(count(dir, "failed") == 4, "async: the failed ones in failed/");
+	tap_ok(count(dir, "free") == 36, "async: the sent ones pooled in free/");
+	/* A missing name is logged, not fatal; the others still go. */
+	ok = spool_write(sp, "41.3.eml", "abc", 3, NULL) == FU_OK;
+	{
+		const char *two[] = { "99.3.eml", "41.3.eml" };
+		enum spool_fate f2[] = { SPOOL_SENT, SPOOL_SENT };
+
+		spool_finish_async(sp, two, f2, 2, 0);
+	}
+	/* spool_close waits for the worker too. */
+	spool_close(sp);
+	tap_ok(ok && !exists(dir, "new", "41.3.eml"),
+	    "async: spool_close finishes what was handed over");
+	for (int i = 0; i < 40; i++)
+		free((char *)(uintptr_t)names[i]);
+}
+
 int
 main(void)
 {
@@ -1026,6 +1073,7 @@ main(void)
 	spool_close(sp);
 
 	test_pool();
+	test_finish_async();
 	test_rename_failure();
 	test_disk_full();
 
