@@ -292,6 +292,13 @@ page_rendered(void *arg)
 	deliver_pump(arg);
 }
 
+/* render_tick's cut: accepted messages wait to be recorded. */
+static int
+page_cut(void *arg)
+{
+	return deliver_outcomes_waiting(arg);
+}
+
 int
 daemon_tick(struct daemon *d, time_t now, char **err)
 {
@@ -329,7 +336,7 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	progress_set_pulse(pulse);
 	progress_begin("rendering", due);
 	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
-	    page_rendered, dl, &rs, &e)) != FU_OK) {
+	    page_rendered, page_cut, dl, &rs, &e)) != FU_OK) {
 		note_error(d, "render: stopped early", e);
 		worst = worst ? worst : r;
 	}

@@ -311,6 +311,7 @@ struct pool {
 	struct slice	*todo, **todo_tail;
 	struct slice	*done;
 	struct early	*early;		/* messages accepted, not yet recorded */
+	struct timespec	 early_since;	/* when the first of them came */
 	int		 idle;		/* the recorder waits for anything */
 	int		 quit;
 	pthread_t	*threads;
@@ -410,7 +411,15 @@ pool_start(struct pool *p, const struct config *cfg, char **err)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->rate_mu, NULL);
 	pthread_cond_init(&p->work_cv, NULL);
-	pthread_cond_init(&p->done_cv, NULL);
+	{
+		/* pool_wait_grouped's deadline is on the monotonic clock. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->done_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if (cfg->rate > 0)
 		p->interval_ns = 1000000000L / cfg->rate;
 	p->threads = xcalloc((size_t)cfg->connections, sizeof(*p->threads));
@@ -456,6 +465,8 @@ item_accepted(struct smtp_item *it, void *arg)
 	e->sl = sl;
 	e->i = (int)(it - sl->items);
 	pthread_mutex_lock(&p->mu);
+	if (p->early == NULL)
+		clock_gettime(CLOCK_MONOTONIC, &p->early_since);
 	e->next = p->early;
 	p->early = e;
 	/* Wake the recorder only when it waits for anything at all: while
@@ -993,6 +1004,25 @@ deliver_pump(struct deliver *d)
 		record(d, early, back);
 		fill(d);
 	}
+}
+
+int
+deliver_outcomes_waiting(struct deliver *d)
+{
+	struct timespec now, since;
+	int waiting;
+
+	if (!d->started)
+		return 0;
+	pthread_mutex_lock(&d->pool.mu);
+	waiting = d->pool.early != NULL;
+	since = d->pool.early_since;
+	pthread_mutex_unlock(&d->pool.mu);
+	if (!waiting)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since.tv_sec) * 1000000000L + (now.tv_nsec -
+	    since.tv_nsec) >= DELIVER_RECORD_WAIT_MS * 1000000L;
 }
 
 int

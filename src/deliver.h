@@ -52,6 +52,13 @@ struct deliver;
 int	deliver_begin(const struct config *, struct store *, struct spool *,
 	    time_t now, volatile int *stop, struct deliver **);
 void	deliver_pump(struct deliver *);
+/*
+ * 1 when messages the relay accepted have waited DELIVER_RECORD_WAIT_MS or
+ * more for deliver_pump to record them: the caller should call it soon (a
+ * crash before the record could send them again).
+ */
+#define DELIVER_RECORD_WAIT_MS	5
+int	deliver_outcomes_waiting(struct deliver *);
 int	deliver_end(struct deliver *, struct deliver_stats *, char **err);
 
 /*

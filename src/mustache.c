@@ -1045,12 +1045,14 @@ static const struct value *
 lookup(const struct mustache_template *t, const struct node *n,
     const struct ctx *c)
 {
-	const struct part *pt = &t->parts[n->aux];
+	const struct part *pt;
 	const struct value *v = NULL;
 	unsigned i;
 
+	/* "." has no parts (and a template with no dotted name no table). */
 	if (n->nparts == 0)
 		return c->v;
+	pt = &t->parts[n->aux];
 	for (; c != NULL; c = c->up)
 		if ((v = value_map_get_hashed(c->v, t->pool + pt->off, pt->len,
 		    pt->hash)) != NULL)

@@ -1598,14 +1598,15 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
  * them to new/ in one go, then record every decision, all in one
  * transaction. The first page holds RENDER_FIRST_PAGE jobs and each next
  * one twice as many: delivery (page_done) starts after a few milliseconds
- * instead of after a whole page. The cursor (due_at, id) walks past jobs
+ * instead of after a whole page. `cut` ends a page early (delivery has
+ * accepted messages to record: their commit must not wait for a page). The cursor (due_at, id) walks past jobs
  * left planned, so the whole backlog is done in one tick and a held job
  * is looked at once per tick.
  */
 int
 render_tick(struct render *rd, struct store *st, struct source *src,
-    struct spool *sp, time_t now, render_page_fn page_done, void *arg,
-    struct render_stats *stats, char **err)
+    struct spool *sp, time_t now, render_page_fn page_done,
+    render_cut_fn cut, void *arg, struct render_stats *stats, char **err)
 {
 	time_t after_due = (time_t)LLONG_MIN;
 	int64_t after_id = 0;
@@ -1616,13 +1617,11 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 		struct spool_batch *batch;
 		struct render_out *outs;
 		struct job *jobs;
-		int n, done = 0;
+		int n, done = 0, cut_short = 0;
 
 		if ((r = store_jobs_due_after(st, now, after_due, after_id,
 		    page, &jobs, &n, err)) != FU_OK || n == 0)
 			break;
-		after_due = jobs[n - 1].due_at;
-		after_id = jobs[n - 1].id;
 		/*
 		 * One transaction per page, from the first look-up to the
 		 * last decision: the suppression and opt-out checks then read
@@ -1661,6 +1660,18 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 				r = FU_OK;
 			}
 			progress_step(1);
+			/* Delivery has outcomes waiting to be recorded: end the
+			 * page here (the rest comes in the next one). */
+			if (cut != NULL && done + 1 < n && cut(arg)) {
+				done++;
+				cut_short = 1;
+				break;
+			}
+		}
+		/* The cursor: past the last job looked at. */
+		if (done > 0) {
+			after_due = jobs[done - 1].due_at;
+			after_id = jobs[done - 1].id;
 		}
 		source_read_end(src);
 		if (spool_batch_count(batch) > 0) {
@@ -1702,7 +1713,7 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 		free(outs);
 		spool_batch_free(batch);
 		store_jobs_free(jobs, n);
-		if (n < page)
+		if (n < page && !cut_short)
 			break;
 		if (page < RENDER_BATCH)
 			page = page * 2 < RENDER_BATCH ? page * 2 : RENDER_BATCH;

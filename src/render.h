@@ -42,11 +42,15 @@ struct render_stats {
  * `page_done` (may be NULL) is called with `arg` after each page's
  * decisions are committed (its messages are in new/ and their jobs
  * `queued`): the daemon hands them to delivery while the next page renders.
+ * `cut` (may be NULL) is asked after each job: 1 ends the page there (it
+ * is committed and page_done called at once), so that delivery's outcomes
+ * are recorded within milliseconds even while a page is being built.
  */
 typedef void (*render_page_fn)(void *arg);
+typedef int (*render_cut_fn)(void *arg);
 int	render_tick(struct render *, struct store *, struct source *,
-	    struct spool *, time_t now, render_page_fn page_done, void *arg,
-	    struct render_stats *, char **err);
+	    struct spool *, time_t now, render_page_fn page_done,
+	    render_cut_fn cut, void *arg, struct render_stats *, char **err);
 
 /*
  * preview: the complete message that would be sent for the rule's source
