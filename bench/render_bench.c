@@ -89,7 +89,6 @@ main(int argc, char **argv)
 	if (source_open(cfg->database, cfg->busy_timeout_ms, &src, &err) !=
 	    FU_OK)
 		fatalx("%s", err);
-	mime_init();
 	if ((rd = render_open(cfg, 0, &errs)) == NULL)
 		fatalx("%s", buf_cstr(&errs));
 

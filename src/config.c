@@ -207,6 +207,7 @@ static const struct key queue_keys[] = {
 	{ "sent_retention", KEY_DURATION, CFG(sent_retention), 0, "0",
 	    0, 365 * DAY, NULL, NULL },
 	{ "batch", KEY_INT, CFG(batch), 0, "100", 1, 10000, NULL, NULL },
+	{ "recycle", KEY_BOOL, CFG(recycle), 0, "yes", 0, 0, NULL, NULL },
 	{ "user", KEY_STRING, CFG(user), 0, NULL, 0, 0, NULL, check_user },
 };
 

@@ -111,6 +111,7 @@ struct config {
 	long		 max_backoff;	/* default 4000 */
 	long		 queue_lifetime;	/* default 5d */
 	long		 sent_retention;	/* seconds to keep queue/sent/ copies; 0 = delete at once (default) */
+	int		 recycle;	/* reuse finished spool files (queue/free/); no: remove them */
 	int		 batch;		/* messages per SMTP session, default 100 */
 	char		*user;		/* started as root: run as this user (daemon.c); NULL: stay */
 

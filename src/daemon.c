@@ -200,6 +200,8 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 		goto fail;
 	if ((r = take_lock(d, err)) != FU_OK)
 		goto fail;
+	/* recycle = no: finished messages are removed, spare files too. */
+	spool_set_pool_max(d->spool, cfg->recycle ? SPOOL_POOL_MAX : 0);
 	if ((n = spool_clean_tmp(d->spool)) > 0)
 		log_info("spool: removed %d unfinished file%s from tmp/ "
 		    "(their jobs are still planned)", n, n == 1 ? "" : "s");
@@ -214,7 +216,6 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	if (d->source == NULL && (r = source_open(cfg->database,
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
 		goto fail;
-	mime_init();
 	if ((d->render = render_open(cfg, 0, &errs)) == NULL) {
 		if (errs.len && errs.data[errs.len - 1] == '\n')
 			errs.data[--errs.len] = '\0';
@@ -344,9 +345,12 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	free(e);
 	e = NULL;
 	pulse();
-	progress_begin("delivering", count_due(d, "SELECT count(*) FROM jobs "
-	    "WHERE state IN ('queued', 'deferred', 'sending') AND "
-	    "next_attempt_at <= CAST(?1 AS INTEGER)", now));
+	/* The delivering line counts the tick's deliveries, those made while
+	 * rendering included. */
+	progress_begin("delivering", deliver_done(dl) + count_due(d,
+	    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'deferred', "
+	    "'sending') AND next_attempt_at <= CAST(?1 AS INTEGER)", now));
+	progress_skip(deliver_done(dl));
 	if ((r = deliver_end(dl, &ds, &e)) != FU_OK) {
 		note_error(d, "deliver: stopped early", e);
 		worst = worst ? worst : r;
@@ -509,6 +513,7 @@ daemon_reload(struct daemon *d)
 	d->own_cfg = nc;
 	d->cfg = nc;
 	nc = NULL;
+	spool_set_pool_max(d->spool, d->cfg->recycle ? SPOOL_POOL_MAX : 0);
 	if (metrics_changed)
 		metrics_start(d);
 	ok = 1;

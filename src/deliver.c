@@ -431,6 +431,10 @@ pool_start(struct pool *p, const struct config *cfg, char **err)
 			set_err(err, "deliver: pthread_create: %s",
 			    strerror(e));
 			free(p->threads);
+			pthread_cond_destroy(&p->work_cv);
+			pthread_cond_destroy(&p->done_cv);
+			pthread_mutex_destroy(&p->rate_mu);
+			pthread_mutex_destroy(&p->mu);
 			return FU_TEMPFAIL;
 		}
 		p->nthreads++;
@@ -961,7 +965,7 @@ pool_wait_grouped(struct pool *p, const struct timespec *last,
 	pthread_mutex_unlock(&p->mu);
 }
 
-int
+void
 deliver_begin(const struct config *cfg, struct store *st, struct spool *sp,
     time_t now, volatile int *stop, struct deliver **out)
 {
@@ -977,7 +981,6 @@ deliver_begin(const struct config *cfg, struct store *st, struct spool *sp,
 	d->r = FU_OK;
 	clock_gettime(CLOCK_MONOTONIC, &d->last_record);
 	*out = d;
-	return FU_OK;
 }
 
 void
@@ -1004,6 +1007,12 @@ deliver_pump(struct deliver *d)
 		record(d, early, back);
 		fill(d);
 	}
+}
+
+long
+deliver_done(const struct deliver *d)
+{
+	return d->stats.sent + d->stats.deferred + d->stats.failed;
 }
 
 int
@@ -1053,14 +1062,4 @@ deliver_end(struct deliver *d, struct deliver_stats *stats, char **err)
 	free(d->err);
 	free(d);
 	return r;
-}
-
-int
-deliver_tick(const struct config *cfg, struct store *st, struct spool *sp,
-    time_t now, volatile int *stop, struct deliver_stats *stats, char **err)
-{
-	struct deliver *d;
-
-	deliver_begin(cfg, st, sp, now, stop, &d);
-	return deliver_end(d, stats, err);
 }

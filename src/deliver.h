@@ -33,23 +33,17 @@ long	deliver_backoff(int attempts, long min_backoff, long max_backoff,
  * 'rejected' and (for 550/551/553) the address suppressed. `stop` is checked
  * between batches (graceful shutdown). FU_TEMPFAIL on state database
  * trouble.
- */
-int	deliver_tick(const struct config *, struct store *, struct spool *,
-	    time_t now, volatile int *stop, struct deliver_stats *,
-	    char **err);
-
-/*
- * The same step in three parts, so that delivery runs while rendering goes
- * on: deliver_begin; deliver_pump after each rendered page (hands what is
- * due to the SMTP sessions and records what came back; it waits only until
+ *
+ * In three parts, so that delivery runs while rendering goes on:
+ * deliver_begin; deliver_pump after each rendered page (hands what is due
+ * to the SMTP sessions and records what came back; it waits only until
  * every queued message is in a session's hands, so rendering never runs
- * far ahead of the relay);
- * deliver_end sends what is left, waits for every session and frees the
- * handle. deliver_tick is begin + end. Same guarantees: a job is `sending`
- * (committed) before its message goes, its outcome committed after.
+ * far ahead of the relay); deliver_end sends what is left, waits for every
+ * session and frees the handle. A job is `sending` (committed) before its
+ * message goes, its outcome committed after.
  */
 struct deliver;
-int	deliver_begin(const struct config *, struct store *, struct spool *,
+void	deliver_begin(const struct config *, struct store *, struct spool *,
 	    time_t now, volatile int *stop, struct deliver **);
 void	deliver_pump(struct deliver *);
 /*
@@ -59,6 +53,8 @@ void	deliver_pump(struct deliver *);
  */
 #define DELIVER_RECORD_WAIT_MS	5
 int	deliver_outcomes_waiting(struct deliver *);
+/* Outcomes recorded so far (sent, deferred, failed): for progress. */
+long	deliver_done(const struct deliver *);
 int	deliver_end(struct deliver *, struct deliver_stats *, char **err);
 
 /*

@@ -345,7 +345,6 @@ cmd_check(const struct config *cfg)
 	char *err = NULL;
 	int nproblems;
 
-	mime_init();
 	if ((rd = render_open(cfg, 1, &errs)) != NULL)
 		render_close(rd);
 	if (source_open(cfg->database, cfg->busy_timeout_ms, &src, &err) !=
@@ -634,7 +633,6 @@ cmd_preview(const struct config *cfg, const char *rule, const char *key,
 	char *err = NULL;
 	int r;
 
-	mime_init();
 	if ((rd = render_open(cfg, 1, &errs)) == NULL) {
 		fputs(buf_cstr(&errs), stderr);
 		buf_free(&errs);

@@ -92,12 +92,6 @@ swar_qp_plain(uint64_t w)
 	    ((eq - SWAR_ONES) & ~eq)) & SWAR_HIGHS) == 0;
 }
 
-void
-mime_init(void)
-{
-	/* Nothing to set up any more (GMime is gone); callers keep calling. */
-}
-
 /* ASCII-only case folding: the C library's follows the locale. */
 static int
 ascii_lower(int c)

@@ -14,9 +14,6 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets. */
 #define MIME_ADDRESS_MAX	254
 
-/* Nothing to set up (it set up GMime once); kept for its callers. */
-void	mime_init(void);
-
 /*
  * Make an untrusted value (from the database or a rendered template) safe
  * for a header: invalid UTF-8 becomes U+FFFD (one per maximal invalid

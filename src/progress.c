@@ -12,6 +12,7 @@
 static struct {
 	const char	*what;
 	long		 total, done;
+	long		 skipped;	/* done before the phase began (no rate) */
 	int		 active;	/* between begin and end */
 	int		 shown;		/* a line is on the terminal now */
 	int		 tty;		/* this phase draws */
@@ -46,7 +47,7 @@ draw(double now)
 	long left = pg.total - pg.done;
 	char eta[32];
 
-	rate = elapsed > 0 ? (double)pg.done / elapsed : 0;
+	rate = elapsed > 0 ? (double)(pg.done - pg.skipped) / elapsed : 0;
 	if (rate > 0 && left > 0) {
 		long s = (long)((double)left / rate + 0.5);
 
@@ -79,7 +80,7 @@ progress_begin(const char *what, long total)
 	wipe();
 	pg.what = what;
 	pg.total = total;
-	pg.done = 0;
+	pg.done = pg.skipped = 0;
 	pg.active = 1;
 	pg.start = pg.last_pulse = mono();
 	pg.last_draw = 0;
@@ -107,6 +108,19 @@ progress_step(long n)
 	}
 	if (pg.tty && (now - pg.last_draw) * 1e9 >= PROGRESS_REDRAW_NS)
 		draw(now);
+}
+
+void
+progress_skip(long n)
+{
+	if (!pg.active || n <= 0)
+		return;
+	pg.done += n;
+	pg.skipped += n;
+	if (pg.done > pg.total)
+		pg.total = pg.done;
+	if (pg.tty)
+		draw(mono());
 }
 
 void

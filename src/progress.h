@@ -14,6 +14,11 @@
 void	progress_begin(const char *what, long total);
 /* n more steps done (render and deliver call it per job). */
 void	progress_step(long n);
+/*
+ * n steps of the phase were done before it began (delivery that ran while
+ * rendering): counted in done/total, not in the rate.
+ */
+void	progress_skip(long n);
 /* The phase is over: the line is wiped (the tick's log line sums it up). */
 void	progress_end(void);
 

@@ -962,7 +962,9 @@ spool_exists(struct spool *sp, const char *name)
  * Moves never replace a file in failed/, corrupt/ or sent/ (corrupt files
  * are evidence and never deleted): on a name clash the file becomes
  * NAME.1, NAME.2, ... The check-then-rename is not atomic, which is fine
- * because one followupd owns the spool (daemon's single-instance lock).
+ * because one followupd owns the spool (daemon's single-instance lock)
+ * and, inside it, the two threads that finish messages (delivery's, the
+ * background worker's) never hold the same name: names in new/ are unique.
  * The directories are noted in *dirty, for the caller to sync.
  */
 static int
@@ -1076,6 +1078,11 @@ spool_finish_many(struct spool *sp, const char *const *names,
 		}
 	if (settled)
 		pool_settle(sp, &settle);
+	else
+		/* Not reusable this run (new/ not synced): out of the count,
+		 * so the cap stays; the next start-up finds them again. */
+		for (size_t i = 0; i < settle.n; i++)
+			pool_forget(sp);
 	free(settle.v);
 	return rc;
 }

@@ -301,9 +301,45 @@ def rotten_spool(t):
         env.cleanup()
 
 
+# ---------------------------------------------------------------- recycle
+
+def recycling(t):
+    env = fx.Env("storage-recycle")
+    srv = fx.SmtpServer(maildir=os.path.join(env.dir, "mail")).start()
+    try:
+        setup(env, 4)
+        env.write_config(port=srv.port)
+        env.once(PLAN)
+        r = env.once(DUE)
+        t.eq(r.rc, 0, "recycle: the tick exits 0", r)
+        t.eq(len(srv.messages()), 4, "recycle: 4 messages sent")
+        free = os.path.join(env.queue, "free")
+        t.eq(env.spool_files("new"), [], "recycle: new/ is empty")
+        t.eq(len(os.listdir(free)) if os.path.isdir(free) else 0, 4,
+             "recycle: the 4 files wait in free/ for the next messages")
+        for f in os.listdir(free):
+            st = os.stat(os.path.join(free, f))
+            t.eq(st.st_mode & 0o777, 0o600, "recycle: free/%s is 0600" % f)
+        # recycle = no: spare files go at start-up, sent ones at once.
+        env.write_config(port=srv.port, queue={"recycle": "no"})
+        # Two tickets resolved again: two more check-ins.
+        env.desk("UPDATE tickets SET resolved_at = ?, updated_at = ? "
+                 "WHERE id <= 2", (DUE, DUE))
+        env.once(fx.sqltime(fx.unix(DUE) + 60))
+        r = env.once(fx.sqltime(fx.unix(DUE) + 7 * 86400))
+        t.eq(r.rc, 0, "recycle = no: the tick exits 0", r)
+        t.eq(len(srv.messages()), 6, "recycle = no: 2 more messages sent")
+        t.eq(os.listdir(free) if os.path.isdir(free) else [], [],
+             "recycle = no: nothing left in free/")
+        t.eq(env.spool_files("new"), [], "recycle = no: new/ is empty")
+    finally:
+        srv.stop()
+        env.cleanup()
+
+
 def body(t):
     fx.require_binary(t)
-    for row in (disk_full, locked_source, rotten_spool):
+    for row in (disk_full, locked_source, rotten_spool, recycling):
         try:
             row(t)
         except Exception:

@@ -369,7 +369,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_address(f[i]);
 	}
 
-	mime_init();
 	{
 		const char *extra[] = { "X-Ticket", f[5] ? f[5] : "1", NULL };
 		struct mime_part_calendar cal = { "REQUEST", f[7] };

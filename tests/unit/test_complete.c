@@ -94,7 +94,6 @@ main(void)
 	struct buf multi = { 0 }, single = { 0 };
 	const char *why;
 
-	mime_init();	/* a no-op now; callers still make it */
 	build(&multi, "<p>Hi Ana,</p>");
 	build(&single, NULL);
 	tap_ok(mime_message_complete(multi.data, multi.len, &why),

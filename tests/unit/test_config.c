@@ -527,6 +527,7 @@ test_full(void)
 	    "queue_lifetime = 3d\n"
 	    "sent_retention = 1w\n"
 	    "batch = 50\n"
+	    "recycle = no\n"
 	    "\n"
 	    "[templates]\n"
 	    "dir = tpl\n"
@@ -583,6 +584,7 @@ test_full(void)
 	tap_ok(c->queue_lifetime == 3 * 86400, "queue_lifetime 3d");
 	tap_ok(c->sent_retention == 7 * 86400, "sent_retention 1w");
 	tap_ok(c->batch == 50, "batch");
+	tap_ok(c->recycle == 0, "recycle = no");
 	want = expand("@DIR@/tpl");
 	tap_str(c->templates_dir, want, "templates dir resolved");
 	free(want);
@@ -605,7 +607,7 @@ test_full(void)
 	tap_ok(c->nrules == 2, "two rules");
 
 	r = config_rule(c, "checkin");
-	tap_ok(r != NULL && r->line == 32, "rule checkin at line 32");
+	tap_ok(r != NULL && r->line == 33, "rule checkin at line 33");
 	if (r != NULL) {
 		tap_ok(r->kind == RULE_AFTER_RESOLUTION, "kind");
 		tap_ok(r->delay == 3 * 86400 && r->lookback == 10 * 86400,
@@ -617,10 +619,10 @@ test_full(void)
 		    "JOIN customers c ON c.id = t.customer_id\n"
 		    "WHERE t.note = 'a ; b # c'",
 		    "query: continuation lines trimmed, joined by \\n, ';' and '#' kept");
-		tap_ok(r->query_line == 39, "query_line 39 (%d)", r->query_line);
+		tap_ok(r->query_line == 40, "query_line 40 (%d)", r->query_line);
 	}
 	r = config_rule(c, "thanks");
-	tap_ok(r != NULL && r->line == 45, "rule thanks at line 45");
+	tap_ok(r != NULL && r->line == 46, "rule thanks at line 46");
 	if (r != NULL) {
 		tap_ok(r->delay == 0 && r->lookback == 7 * 86400,
 		    "delay 0, lookback defaults to delay + 7d");
@@ -665,7 +667,8 @@ test_defaults(void)
 	free(want);
 	tap_ok(c->tick == 60 && c->min_backoff == 300 && c->max_backoff == 4000 &&
 	    c->queue_lifetime == 432000 && c->sent_retention == 0 &&
-	    c->batch == 100, "default tick, backoffs, lifetime, retention, batch");
+	    c->batch == 100 && c->recycle == 1,
+	    "default tick, backoffs, lifetime, retention, batch, recycle");
 	want = expand("@DIR@/templates");
 	tap_str(c->templates_dir, want, "default templates dir");
 	free(want);

@@ -2317,7 +2317,6 @@ write_samples(const char *dir)
 int
 main(int argc, char *argv[])
 {
-	mime_init();	/* a no-op now; callers still make it */
 	if (argc == 3 && strcmp(argv[1], "--write") == 0)
 		return write_samples(argv[2]) ? 0 : 1;
 	if (argc != 1) {
