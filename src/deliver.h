@@ -51,7 +51,7 @@ void	deliver_pump(struct deliver *);
  * more for deliver_pump to record them: the caller should call it soon (a
  * crash before the record could send them again).
  */
-#define DELIVER_RECORD_WAIT_MS	5
+#define DELIVER_RECORD_WAIT_MS	10
 int	deliver_outcomes_waiting(struct deliver *);
 /* Outcomes recorded so far (sent, deferred, failed): for progress. */
 long	deliver_done(const struct deliver *);
