@@ -408,7 +408,7 @@ consent_cap_count(struct store *st, const char *addr, const char *rule,
 int
 consent_store_open(const struct config *cfg, struct store **st, char **err)
 {
-	char *path = xasprintf("%s/state.db", cfg->queue_dir);
+	char *path = store_path(cfg->queue_dir);
 	struct spool *sp;
 	int r;
 

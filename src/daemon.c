@@ -205,7 +205,7 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	if ((n = spool_clean_tmp(d->spool)) > 0)
 		log_info("spool: removed %d unfinished file%s from tmp/ "
 		    "(their jobs are still planned)", n, n == 1 ? "" : "s");
-	path = xasprintf("%s/state.db", cfg->queue_dir);
+	path = store_path(cfg->queue_dir);
 	r = store_open(path, cfg->busy_timeout_ms, &d->store, err);
 	free(path);
 	if (r != FU_OK)

@@ -674,7 +674,7 @@ cmd_preview(const struct config *cfg, const char *rule, const char *key,
 static struct store *
 open_store(const struct config *cfg)
 {
-	char *path = xasprintf("%s/state.db", cfg->queue_dir), *err = NULL;
+	char *path = store_path(cfg->queue_dir), *err = NULL;
 	struct spool *sp;
 	struct store *st = NULL;
 

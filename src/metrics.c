@@ -26,7 +26,7 @@ metrics_new(const char *queue_dir, int busy_timeout_ms, time_t started)
 {
 	struct metrics *m = xcalloc(1, sizeof(*m));
 
-	m->state_path = xasprintf("%s/state.db", queue_dir);
+	m->state_path = store_path(queue_dir);
 	m->busy_timeout_ms = busy_timeout_ms;
 	m->started = started;
 	return m;

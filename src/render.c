@@ -1774,7 +1774,7 @@ preview_personal(struct render *rd, int ri, struct value *row,
 	}
 	if (rd->codes == NULL || rd->codes[ri] == NULL)
 		return;
-	path = xasprintf("%s/state.db", rd->cfg->queue_dir);
+	path = store_path(rd->cfg->queue_dir);
 	if (access(path, F_OK) == 0 && store_open(path,
 	    rd->cfg->busy_timeout_ms, &st, &err) == FU_OK) {
 		codes_for_subject(st, rule->name, key, &code, NULL);

@@ -385,6 +385,12 @@ fail:
 	return r;
 }
 
+char *
+store_path(const char *queue_dir)
+{
+	return xasprintf("%s/state.db", queue_dir);
+}
+
 int
 store_open(const char *path, int busy_timeout_ms, struct store **out,
     char **err)

@@ -49,6 +49,9 @@ void	store_job_clear(struct job *);		/* frees the strings */
 
 struct store;
 
+/* The path of a queue's state database: QUEUE_DIR/state.db (caller frees). */
+char	*store_path(const char *queue_dir);
+
 /*
  * Open or create the state database: WAL, busy_timeout, foreign keys,
  * schema migrations by PRAGMA user_version. FU_TEMPFAIL when busy or on

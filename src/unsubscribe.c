@@ -172,7 +172,7 @@ on_post(const struct http_request *rq, struct http_response *res, void *arg)
 		    "8058). Nothing was changed.</p>\n");
 		goto done;
 	}
-	path = xasprintf("%s/state.db", u->cfg->queue_dir);
+	path = store_path(u->cfg->queue_dir);
 	r = store_open(path, u->cfg->busy_timeout_ms, &st, &err);
 	free(path);
 	if (r == FU_OK)
