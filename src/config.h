@@ -154,9 +154,21 @@ struct config {
 	char		*unsubscribe_mailto;	/* address; default [smtp] from's */
 	char		*unsubscribe_secret_file;	/* 0600; default QUEUE/unsubscribe.key */
 
+	/* [bounces]: returned mail (bounce.c, verp.c, `followupd bounce`) */
+	char		*bounces_return_path;	/* VERP base address; NULL: off */
+	char		*bounces_delimiter;	/* one of + - = _; default + */
+	char		*bounces_maildir;	/* processed at every tick; NULL: none */
+	int		 bounces_soft_limit;	/* soft bounces that suppress */
+	long		 bounces_soft_window;	/* ... within this many seconds */
+	int		 bounces_complaint;	/* CONFIG_COMPLAINT_* */
+
 	struct rule_config *rules;
 	int		 nrules;
 };
+
+/* [bounces] complaint: what an abuse report opts the recipient out of. */
+#define CONFIG_COMPLAINT_MARKETING	0
+#define CONFIG_COMPLAINT_ALL		1
 
 /*
  * Parse the file. Syntax: [section] and [rule NAME] headers; key = value;
