@@ -54,6 +54,7 @@ static const char *const state_names[JOB_NSTATES] = {
 	[JOB_FAILED] = "failed",
 	[JOB_CANCELLED] = "cancelled",
 	[JOB_HELD] = "held",
+	[JOB_BOUNCED] = "bounced",
 };
 
 /*
@@ -167,6 +168,25 @@ static const char *const migrations[] = {
 	 * and its random order made it the dearest write of planning.
 	 */
 	"DROP INDEX IF EXISTS jobs_email;",
+	/*
+	 * 4 → 5: returned mail (issue 13). One row per message handled by
+	 * `followupd bounce`: what it was, the job it named (NULL: none),
+	 * what was done. A job's Message-ID finds the job a bounce quotes.
+	 */
+	"CREATE TABLE bounces ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  job_id INTEGER,"
+	"  address TEXT COLLATE NOCASE,"
+	"  kind TEXT NOT NULL,"
+	"  status TEXT,"
+	"  reason TEXT,"
+	"  matched_by TEXT,"
+	"  decision TEXT NOT NULL,"
+	"  source TEXT);"
+	"CREATE INDEX bounces_address ON bounces(address COLLATE NOCASE, at);"
+	"CREATE INDEX bounces_kind ON bounces(kind, at);"
+	"CREATE INDEX jobs_message_id ON jobs(message_id);",
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1373,4 +1393,101 @@ store_exec(struct store *st, const char *sql, const char *const *params,
 	    (r = bind_params(st, &h, params, err)) != FU_OK)
 		return r;
 	return run(st, &h, changes, err);
+}
+
+/* ---- bounces (issue 13) ---- */
+
+int
+store_job_bounced(struct store *st, int64_t id, const char *reason,
+    const char *reply, time_t now, char **err)
+{
+	struct stmt h;
+	char detail[700];
+	int r;
+
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'bounced', "
+	    "reason = ?, last_reply = COALESCE(?, last_reply), updated_at = ? "
+	    "WHERE id = ? AND state = 'sent'", err, "ttTi", reason, reply, now,
+	    id)) != FU_OK)
+		return r;
+	snprintf(detail, sizeof(detail), "%s%s%s", reason, reply ? ": " : "",
+	    reply ? reply : "");
+	return transition(st, id, now, "bounced", detail, &h, err);
+}
+
+int
+store_job_by_message_id(struct store *st, const char *mid, int64_t *id,
+    char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*id = 0;
+	if ((r = prepare(st, &h, "SELECT id FROM jobs WHERE message_id = ? "
+	    "ORDER BY id LIMIT 1", err, "t", mid)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW)
+		*id = sqlite3_column_int64(h.s, 0);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "job by Message-ID", err);
+	stmt_done(&h);
+	return r;
+}
+
+int
+store_bounce_add(struct store *st, const struct store_bounce *b, time_t now,
+    int64_t *id, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "INSERT INTO bounces (at, job_id, address, "
+	    "kind, status, reason, matched_by, decision, source) VALUES (?, "
+	    "NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?)", err, "Titttttt", now,
+	    b->job_id, b->address, b->kind, b->status, b->reason, b->matched_by,
+	    b->decision, b->source)) != FU_OK)
+		return r;
+	if ((r = run(st, &h, NULL, err)) == FU_OK && id != NULL)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return r;
+}
+
+int
+store_bounce_soft_count(struct store *st, const char *addr, time_t since,
+    int *n, char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT count(*) FROM bounces WHERE address = "
+	    "? AND at >= ? AND kind = 'soft' AND job_id IS NOT NULL", err, "tT",
+	    addr, since)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW)
+		*n = sqlite3_column_int(h.s, 0);
+	else
+		r = db_fail(st, rc, "soft bounces", err);
+	stmt_done(&h);
+	return r;
+}
+
+int
+store_bounce_count(struct store *st, const char *kind, time_t since,
+    long *total, long *matched, char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*total = *matched = 0;
+	if ((r = prepare(st, &h, "SELECT count(*), count(job_id) FROM bounces "
+	    "WHERE kind = ? AND at >= ?", err, "tT", kind, since)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		*total = (long)sqlite3_column_int64(h.s, 0);
+		*matched = (long)sqlite3_column_int64(h.s, 1);
+	} else
+		r = db_fail(st, rc, "bounce counts", err);
+	stmt_done(&h);
+	return r;
 }
