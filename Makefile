@@ -57,7 +57,8 @@ TEST_DEPS_store    = store clock util log
 TEST_DEPS_bounce   = bounce mime util log
 TEST_DEPS_verp     = verp mime consent codes rules ical source value store \
 		     spool config clock util log
-TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
+TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress \
+		     verp consent codes rules ical source value config
 TEST_DEPS_consent  = consent codes rules ical source value store spool config \
 		     clock util log
 

@@ -1,5 +1,6 @@
 /* main: the command line: run, once, check, preview, status, queue, optout, codes, why. */
 #include "clock.h"
+#include "bouncecmd.h"
 #include "codes.h"
 #include "config.h"
 #include "consent.h"
@@ -46,6 +47,8 @@ static const char usage_text[] =
 "  codes RULE                the personal codes RULE gave, for the shop\n"
 "  why EMAIL|CUSTOMER_ID     every job for a customer: decision and reason\n"
 "  unsubscribe-server        serve one-click unsubscribe (RFC 8058)\n"
+"  bounce [FILE... | --maildir DIR | --explain FILE...]\n"
+"                            handle returned mail (stdin for an MTA pipe)\n"
 "\n"
 "options:\n"
 "  -c FILE   the configuration (default: ./scheduler.conf)\n"
@@ -54,6 +57,22 @@ static const char usage_text[] =
 "\n"
 "TIME is UTC: \"YYYY-MM-DD HH:MM:SS\" or \"YYYY-MM-DDTHH:MM:SSZ\".\n"
 "`followupd COMMAND --help` describes one command.\n";
+
+#define BOUNCE_USAGE \
+	"usage: followupd bounce\n" \
+	"       followupd bounce FILE...\n" \
+	"       followupd bounce --maildir DIR\n" \
+	"       followupd bounce --explain [FILE...]\n" \
+	"Handle returned mail: a DSN, an MTA's bounce, an ARF complaint, an " \
+	"auto-reply.\nOne message on standard input (an MTA alias or pipe), " \
+	"the files named, or\nevery message in DIR/new (moved to DIR/cur, " \
+	"flag S, once recorded). A hard\nbounce suppresses the address, " \
+	"soft ones do at [bounces] soft_limit, a\ncomplaint opts out; only " \
+	"when the message names one of our jobs (a VERP token\nthat " \
+	"verifies, or our Message-ID). --explain changes nothing and prints " \
+	"one\nJSON object per recipient. Exit 0 when handled or ignored, " \
+	"75 when state.db\nis busy or the disk full (the MTA retries), 65 " \
+	"for input that is no mail.\n"
 
 static const struct {
 	const char *cmd, *help;
@@ -115,6 +134,7 @@ static const struct {
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
 	    "opt-outs and suppression.\n" },
+	{ "bounce", BOUNCE_USAGE },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
 	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
 	    "and port\nuntil SIGTERM or SIGINT: POST with "
@@ -1503,6 +1523,123 @@ cmd_queue(const struct config *cfg, int argc, char **argv)
 	return status;
 }
 
+/* ---- bounce (bouncecmd.c decides and records; this reads and prints) ---- */
+
+static int
+bounce_exit(int r)
+{
+	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
+}
+
+static void
+bounce_print_rows(const struct bouncecmd_row *rows, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fputs("{\"file\": ", stdout);
+		json_str(stdout, rows[i].source);
+		fputs(", \"recipient\": ", stdout);
+		json_str(stdout, rows[i].recipient);
+		fputs(", \"status\": ", stdout);
+		json_str(stdout, rows[i].status[0] ? rows[i].status : NULL);
+		fputs(", \"kind\": ", stdout);
+		json_str(stdout, bounce_kind_name(rows[i].kind));
+		fputs(", \"reason\": ", stdout);
+		json_str(stdout, rows[i].reason);
+		if (rows[i].job != 0)
+			printf(", \"job\": %lld", (long long)rows[i].job);
+		else
+			fputs(", \"job\": null", stdout);
+		fputs(", \"matched_by\": ", stdout);
+		json_str(stdout, rows[i].matched_by);
+		fputs("}\n", stdout);
+	}
+}
+
+/* One message from a file ("-": standard input) into m. */
+static int
+bounce_read(const char *path, struct buf *m, char **err)
+{
+	int fd, r;
+
+	if (strcmp(path, "-") == 0)
+		return bouncecmd_read_fd(0, m, err);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		set_err(err, "%s: %s", path, strerror(errno));
+		return FU_PERMFAIL;
+	}
+	r = bouncecmd_read_fd(fd, m, err);
+	close(fd);
+	return r;
+}
+
+/* Each named message (or stdin) explained or handled; the worst exit. */
+static int
+bounce_each(struct bouncecmd *b, int explain, int argc, char **argv)
+{
+	const char *stdin_only[] = { "-" };
+	const char *const *files = argc > 0 ? (const char *const *)argv :
+	    stdin_only;
+	int n = argc > 0 ? argc : 1, status = EX_OK;
+
+	for (int i = 0; i < n; i++) {
+		const char *src = strcmp(files[i], "-") == 0 && !explain ? "stdin" :
+		    files[i], *decision;
+		struct bouncecmd_row *rows = NULL;
+		struct buf m = { 0 };
+		char *err = NULL;
+		int r, nrows = 0;
+
+		if ((r = bounce_read(files[i], &m, &err)) == FU_OK)
+			r = explain ? bouncecmd_explain(b, src, m.data, m.len, &rows,
+			    &nrows, &err) : bouncecmd_handle(b, src, m.data, m.len,
+			    clock_now(), &decision, &err);
+		if (r != FU_OK) {
+			fprintf(stderr, "followupd bounce: %s\n", err);
+			if (status == EX_OK || r == FU_TEMPFAIL)
+				status = bounce_exit(r);
+		}
+		bounce_print_rows(rows, nrows);
+		bouncecmd_rows_free(rows, nrows);
+		buf_free(&m);
+		free(err);
+	}
+	return status;
+}
+
+static int
+cmd_bounce(const struct config *cfg, int argc, char **argv)
+{
+	int explain = argc > 0 && strcmp(argv[0], "--explain") == 0;
+	int maildir = argc > 0 && strcmp(argv[0], "--maildir") == 0;
+	int first = explain || maildir, r, handled;
+	struct bouncecmd *b;
+	char *err = NULL;
+
+	if ((maildir && argc != 2) || (!maildir && argc > first &&
+	    argv[first][0] == '-' && argv[first][1] != '\0'))
+		return command_usage("bounce", stderr);
+	if ((r = bouncecmd_open(cfg, explain, &b, &err)) != FU_OK) {
+		/* A pipe's message stays with the MTA, which tries again. */
+		fprintf(stderr, "followupd bounce: %s\n", err);
+		free(err);
+		return explain ? EX_UNAVAILABLE : EX_TEMPFAIL;
+	}
+	if (maildir) {
+		r = bouncecmd_maildir(b, argv[1], clock_now(), &handled, &err);
+		printf("bounce: %d message%s handled in %s\n", handled,
+		    handled == 1 ? "" : "s", argv[1]);
+		if (r != FU_OK)
+			fprintf(stderr, "followupd bounce: %s\n", err);
+		free(err);
+		bouncecmd_close(b);
+		return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL :
+		    EX_NOINPUT;
+	}
+	r = bounce_each(b, explain, argc - first, argv + first);
+	bouncecmd_close(b);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1587,7 +1724,8 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "check") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "queue") != 0 && strcmp(cmd, "optout") != 0 &&
 	    strcmp(cmd, "codes") != 0 && strcmp(cmd, "why") != 0 &&
-	    strcmp(cmd, "unsubscribe-server") != 0) {
+	    strcmp(cmd, "unsubscribe-server") != 0 &&
+	    strcmp(cmd, "bounce") != 0) {
 		fprintf(stderr, "followupd: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -1614,6 +1752,8 @@ main(int argc, char **argv)
 		status = codes_cmd(cfg, argc - 1, argv + 1);
 	else if (strcmp(cmd, "unsubscribe-server") == 0)	/* unsubscribe.c */
 		status = unsubscribe_cmd(cfg, argc - 1, argv + 1);
+	else if (strcmp(cmd, "bounce") == 0)	/* bouncecmd.c */
+		status = cmd_bounce(cfg, argc - 1, argv + 1);
 	else
 		status = cmd_queue(cfg, argc - 1, argv + 1);
 	config_free(cfg);

@@ -689,6 +689,7 @@ store_job_clear(struct job *j)
 	free(j->reason);
 	free(j->last_reply);
 	free(j->cls);
+	free(j->envelope_from);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -1450,6 +1451,19 @@ store_bounce_add(struct store *st, const struct store_bounce *b, time_t now,
 	if ((r = run(st, &h, NULL, err)) == FU_OK && id != NULL)
 		*id = sqlite3_last_insert_rowid(st->db);
 	return r;
+}
+
+int
+store_bounce_decision(struct store *st, int64_t id, const char *decision,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "UPDATE bounces SET decision = ? WHERE id = ?",
+	    err, "ti", decision, id)) != FU_OK)
+		return r;
+	return run(st, &h, NULL, err);
 }
 
 int

@@ -44,6 +44,7 @@ struct job {
 	char		*reason;
 	char		*last_reply;
 	char		*cls;		/* consent class noted at planning (NULL: older job) */
+	char		*envelope_from;	/* deliver: its VERP return path (not stored) */
 };
 
 void	store_job_clear(struct job *);		/* frees the strings */
@@ -296,6 +297,9 @@ struct store_bounce {
 };
 int	store_bounce_add(struct store *, const struct store_bounce *,
 	    time_t now, int64_t *id, char **err);
+/* What was done, once done (the row is written first: its id is cited). */
+int	store_bounce_decision(struct store *, int64_t id, const char *decision,
+	    char **err);
 /* Soft bounces matched to a job of addr, recorded at or after since. */
 int	store_bounce_soft_count(struct store *, const char *addr, time_t since,
 	    int *n, char **err);
