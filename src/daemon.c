@@ -1,5 +1,6 @@
 /* daemon: one tick (plan → render → deliver), the run loop, signals, the single-instance lock. */
 #include "daemon.h"
+#include "bouncecmd.h"
 #include "clock.h"
 #include "deliver.h"
 #include "http.h"
@@ -300,6 +301,28 @@ page_cut(void *arg)
 	return deliver_outcomes_waiting(arg);
 }
 
+/* [bounces] maildir: returned mail handled in the tick (bouncecmd.c). */
+static void
+bounces_tick(struct daemon *d, time_t now)
+{
+	struct bouncecmd *b;
+	char *e = NULL;
+	int n = 0;
+
+	if (bouncecmd_open(d->cfg, 0, &b, &e) == FU_OK) {
+		if (bouncecmd_maildir(b, d->cfg->bounces_maildir, now, &n, &e) !=
+		    FU_OK)
+			note_error(d, "bounce: the Maildir waits for the next tick",
+			    e);
+		bouncecmd_close(b);
+	} else
+		note_error(d, "bounce: the Maildir waits for the next tick", e);
+	if (n > 0)
+		log_info("bounce: %d returned message%s handled from %s", n,
+		    n == 1 ? "" : "s", d->cfg->bounces_maildir);
+	free(e);
+}
+
 int
 daemon_tick(struct daemon *d, time_t now, char **err)
 {
@@ -313,6 +336,9 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Returned mail first: a hard bounce suppresses before jobs render. */
+	if (d->cfg->bounces_maildir != NULL)
+		bounces_tick(d, now);
 	/* A busy source or a full disk skips a step, never the whole tick:
 	 * what is already queued can still go out. */
 	if ((r = plan_tick(d->cfg, d->source, d->store, now, &ps, &e)) !=

@@ -869,7 +869,7 @@ daemon_pid(const struct config *cfg)
 }
 
 static const char *const status_states[] = { "planned", "queued", "sending",
-    "deferred", "held", "sent", "failed", "cancelled" };
+    "deferred", "held", "sent", "failed", "cancelled", "bounced" };
 #define NSTATUS_STATES	(sizeof(status_states) / sizeof(status_states[0]))
 
 struct status {
@@ -1207,6 +1207,40 @@ status_json(const struct config *cfg, const struct status *S)
 	fputs("\n}\n", f);
 }
 
+/*
+ * Returned mail in the last soft_window, by kind: matched to a job of ours
+ * / all. Policy refusals say nothing about an address but need the
+ * operator: they get a line of their own.
+ */
+static void
+status_bounces(const struct config *cfg, struct store *st)
+{
+	static const enum bounce_kind order[] = { BOUNCE_HARD, BOUNCE_SOFT,
+	    BOUNCE_POLICY, BOUNCE_COMPLAINT, BOUNCE_AUTO_REPLY, BOUNCE_NONE };
+	long total[BOUNCE_NKINDS], matched[BOUNCE_NKINDS];
+	time_t since = clock_now() - cfg->bounces_soft_window;
+	char *err = NULL;
+
+	for (int k = 0; k < BOUNCE_NKINDS; k++)
+		if (store_bounce_count(st, bounce_kind_name((enum bounce_kind)k),
+		    since, &total[k], &matched[k], &err) != FU_OK) {
+			fprintf(stderr, "followupd status: %s\n", err);
+			free(err);
+			return;
+		}
+	printf("\nbounces in the last %ld days (matched to a job / all):\n ",
+	    cfg->bounces_soft_window / 86400);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		printf(" %s %ld/%ld", bounce_kind_name(order[i]),
+		    matched[order[i]], total[order[i]]);
+	printf("\n");
+	if (total[BOUNCE_POLICY] > 0)
+		printf("  ATTENTION: %ld message%s refused by the receiver for "
+		    "policy (spam, reputation,\n  content, blocks): not the "
+		    "address; see the log's 'bounce:' lines\n",
+		    total[BOUNCE_POLICY], total[BOUNCE_POLICY] == 1 ? "" : "s");
+}
+
 static int
 cmd_status(const struct config *cfg, int json)
 {
@@ -1220,8 +1254,10 @@ cmd_status(const struct config *cfg, int json)
 	if ((r = status_load(cfg, st, &S)) == FU_OK) {
 		if (json)
 			status_json(cfg, &S);
-		else
+		else {
 			status_text(cfg, &S);
+			status_bounces(cfg, st);
+		}
 	}
 	status_free(&S);
 	store_close(st);
