@@ -506,7 +506,8 @@ bouncecmd_maildir(struct bouncecmd *b, const char *dir, time_t now,
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), by_name);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), by_name);
 	for (size_t i = 0; i < n; i++) {
 		if (r == FU_OK && (r = maildir_one(b, dir, names[i], now, err)) ==
 		    FU_OK)

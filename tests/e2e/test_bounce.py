@@ -264,11 +264,12 @@ def body(t, env):
     env.desk("INSERT INTO tickets (id, customer_id, subject, status, "
              "resolved_at, updated_at) VALUES (9, 1, 'again', 'resolved', "
              "'2026-11-06 10:00:00', '2026-11-06 10:00:00')")
-    env.once("2026-11-06 12:00:00")
-    env.once("2026-11-09 11:00:00")
+    r1 = env.once("2026-11-06 12:00:00")
+    r2 = env.once("2026-11-09 11:00:00")
     j = env.job(9)
     t.eq(j and (j["state"], j["reason"]), ("cancelled", "suppressed"),
-         "the next check-in to a hard-bounced address is cancelled")
+         "the next check-in to a hard-bounced address is cancelled",
+         r1.describe(), r2.describe())
     r = env.run("why", "ana@example.com")
     t.ok("hard bounce 5.1.1 (job %d, bounce" % ana["id"] in r.stdout,
          "why names the bounce that suppressed the address", r.describe())
