@@ -234,15 +234,6 @@ fail:
 	return r;
 }
 
-static void
-first_number_cb(int n, char *const *names, char *const *values, void *arg)
-{
-	(void)n;
-	(void)names;
-	if (values[0])
-		*(time_t *)arg = (time_t)strtoll(values[0], NULL, 10);
-}
-
 void
 daemon_close(struct daemon *d)
 {
@@ -266,14 +257,25 @@ daemon_close(struct daemon *d)
 
 /* A count for the progress line (the question is cheap: indexed). */
 static long
-count_due(struct daemon *d, const char *sql, time_t now)
+count_due(struct daemon *d, enum store_due kind, time_t now)
 {
-	char nowtext[32];
-	time_t n = 0;
+	long n = 0;
 
-	snprintf(nowtext, sizeof(nowtext), "%lld", (long long)now);
-	store_query(d->store, sql, nowtext, first_number_cb, &n, NULL);
-	return (long)n;
+	store_count_due(d->store, kind, now, &n, NULL);
+	return n;
+}
+
+/*
+ * What the delivering line has still to do: the due jobs and those in
+ * flight (sending: handed out while rendering, not due, not yet done).
+ */
+static long
+count_to_deliver(struct daemon *d, time_t now)
+{
+	long sending = 0;
+
+	store_count_state(d->store, JOB_SENDING, &sending, NULL);
+	return count_due(d, STORE_DUE_DELIVER, now) + sending;
 }
 
 static void
@@ -332,8 +334,7 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	/* Delivery runs alongside rendering: each page rendered goes out
 	 * while the next one is built. */
 	deliver_begin(d->cfg, d->store, d->spool, now, &daemon_stop, &dl);
-	due = count_due(d, "SELECT count(*) FROM jobs WHERE state = 'planned' "
-	    "AND due_at <= CAST(?1 AS INTEGER)", now);
+	due = count_due(d, STORE_DUE_RENDER, now);
 	progress_set_pulse(pulse);
 	progress_begin("rendering", due);
 	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
@@ -347,9 +348,8 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	pulse();
 	/* The delivering line counts the tick's deliveries, those made while
 	 * rendering included. */
-	progress_begin("delivering", deliver_done(dl) + count_due(d,
-	    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'deferred', "
-	    "'sending') AND next_attempt_at <= CAST(?1 AS INTEGER)", now));
+	progress_begin("delivering", deliver_done(dl) + count_to_deliver(d,
+	    now));
 	progress_skip(deliver_done(dl));
 	if ((r = deliver_end(dl, &ds, &e)) != FU_OK) {
 		note_error(d, "deliver: stopped early", e);
@@ -379,11 +379,7 @@ next_due(struct daemon *d)
 {
 	time_t t = 0;
 
-	store_query(d->store, "SELECT MIN(t) FROM ("
-	    "SELECT MIN(due_at) AS t FROM jobs WHERE state = 'planned' "
-	    "UNION ALL SELECT MIN(next_attempt_at) FROM jobs "
-	    "WHERE state IN ('queued', 'deferred'))", NULL, first_number_cb, &t,
-	    NULL);
+	store_next_due(d->store, &t, NULL);
 	return t;
 }
 

@@ -692,77 +692,12 @@ open_store(const struct config *cfg)
 	return st;
 }
 
-static void
-print_row(int n, char *const *names, char *const *values, void *arg)
-{
-	const char *fmt = arg;
-
-	(void)names;
-	for (int i = 0; i < n; i++) {
-		const char *v = values[i] ? values[i] : "-";
-
-		if (fmt && fmt[i] == 'l')
-			printf("%-12s", v);
-		else if (fmt && fmt[i] == 'r')
-			printf("%10s", v);
-		else
-			printf("%s%s", v, i + 1 < n ? "  " : "");
-	}
-	printf("\n");
-}
-
 /* ---- status ---- */
 
-/* A whole query result as rows of NULL-or-text columns. */
-struct table {
-	int	  ncols, nrows;
-	char	**cells;	/* nrows * ncols */
-};
-
-static void
-table_row(int n, char *const *names, char *const *values, void *arg)
-{
-	struct table *t = arg;
-
-	(void)names;
-	t->ncols = n;
-	t->cells = xrealloc(t->cells, (size_t)(t->nrows + 1) * (size_t)n *
-	    sizeof(*t->cells));
-	for (int i = 0; i < n; i++)
-		t->cells[t->nrows * n + i] = values[i] ? xstrdup(values[i]) :
-		    NULL;
-	t->nrows++;
-}
-
 static const char *
-cell(const struct table *t, int row, int col)
+cell(const struct store_table *t, int row, int col)
 {
-	return t->cells[row * t->ncols + col];
-}
-
-static void
-table_free(struct table *t)
-{
-	for (int i = 0; i < t->nrows * t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	memset(t, 0, sizeof(*t));
-}
-
-static int
-table_query(struct store *st, struct table *t, const char *sql,
-    const char *const *params)
-{
-	char *err = NULL;
-	int r;
-
-	memset(t, 0, sizeof(*t));
-	if ((r = store_query_params(st, sql, params, table_row, t, &err)) !=
-	    FU_OK) {
-		fprintf(stderr, "followupd: %s\n", err);
-		free(err);
-	}
-	return r;
+	return store_cell(t, row, col);
 }
 
 /* "2026-11-05 10:00:00 UTC" from a Unix time column ("-" when none). */
@@ -855,65 +790,26 @@ static const char *const status_states[] = { "planned", "queued", "sending",
 struct status {
 	long		 pid;
 	char		*started, *last_tick, *last_error;
-	struct table	 rules, reasons, next, deferred, oldest, recent,
-			 lasterr;
+	struct store_status q;
 	time_t		 now;
 };
 
 static int
 status_load(const struct config *cfg, struct store *st, struct status *S)
 {
-	struct buf sql = { 0 };
-	char now[32], hour[32], day[32];
-	const char *const p_now[] = { now, NULL };
-	const char *const p_recent[] = { hour, day, NULL };
+	char *err = NULL;
 	int r;
 
 	S->now = clock_now();
-	snprintf(now, sizeof(now), "%lld", (long long)S->now);
-	snprintf(hour, sizeof(hour), "%lld", (long long)S->now - 3600);
-	snprintf(day, sizeof(day), "%lld", (long long)S->now - 86400);
 	S->pid = daemon_pid(cfg);
 	S->started = store_meta_get(st, "started_at");
 	S->last_tick = store_meta_get(st, "last_tick");
 	S->last_error = store_meta_get(st, "last_error");
-	buf_puts(&sql, "SELECT rule");
-	for (size_t i = 0; i < NSTATUS_STATES; i++)
-		buf_printf(&sql, ", sum(state = '%s')", status_states[i]);
-	buf_puts(&sql, " FROM jobs GROUP BY rule ORDER BY rule");
-	r = table_query(st, &S->rules, sql.data, NULL);
-	buf_free(&sql);
-	if (r == FU_OK)
-		r = table_query(st, &S->reasons, "SELECT rule, state, reason, "
-		    "count(*) FROM jobs WHERE reason IS NOT NULL GROUP BY rule, "
-		    "state, reason ORDER BY rule, state, reason", NULL);
-	if (r == FU_OK)
-		r = table_query(st, &S->next, "SELECT id, rule, subject, state, "
-		    "t, tz FROM (SELECT id, rule, subject, state, tz, CASE state "
-		    "WHEN 'planned' THEN due_at ELSE next_attempt_at END AS t FROM jobs "
-		    "WHERE state IN ('planned', 'queued', 'deferred')) ORDER BY t, "
-		    "id LIMIT 1", NULL);
-	if (r == FU_OK)
-		r = table_query(st, &S->deferred, "SELECT id, rule, subject, "
-		    "attempts, next_attempt_at, last_reply, tz FROM jobs WHERE state = "
-		    "'deferred' ORDER BY next_attempt_at, id LIMIT 20", NULL);
-	if (r == FU_OK)
-		r = table_query(st, &S->oldest, "SELECT id, rule, subject, state, "
-		    "queued_at, max(CAST(?1 AS INTEGER) - queued_at, 0), tz FROM jobs "
-		    "WHERE state IN ('queued', 'deferred', 'sending') AND queued_at "
-		    "IS NOT NULL ORDER BY queued_at, id LIMIT 1", p_now);
-	if (r == FU_OK)
-		r = table_query(st, &S->recent, "SELECT "
-		    "coalesce(sum(at >= CAST(?1 AS INTEGER)), 0), "
-		    "coalesce(sum(at >= CAST(?2 AS INTEGER)), 0), "
-		    "(SELECT count(*) FROM events WHERE event IN "
-		    "('unknown-outcome', 'interrupted')) FROM events "
-		    "WHERE event = 'sent' AND at >= CAST(?2 AS INTEGER)", p_recent);
-	if (r == FU_OK)
-		r = table_query(st, &S->lasterr, "SELECT id, rule, subject, state, "
-		    "updated_at, last_reply, tz FROM jobs WHERE state IN ('deferred', "
-		    "'failed') AND last_reply IS NOT NULL ORDER BY updated_at DESC, "
-		    "id DESC LIMIT 1", NULL);
+	if ((r = store_status(st, S->now, status_states, (int)NSTATUS_STATES,
+	    &S->q, &err)) != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
+	}
 	return r;
 }
 
@@ -923,13 +819,7 @@ status_free(struct status *S)
 	free(S->started);
 	free(S->last_tick);
 	free(S->last_error);
-	table_free(&S->rules);
-	table_free(&S->reasons);
-	table_free(&S->next);
-	table_free(&S->deferred);
-	table_free(&S->oldest);
-	table_free(&S->recent);
-	table_free(&S->lasterr);
+	store_status_free(&S->q);
 }
 
 /* Seconds since a stored "YYYY-MM-DD HH:MM:SS" (UTC), or -1. */
@@ -978,55 +868,55 @@ status_text(const struct config *cfg, const struct status *S)
 	for (size_t i = 0; i < NSTATUS_STATES; i++)
 		printf("%10s", status_states[i]);
 	printf("\n");
-	for (int i = 0; i < S->rules.nrows; i++) {
-		printf("%-12s", cell(&S->rules, i, 0));
+	for (int i = 0; i < S->q.rules.nrows; i++) {
+		printf("%-12s", cell(&S->q.rules, i, 0));
 		for (size_t c = 0; c < NSTATUS_STATES; c++)
-			printf("%10s", cell(&S->rules, i, 1 + (int)c) ?
-			    cell(&S->rules, i, 1 + (int)c) : "0");
+			printf("%10s", cell(&S->q.rules, i, 1 + (int)c) ?
+			    cell(&S->q.rules, i, 1 + (int)c) : "0");
 		printf("\n");
 	}
 	printf("\nwhy not sent (cancelled or failed, by reason):\n");
-	for (int i = 0; i < S->reasons.nrows; i++)
-		printf("  %s %s %s: %s\n", cell(&S->reasons, i, 0),
-		    cell(&S->reasons, i, 1), cell(&S->reasons, i, 2),
-		    cell(&S->reasons, i, 3));
+	for (int i = 0; i < S->q.reasons.nrows; i++)
+		printf("  %s %s %s: %s\n", cell(&S->q.reasons, i, 0),
+		    cell(&S->q.reasons, i, 1), cell(&S->q.reasons, i, 2),
+		    cell(&S->q.reasons, i, 3));
 	printf("\noldest waiting for delivery:\n");
-	for (int i = 0; i < S->oldest.nrows; i++) {
+	for (int i = 0; i < S->q.oldest.nrows; i++) {
 		printf("  job %s (%s %s, %s), queued %s, ",
-		    cell(&S->oldest, i, 0), cell(&S->oldest, i, 1),
-		    cell(&S->oldest, i, 2), cell(&S->oldest, i, 3),
-		    when_text(cfg, cell(&S->oldest, i, 4), cell(&S->oldest, i,
+		    cell(&S->q.oldest, i, 0), cell(&S->q.oldest, i, 1),
+		    cell(&S->q.oldest, i, 2), cell(&S->q.oldest, i, 3),
+		    when_text(cfg, cell(&S->q.oldest, i, 4), cell(&S->q.oldest, i,
 		    6), b1));
-		print_duration(strtol(cell(&S->oldest, i, 5), NULL, 10));
+		print_duration(strtol(cell(&S->q.oldest, i, 5), NULL, 10));
 		printf(" ago\n");
 	}
 	printf("\nnext due:\n");
-	for (int i = 0; i < S->next.nrows; i++)
+	for (int i = 0; i < S->q.next.nrows; i++)
 		printf("  %s  job %s (%s %s, %s)\n", when_text(cfg,
-		    cell(&S->next, i, 4), cell(&S->next, i, 5), b1),
-		    cell(&S->next, i, 0), cell(&S->next, i, 1),
-		    cell(&S->next, i, 2), cell(&S->next, i, 3));
+		    cell(&S->q.next, i, 4), cell(&S->q.next, i, 5), b1),
+		    cell(&S->q.next, i, 0), cell(&S->q.next, i, 1),
+		    cell(&S->q.next, i, 2), cell(&S->q.next, i, 3));
 	printf("\ndeferred:\n");
-	for (int i = 0; i < S->deferred.nrows; i++)
+	for (int i = 0; i < S->q.deferred.nrows; i++)
 		printf("  job %s %s %s, attempt %s, next %s: %s\n",
-		    cell(&S->deferred, i, 0), cell(&S->deferred, i, 1),
-		    cell(&S->deferred, i, 2), cell(&S->deferred, i, 3),
-		    when_text(cfg, cell(&S->deferred, i, 4),
-		    cell(&S->deferred, i, 6), b1),
-		    cell(&S->deferred, i, 5) ? cell(&S->deferred, i, 5) : "");
+		    cell(&S->q.deferred, i, 0), cell(&S->q.deferred, i, 1),
+		    cell(&S->q.deferred, i, 2), cell(&S->q.deferred, i, 3),
+		    when_text(cfg, cell(&S->q.deferred, i, 4),
+		    cell(&S->q.deferred, i, 6), b1),
+		    cell(&S->q.deferred, i, 5) ? cell(&S->q.deferred, i, 5) : "");
 	printf("\ndelivered: %s in the last hour, %s in the last day\n",
-	    S->recent.nrows ? cell(&S->recent, 0, 0) : "0",
-	    S->recent.nrows ? cell(&S->recent, 0, 1) : "0");
+	    S->q.recent.nrows ? cell(&S->q.recent, 0, 0) : "0",
+	    S->q.recent.nrows ? cell(&S->q.recent, 0, 1) : "0");
 	printf("unknown outcome (the message went, no reply came): %s, "
-	    "unknown_outcome = %s\n", S->recent.nrows && cell(&S->recent, 0,
-	    2) ? cell(&S->recent, 0, 2) : "0", cfg->unknown_outcome ==
+	    "unknown_outcome = %s\n", S->q.recent.nrows && cell(&S->q.recent, 0,
+	    2) ? cell(&S->q.recent, 0, 2) : "0", cfg->unknown_outcome ==
 	    CONFIG_UNKNOWN_HOLD ? "hold" : "retry");
 	printf("\nlast delivery error:\n");
-	for (int i = 0; i < S->lasterr.nrows; i++)
-		printf("  job %s %s %s (%s, %s): %s\n", cell(&S->lasterr, i, 0),
-		    cell(&S->lasterr, i, 1), cell(&S->lasterr, i, 2),
-		    cell(&S->lasterr, i, 3), when_text(cfg, cell(&S->lasterr, i,
-		    4), cell(&S->lasterr, i, 6), b1), cell(&S->lasterr, i, 5));
+	for (int i = 0; i < S->q.lasterr.nrows; i++)
+		printf("  job %s %s %s (%s, %s): %s\n", cell(&S->q.lasterr, i, 0),
+		    cell(&S->q.lasterr, i, 1), cell(&S->q.lasterr, i, 2),
+		    cell(&S->q.lasterr, i, 3), when_text(cfg, cell(&S->q.lasterr, i,
+		    4), cell(&S->q.lasterr, i, 6), b1), cell(&S->q.lasterr, i, 5));
 	if (S->last_error != NULL)
 		printf("\nlast tick problem:\n  %s\n", S->last_error);
 	if (S->last_tick != NULL)
@@ -1073,110 +963,110 @@ status_json(const struct config *cfg, const struct status *S)
 	else
 		fputs("null", f);
 	fputs("},\n  \"rules\": {", f);
-	for (int i = 0; i < S->rules.nrows; i++) {
+	for (int i = 0; i < S->q.rules.nrows; i++) {
 		fprintf(f, "%s\n    ", i ? "," : "");
-		json_str(f, cell(&S->rules, i, 0));
+		json_str(f, cell(&S->q.rules, i, 0));
 		fputs(": {", f);
 		for (size_t c = 0; c < NSTATUS_STATES; c++) {
-			const char *v = cell(&S->rules, i, 1 + (int)c);
+			const char *v = cell(&S->q.rules, i, 1 + (int)c);
 
 			fprintf(f, "%s\"%s\": %s", c ? ", " : "",
 			    status_states[c], v ? v : "0");
 		}
 		fputs("}", f);
 	}
-	fputs(S->rules.nrows ? "\n  },\n  \"reasons\": [" :
+	fputs(S->q.rules.nrows ? "\n  },\n  \"reasons\": [" :
 	    "},\n  \"reasons\": [", f);
-	for (int i = 0; i < S->reasons.nrows; i++) {
+	for (int i = 0; i < S->q.reasons.nrows; i++) {
 		fprintf(f, "%s\n    {\"rule\": ", i ? "," : "");
-		json_str(f, cell(&S->reasons, i, 0));
+		json_str(f, cell(&S->q.reasons, i, 0));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->reasons, i, 1));
+		json_str(f, cell(&S->q.reasons, i, 1));
 		fputs(", \"reason\": ", f);
-		json_str(f, cell(&S->reasons, i, 2));
+		json_str(f, cell(&S->q.reasons, i, 2));
 		fputs(", \"count\": ", f);
-		json_num(f, cell(&S->reasons, i, 3));
+		json_num(f, cell(&S->q.reasons, i, 3));
 		fputs("}", f);
 	}
-	fputs(S->reasons.nrows ? "\n  ],\n  \"oldest_queued\": " :
+	fputs(S->q.reasons.nrows ? "\n  ],\n  \"oldest_queued\": " :
 	    "],\n  \"oldest_queued\": ", f);
-	if (S->oldest.nrows) {
+	if (S->q.oldest.nrows) {
 		fputs("{\"job\": ", f);
-		json_num(f, cell(&S->oldest, 0, 0));
+		json_num(f, cell(&S->q.oldest, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->oldest, 0, 1));
+		json_str(f, cell(&S->q.oldest, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->oldest, 0, 2));
+		json_str(f, cell(&S->q.oldest, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->oldest, 0, 3));
+		json_str(f, cell(&S->q.oldest, 0, 3));
 		fputs(", \"queued_at\": ", f);
-		json_time(f, cell(&S->oldest, 0, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->oldest, 0, 6)),
-		    "queued_at", cell(&S->oldest, 0, 4));
+		json_time(f, cell(&S->q.oldest, 0, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.oldest, 0, 6)),
+		    "queued_at", cell(&S->q.oldest, 0, 4));
 		fputs(", \"age_seconds\": ", f);
-		json_num(f, cell(&S->oldest, 0, 5));
+		json_num(f, cell(&S->q.oldest, 0, 5));
 		fputs("}", f);
 	} else
 		fputs("null", f);
 	fputs(",\n  \"next_due\": ", f);
-	if (S->next.nrows) {
+	if (S->q.next.nrows) {
 		fputs("{\"job\": ", f);
-		json_num(f, cell(&S->next, 0, 0));
+		json_num(f, cell(&S->q.next, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->next, 0, 1));
+		json_str(f, cell(&S->q.next, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->next, 0, 2));
+		json_str(f, cell(&S->q.next, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->next, 0, 3));
+		json_str(f, cell(&S->q.next, 0, 3));
 		fputs(", \"at\": ", f);
-		json_time(f, cell(&S->next, 0, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->next, 0, 5)), "at",
-		    cell(&S->next, 0, 4));
+		json_time(f, cell(&S->q.next, 0, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.next, 0, 5)), "at",
+		    cell(&S->q.next, 0, 4));
 		fputs("}", f);
 	} else
 		fputs("null", f);
 	fputs(",\n  \"deferred\": [", f);
-	for (int i = 0; i < S->deferred.nrows; i++) {
+	for (int i = 0; i < S->q.deferred.nrows; i++) {
 		fprintf(f, "%s\n    {\"job\": ", i ? "," : "");
-		json_num(f, cell(&S->deferred, i, 0));
+		json_num(f, cell(&S->q.deferred, i, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->deferred, i, 1));
+		json_str(f, cell(&S->q.deferred, i, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->deferred, i, 2));
+		json_str(f, cell(&S->q.deferred, i, 2));
 		fputs(", \"attempts\": ", f);
-		json_num(f, cell(&S->deferred, i, 3));
+		json_num(f, cell(&S->q.deferred, i, 3));
 		fputs(", \"next_attempt_at\": ", f);
-		json_time(f, cell(&S->deferred, i, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->deferred, i, 6)),
-		    "next_attempt_at", cell(&S->deferred, i, 4));
+		json_time(f, cell(&S->q.deferred, i, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.deferred, i, 6)),
+		    "next_attempt_at", cell(&S->q.deferred, i, 4));
 		fputs(", \"last_reply\": ", f);
-		json_str(f, cell(&S->deferred, i, 5));
+		json_str(f, cell(&S->q.deferred, i, 5));
 		fputs("}", f);
 	}
-	fputs(S->deferred.nrows ? "\n  ],\n" : "],\n", f);
+	fputs(S->q.deferred.nrows ? "\n  ],\n" : "],\n", f);
 	fputs("  \"delivered\": {\"last_hour\": ", f);
-	json_num(f, S->recent.nrows ? cell(&S->recent, 0, 0) : "0");
+	json_num(f, S->q.recent.nrows ? cell(&S->q.recent, 0, 0) : "0");
 	fputs(", \"last_day\": ", f);
-	json_num(f, S->recent.nrows ? cell(&S->recent, 0, 1) : "0");
+	json_num(f, S->q.recent.nrows ? cell(&S->q.recent, 0, 1) : "0");
 	fputs("},\n  \"unknown_outcomes\": ", f);
-	json_num(f, S->recent.nrows && cell(&S->recent, 0, 2) ?
-	    cell(&S->recent, 0, 2) : "0");
+	json_num(f, S->q.recent.nrows && cell(&S->q.recent, 0, 2) ?
+	    cell(&S->q.recent, 0, 2) : "0");
 	fputs(",\n  \"last_delivery_error\": ", f);
-	if (S->lasterr.nrows) {
+	if (S->q.lasterr.nrows) {
 		fputs("{\"job\": ", f);
-		json_num(f, cell(&S->lasterr, 0, 0));
+		json_num(f, cell(&S->q.lasterr, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 1));
+		json_str(f, cell(&S->q.lasterr, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 2));
+		json_str(f, cell(&S->q.lasterr, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 3));
+		json_str(f, cell(&S->q.lasterr, 0, 3));
 		fputs(", \"at\": ", f);
-		json_time(f, cell(&S->lasterr, 0, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->lasterr, 0, 6)), "at",
-		    cell(&S->lasterr, 0, 4));
+		json_time(f, cell(&S->q.lasterr, 0, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.lasterr, 0, 6)), "at",
+		    cell(&S->q.lasterr, 0, 4));
 		fputs(", \"reply\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 5));
+		json_str(f, cell(&S->q.lasterr, 0, 5));
 		fputs("}", f);
 	} else
 		fputs("null", f);
@@ -1225,11 +1115,11 @@ parse_job_id(const char *s, int64_t *id)
 static int
 queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 {
-	const char *state = NULL, *rule = NULL, *params[3] = { NULL };
+	const char *state = NULL, *rule = NULL;
 	enum job_state s;
-	struct table t;
-	struct buf sql = { 0 };
-	int r, json = 0, np = 0;
+	struct store_table t;
+	char *err = NULL;
+	int r, json = 0;
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
@@ -1247,24 +1137,11 @@ queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 		    "cancelled)\n", state);
 		return EX_USAGE;
 	}
-	/* The filter values are compared, not pasted: bound parameters. */
-	buf_puts(&sql, "SELECT id, rule, subject, occurrence, state, due_at, "
-	    "next_attempt_at, attempts, recipient, reason, last_reply, "
-	    "CASE WHEN state IN ('queued', 'deferred') THEN next_attempt_at "
-	    "ELSE due_at END, tz FROM jobs WHERE 1");
-	if (state) {
-		params[np++] = state;
-		buf_printf(&sql, " AND state = ?%d", np);
-	}
-	if (rule) {
-		params[np++] = rule;
-		buf_printf(&sql, " AND rule = ?%d", np);
-	}
-	buf_puts(&sql, " ORDER BY id");
-	r = table_query(st, &t, sql.data, params);
-	buf_free(&sql);
-	if (r != FU_OK)
+	if ((r = store_jobs_list(st, state, rule, &t, &err)) != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
 		return exit_for(r);
+	}
 	if (json) {
 		static const char *const keys[] = { "id", "rule", "subject",
 		    "occurrence", "state", "due_at", "next_attempt_at",
@@ -1319,8 +1196,25 @@ queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 			    reply ? reply : "");
 		}
 	}
-	table_free(&t);
+	store_table_free(&t);
 	return EX_OK;
+}
+
+/* A job's events, one a line: "INDENT2026-11-05 10:00:00 UTC  event: detail". */
+static void
+print_history(struct store *st, int64_t id, const char *indent)
+{
+	struct store_event *ev;
+	char when[20];
+	int n;
+
+	if (store_job_history(st, id, &ev, &n, NULL) != FU_OK)
+		return;
+	for (int i = 0; i < n; i++)
+		printf("%s%s UTC  %s%s%s\n", indent, clock_format_sql(ev[i].at,
+		    when), ev[i].event, ev[i].detail ? ": " : "",
+		    ev[i].detail ? ev[i].detail : "");
+	store_events_free(ev, n);
 }
 
 static int
@@ -1328,7 +1222,7 @@ queue_show(const struct config *cfg, struct store *st, int64_t id)
 {
 	struct job j;
 	const struct clock_zone *z;
-	char *err = NULL, *tz, idtext[32];
+	char *err = NULL, *tz;
 	char due[20], next[20], local[32];
 	int r;
 
@@ -1361,10 +1255,7 @@ queue_show(const struct config *cfg, struct store *st, int64_t id)
 	if (j.last_reply)
 		printf("last reply:   %s\n", j.last_reply);
 	printf("\nhistory:\n");
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	store_query(st, "SELECT '  ' || datetime(at, 'unixepoch') || ' UTC  ' "
-	    "|| event || coalesce(': ' || detail, '') FROM events WHERE "
-	    "job_id = ?1 ORDER BY id", idtext, print_row, NULL, NULL);
+	print_history(st, id, "  ");
 	if (j.spool_name && (j.state == JOB_QUEUED || j.state == JOB_DEFERRED ||
 	    j.state == JOB_SENDING || j.state == JOB_HELD)) {
 		struct spool *sp;
@@ -1415,30 +1306,29 @@ queue_done_text(const char *action)
 static int
 queue_act_all(struct store *st, const char *action, const char *state)
 {
-	const char *const params[] = { state, NULL };
-	struct table t;
+	enum job_state s = JOB_NSTATES;
+	int64_t *ids = NULL;
 	char *err = NULL;
-	int r;
+	int r, n = 0;
 
+	(void)store_state_parse(state, &s);	/* deferred or held */
 	if ((r = store_begin(st, &err)) != FU_OK)
 		goto fail;
-	if ((r = store_query_params(st, "SELECT id FROM jobs WHERE state = ?1 "
-	    "ORDER BY id", params, table_row, memset(&t, 0, sizeof(t)),
-	    &err)) != FU_OK)
-		goto fail;
-	for (int i = 0; i < t.nrows && r == FU_OK; i++)
-		r = queue_act(st, action, strtoll(cell(&t, i, 0), NULL, 10),
-		    &err);
-	if (r == FU_OK)
-		r = store_commit(st, &err);
-	if (r != FU_OK) {
+	if ((r = store_job_ids(st, s, &ids, &n, &err)) != FU_OK) {
 		store_rollback(st);
-		table_free(&t);
 		goto fail;
 	}
-	printf("%d %s job%s: %s\n", t.nrows, state, t.nrows == 1 ? "" : "s",
+	for (int i = 0; i < n && r == FU_OK; i++)
+		r = queue_act(st, action, ids[i], &err);
+	if (r == FU_OK)
+		r = store_commit(st, &err);
+	free(ids);
+	if (r != FU_OK) {
+		store_rollback(st);
+		goto fail;
+	}
+	printf("%d %s job%s: %s\n", n, state, n == 1 ? "" : "s",
 	    queue_done_text(action));
-	table_free(&t);
 	return EX_OK;
 fail:
 	fprintf(stderr, "followupd queue %s: %s\n", action, err);
@@ -1501,6 +1391,284 @@ cmd_queue(const struct config *cfg, int argc, char **argv)
 	}
 	store_close(st);
 	return status;
+}
+
+/* ---- optout, why, codes: consent and personal codes ---- */
+
+static int
+optout_usage(void)
+{
+	fputs("usage: followupd optout add EMAIL [--class marketing|"
+	    "transactional|all] [--reason TEXT]\n"
+	    "       followupd optout remove EMAIL [--class marketing|"
+	    "transactional|all|suppressed]\n"
+	    "       followupd optout list\n", stderr);
+	return EX_USAGE;
+}
+
+/* The state database for optout, why and codes (the queue may be new). */
+static struct store *
+open_consent_store(const struct config *cfg, int *status)
+{
+	struct store *st;
+	char *err = NULL;
+	int r;
+
+	if ((r = consent_store_open(cfg, &st, &err)) != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
+		*status = r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
+		return NULL;
+	}
+	return st;
+}
+
+static int
+optout_list(struct store *st, char **err)
+{
+	struct store_optout *o;
+	char when[20];
+	int r, n;
+
+	printf("address\tclass\tsince\treason\n");
+	if ((r = store_optouts_list(st, &o, &n, err)) != FU_OK)
+		return r;
+	for (int i = 0; i < n; i++)
+		printf("%s\t%s\t%s UTC\t%s\n", o[i].addr, o[i].cls,
+		    clock_format_sql(o[i].since, when), o[i].reason ?
+		    o[i].reason : "-");
+	store_optouts_free(o, n);
+	return FU_OK;
+}
+
+/* optout add|remove ADDR: the change and a line saying what it did. */
+static int
+optout_change(struct store *st, int add, const char *addr, const char *cls,
+    const char *reason, char **err)
+{
+	int r, n = 0;
+
+	if (add) {
+		if (cls == NULL)
+			cls = "marketing";
+		r = consent_optout_add(st, addr, cls, reason ? reason :
+		    "added by an operator", clock_now(), &n, err);
+		if (r == FU_OK)
+			printf("%s: %s for %s mail\n", addr, n ? "opted out" :
+			    "already opted out", cls);
+		return r;
+	}
+	r = consent_optout_remove(st, addr, cls, &n, err);
+	if (r == FU_OK)
+		printf("%s: %d %s removed\n", addr, n, cls != NULL &&
+		    strcmp(cls, "suppressed") == 0 ? "suppression" :
+		    n == 1 ? "opt-out" : "opt-outs");
+	return r;
+}
+
+static int
+cmd_optout(const struct config *cfg, int argc, char **argv)
+{
+	const char *cls = NULL, *reason = NULL, *addr = NULL;
+	struct store *st;
+	char *err = NULL;
+	int r, add, list, status;
+
+	if (argc < 1)
+		return optout_usage();
+	add = strcmp(argv[0], "add") == 0;
+	list = strcmp(argv[0], "list") == 0;
+	if (!add && !list && strcmp(argv[0], "remove") != 0)
+		return optout_usage();
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--class") == 0 && i + 1 < argc && !list)
+			cls = argv[++i];
+		else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc && add)
+			reason = argv[++i];
+		else if (argv[i][0] != '-' && addr == NULL && !list)
+			addr = argv[i];
+		else {
+			fprintf(stderr, "followupd optout: unexpected argument "
+			    "'%s'\n", argv[i]);
+			return optout_usage();
+		}
+	}
+	if (!list && addr == NULL)
+		return optout_usage();
+	if (cls != NULL && !consent_class_ok(cls) && !(!add &&
+	    strcmp(cls, "suppressed") == 0)) {
+		fprintf(stderr, "followupd optout: --class '%s': use marketing, "
+		    "transactional or all%s\n", cls, add ? "" : " (or suppressed)");
+		return EX_USAGE;
+	}
+	if (addr != NULL && (strchr(addr, '@') == NULL || strlen(addr) > 254)) {
+		fprintf(stderr, "followupd optout: '%s' is not an address\n",
+		    addr);
+		return EX_DATAERR;
+	}
+	if ((st = open_consent_store(cfg, &status)) == NULL)
+		return status;
+	r = list ? optout_list(st, &err) : optout_change(st, add, addr, cls,
+	    reason, &err);
+	if (r != FU_OK)
+		fprintf(stderr, "followupd optout: %s\n", err);
+	free(err);
+	store_close(st);
+	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
+}
+
+/* One line that answers "why (not)": the job's decision in words. */
+static void
+why_decision(const struct store_why_job *j, struct buf *out)
+{
+	char a[20];
+
+	if (strcmp(j->state, "sent") == 0)
+		buf_printf(out, "sent at %s UTC", clock_format_sql(j->updated_at,
+		    a));
+	else if (strcmp(j->state, "cancelled") == 0)
+		buf_printf(out, "cancelled because %s", j->reason ? j->reason :
+		    "?");
+	else if (strcmp(j->state, "failed") == 0)
+		buf_printf(out, "failed: %s%s%s", j->reason ? j->reason : "?",
+		    j->last_reply ? ": " : "", j->last_reply ? j->last_reply :
+		    "");
+	else if (strcmp(j->state, "planned") == 0)
+		buf_printf(out, "planned, due %s UTC", clock_format_sql(j->due_at,
+		    a));
+	else
+		buf_printf(out, "%s%s%s", j->state, j->last_reply ? ": " : "",
+		    j->last_reply ? j->last_reply : "");
+}
+
+/* Add addr to the list of addresses met (once, compared without case). */
+static void
+why_note_addr(char ***addrs, int *n, const char *addr)
+{
+	for (int i = 0; i < *n; i++)
+		if (strcasecmp((*addrs)[i], addr) == 0)
+			return;
+	*addrs = xrealloc(*addrs, (size_t)(*n + 1) * sizeof(**addrs));
+	(*addrs)[(*n)++] = xstrdup(addr);
+}
+
+static void
+why_consent(struct store *st, const char *addr)
+{
+	struct store_optout *o;
+	char when[20];
+	int n;
+
+	printf("consent of %s:\n", addr);
+	if (store_optouts_of(st, addr, &o, &n, NULL) != FU_OK)
+		n = 0, o = NULL;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(o[i].cls, "suppressed") == 0)
+			printf("  suppressed (all mail)");
+		else
+			printf("  opted out of %s", o[i].cls);
+		printf(" since %s UTC%s%s\n", clock_format_sql(o[i].since,
+		    when), o[i].reason ? ": " : "", o[i].reason ? o[i].reason :
+		    "");
+	}
+	if (n == 0)
+		printf("  no opt-out, not suppressed\n");
+	store_optouts_free(o, n);
+}
+
+static int
+cmd_why(const struct config *cfg, int argc, char **argv)
+{
+	struct store_why_job *jobs = NULL;
+	struct store *st;
+	char *err = NULL, **addrs = NULL;
+	const char *who;
+	int r, byaddr, njobs = 0, naddrs = 0, status;
+
+	if (argc != 1 || argv[0][0] == '\0' || argv[0][0] == '-') {
+		fputs("usage: followupd why EMAIL|CUSTOMER_ID\n", stderr);
+		return EX_USAGE;
+	}
+	who = argv[0];
+	byaddr = strchr(who, '@') != NULL;
+	if ((st = open_consent_store(cfg, &status)) == NULL)
+		return status;
+	if (byaddr)
+		why_note_addr(&addrs, &naddrs, who);
+	if ((r = store_why_jobs(st, who, byaddr, &jobs, &njobs, &err)) ==
+	    FU_OK) {
+		for (int i = 0; i < njobs; i++) {
+			const struct store_why_job *j = &jobs[i];
+			struct buf d = { 0 };
+
+			why_decision(j, &d);
+			printf("job %lld  %s (%s)  subject %s %s  to %s: %s\n",
+			    (long long)j->id, j->rule, j->cls ? j->cls :
+			    "transactional", j->subject, j->occurrence, j->addr ?
+			    j->addr : "-", buf_cstr(&d));
+			buf_free(&d);
+			print_history(st, j->id, "    ");
+			if (j->addr != NULL)
+				why_note_addr(&addrs, &naddrs, j->addr);
+		}
+		if (njobs == 0)
+			printf("no job for %s %s\n", byaddr ? "address" :
+			    "customer", who);
+		for (int i = 0; i < naddrs; i++)
+			why_consent(st, addrs[i]);
+	} else
+		fprintf(stderr, "followupd why: %s\n", err);
+	for (int i = 0; i < naddrs; i++)
+		free(addrs[i]);
+	free(addrs);
+	store_why_jobs_free(jobs, njobs);
+	free(err);
+	store_close(st);
+	return r == FU_OK ? (njobs ? EX_OK : EX_NOINPUT) :
+	    r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
+}
+
+/*
+ * `codes RULE`: every code given by RULE as tab-separated lines (code,
+ * subject, recipient, state, issued_at UTC) under a header, for import
+ * into the shop.
+ */
+static int
+cmd_codes(const struct config *cfg, int argc, char **argv)
+{
+	const struct rule_config *rule;
+	struct store_code *c = NULL;
+	struct store *st;
+	char *err = NULL, when[20];
+	int r, n = 0, status;
+
+	if (argc != 1 || argv[0][0] == '-') {
+		fputs("usage: followupd codes RULE\n", stderr);
+		return EX_USAGE;
+	}
+	if ((rule = config_rule(cfg, argv[0])) == NULL) {
+		fprintf(stderr, "followupd codes: no rule '%s' in %s\n", argv[0],
+		    cfg->path);
+		return EX_USAGE;
+	}
+	if (rule->code == NULL)
+		fprintf(stderr, "followupd codes: rule '%s' gives no codes (no "
+		    "`code` key)\n", rule->name);
+	if ((st = open_consent_store(cfg, &status)) == NULL)
+		return status;
+	printf("code\tsubject\trecipient\tstate\tissued_at\n");
+	if ((r = store_codes_list(st, rule->name, &c, &n, &err)) == FU_OK)
+		for (int i = 0; i < n; i++)
+			printf("%s\t%s\t%s\t%s\t%s UTC\n", c[i].code, c[i].subject,
+			    c[i].recipient ? c[i].recipient : "-", c[i].state,
+			    clock_format_sql(c[i].issued_at, when));
+	else
+		fprintf(stderr, "followupd codes: %s\n", err);
+	store_codes_free(c, n);
+	free(err);
+	store_close(st);
+	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL :
+	    EX_DATAERR;
 }
 
 int
@@ -1606,12 +1774,12 @@ main(int argc, char **argv)
 		    PREVIEW_TEXT : PREVIEW_MESSAGE, opts.sample);
 	else if (strcmp(cmd, "status") == 0)
 		status = cmd_status(cfg, opts.json);
-	else if (strcmp(cmd, "optout") == 0)	/* consent.c */
-		status = consent_cmd_optout(cfg, argc - 1, argv + 1);
+	else if (strcmp(cmd, "optout") == 0)
+		status = cmd_optout(cfg, argc - 1, argv + 1);
 	else if (strcmp(cmd, "why") == 0)
-		status = consent_cmd_why(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "codes") == 0)	/* codes.c */
-		status = codes_cmd(cfg, argc - 1, argv + 1);
+		status = cmd_why(cfg, argc - 1, argv + 1);
+	else if (strcmp(cmd, "codes") == 0)
+		status = cmd_codes(cfg, argc - 1, argv + 1);
 	else if (strcmp(cmd, "unsubscribe-server") == 0)	/* unsubscribe.c */
 		status = unsubscribe_cmd(cfg, argc - 1, argv + 1);
 	else
