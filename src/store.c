@@ -170,6 +170,97 @@ static const char *const migrations[] = {
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+/*
+ * A new state.db is made at STORE_VERSION by this script in one step; the
+ * migrations above are for databases made by older versions. The two must
+ * give the same tables, columns (in the same order) and indexes: when
+ * appending a migration, change this script to match (test_store compares
+ * a fresh database with one migrated from version 1).
+ */
+static const char schema_current[] =
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  occurrence TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  due_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  queued_at INTEGER,"
+	"  sent_at INTEGER,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  recipient TEXT,"
+	"  message_id TEXT,"
+	"  spool_name TEXT,"
+	"  reason TEXT,"
+	"  last_reply TEXT,"
+	"  tz TEXT,"		/* the recipient's zone when planned */
+	"  class TEXT,"		/* consent class; NULL: transactional */
+	"  email TEXT,"		/* recipient as planned */
+	"  customer TEXT,"	/* customer as planned */
+	"  UNIQUE (rule, subject, occurrence));"
+	"CREATE INDEX jobs_state_due ON jobs(state, due_at);"
+	"CREATE INDEX jobs_state_next ON jobs(state, next_attempt_at);"
+	"CREATE INDEX jobs_recipient ON jobs(recipient COLLATE NOCASE, "
+	"  queued_at);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  detail TEXT);"
+	"CREATE INDEX events_job ON events(job_id, id);"
+	"CREATE TABLE suppressions ("
+	"  address TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  reason TEXT,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE optouts ("
+	"  address TEXT NOT NULL COLLATE NOCASE,"
+	"  class TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (address, class));"
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT);"
+	"CREATE TABLE reminders ("
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  uid TEXT NOT NULL,"
+	"  sequence INTEGER NOT NULL,"
+	"  active INTEGER NOT NULL,"
+	"  agent TEXT,"
+	"  agent_name TEXT,"
+	"  tz TEXT NOT NULL,"
+	"  at TEXT NOT NULL,"
+	"  dtstart INTEGER NOT NULL,"
+	"  dtend INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (rule, subject));"
+	"CREATE TABLE reminder_messages ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  uid TEXT NOT NULL,"
+	"  sequence INTEGER NOT NULL,"
+	"  agent TEXT NOT NULL,"
+	"  agent_name TEXT,"
+	"  tz TEXT NOT NULL,"
+	"  dtstart INTEGER NOT NULL,"
+	"  dtend INTEGER NOT NULL);"
+	"CREATE INDEX reminder_messages_subject ON reminder_messages(rule, "
+	"  subject, job_id);"
+	"CREATE TABLE job_codes ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  code TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  UNIQUE (rule, code));";
+
 const char *
 store_state_name(enum job_state s)
 {
@@ -352,14 +443,46 @@ user_version(struct store *st, int *v, char **err)
 	return FU_OK;
 }
 
+/* 1 when the database has no schema at all (a file just created). */
+static int
+is_empty(struct store *st, int *empty, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM "
+	    "sqlite_master", -1, &s, NULL)) != SQLITE_OK)
+		return db_fail(st, rc, "schema", err);
+	rc = sqlite3_step(s);
+	*empty = rc == SQLITE_ROW && sqlite3_column_int(s, 0) == 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return db_fail(st, rc, "schema", err);
+	return FU_OK;
+}
+
+static int
+set_version(struct store *st, int v, char **err)
+{
+	char pragma[64];
+
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v);
+	return exec_sql(st, pragma, err);
+}
+
+/*
+ * In one transaction: a new database gets the current schema at once, an
+ * older one each migration from its version on.
+ */
 static int
 migrate(struct store *st, const char *path, char **err)
 {
-	int v, r;
+	int v, r, empty;
 
 	if ((r = exec_sql(st, "BEGIN IMMEDIATE", err)) != FU_OK)
 		return r;
-	if ((r = user_version(st, &v, err)) != FU_OK)
+	if ((r = user_version(st, &v, err)) != FU_OK ||
+	    (r = is_empty(st, &empty, err)) != FU_OK)
 		goto fail;
 	if (v > STORE_VERSION) {
 		set_err(err, "%s: schema version %d is newer than this "
@@ -368,14 +491,17 @@ migrate(struct store *st, const char *path, char **err)
 		r = FU_PERMFAIL;
 		goto fail;
 	}
-	for (; v < STORE_VERSION; v++) {
-		char pragma[64];
-
-		if ((r = exec_sql(st, migrations[v], err)) != FU_OK)
+	if (v == 0 && empty) {
+		if ((r = exec_sql(st, schema_current, err)) != FU_OK ||
+		    (r = set_version(st, STORE_VERSION, err)) != FU_OK)
 			goto fail;
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
-		    v + 1);
-		if ((r = exec_sql(st, pragma, err)) != FU_OK)
+		log_debug("store: %s created at schema version %d", path,
+		    STORE_VERSION);
+		return exec_sql(st, "COMMIT", err);
+	}
+	for (; v < STORE_VERSION; v++) {
+		if ((r = exec_sql(st, migrations[v], err)) != FU_OK ||
+		    (r = set_version(st, v + 1, err)) != FU_OK)
 			goto fail;
 		log_info("store: %s migrated to schema version %d", path, v + 1);
 	}

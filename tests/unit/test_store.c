@@ -2,6 +2,7 @@
 #include "store.h"
 #include "tap.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,136 @@ exec_raw(const char *path, const char *sql)
 	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc;
+}
+
+/* Append each row of sql (on db) to sig as text, columns separated by '|'. */
+static void
+sig_rows(sqlite3 *db, const char *sql, struct buf *sig)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		buf_printf(sig, "error: %s\n", sqlite3_errmsg(db));
+		return;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(s); i++) {
+			const unsigned char *v = sqlite3_column_text(s, i);
+
+			buf_printf(sig, "%s|", v ? (const char *)v : "NULL");
+		}
+		buf_putc(sig, '\n');
+	}
+	sqlite3_finalize(s);
+}
+
+/*
+ * The schema of a database as text: every table's columns (name, type,
+ * not null, default, key) in order and every index's columns, collations
+ * and order; table zz (the test's own) left out.
+ */
+static char *
+schema_signature(const char *path)
+{
+	struct buf sig = { 0 };
+	sqlite3 *db;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return xstrdup("cannot open");
+	}
+	sig_rows(db, "SELECT m.type, m.name, m.tbl_name, p.name, p.type, "
+	    "p.\"notnull\", p.dflt_value, p.pk FROM sqlite_master m, "
+	    "pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name != "
+	    "'zz' ORDER BY m.name, p.cid", &sig);
+	sig_rows(db, "SELECT m.name, m.tbl_name, x.seqno, x.name, x.\"desc\", "
+	    "x.coll, x.key FROM sqlite_master m, pragma_index_xinfo(m.name) x "
+	    "WHERE m.type = 'index' ORDER BY m.name, x.seqno", &sig);
+	sig_rows(db, "PRAGMA user_version", &sig);
+	sqlite3_close(db);
+	return buf_steal(&sig);
+}
+
+/* stderr into a file while fn runs; what was written, allocated. */
+static char *
+stderr_of(void (*fn)(void *), void *arg)
+{
+	char path[300];
+	struct buf out = { 0 };
+	FILE *f;
+	int fd, saved;
+
+	snprintf(path, sizeof(path), "%s/stderr.txt", dir);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	if ((f = fopen(path, "r")) != NULL) {
+		char line[512];
+
+		while (fgets(line, sizeof(line), f) != NULL)
+			buf_puts(&out, line);
+		fclose(f);
+	}
+	unlink(path);
+	return buf_steal(&out);
+}
+
+static int open_result;
+
+static void
+open_close(void *arg)
+{
+	struct store *st;
+	char *err = NULL;
+
+	open_result = store_open(arg, 1000, &st, &err);
+	if (open_result == FU_OK)
+		store_close(st);
+	free(err);
+}
+
+/*
+ * A new state.db is made at the current schema in one step (nothing said
+ * about migrations); an old one is migrated step by step to the very same
+ * schema.
+ */
+static void
+test_fresh_schema(void)
+{
+	char fresh[256], old[256], *log, *a, *b;
+
+	snprintf(fresh, sizeof(fresh), "%s/fresh.db", dir);
+	snprintf(old, sizeof(old), "%s/old.db", dir);
+	log = stderr_of(open_close, fresh);
+	tap_ok(open_result == FU_OK && scalar(fresh, "PRAGMA user_version",
+	    NULL) == 4, "fresh: created at schema version 4");
+	tap_ok(strstr(log, "migrated") == NULL, "fresh: no migration logged "
+	    "(%s)", log);
+	free(log);
+
+	/* An older database (here: version 0 with a table of its own) takes
+	 * every migration, one by one. */
+	tap_ok(exec_raw(old, "CREATE TABLE zz (x)") == SQLITE_OK,
+	    "old: a database of version 0");
+	log = stderr_of(open_close, old);
+	tap_ok(open_result == FU_OK && strstr(log, "migrated to schema version "
+	    "1") && strstr(log, "migrated to schema version 4"),
+	    "old: migrated step by step");
+	free(log);
+	a = schema_signature(fresh);
+	b = schema_signature(old);
+	if (!tap_ok(strcmp(a, b) == 0 && strstr(a, "jobs|jobs|customer") &&
+	    strstr(a, "jobs_recipient"), "fresh and migrated schemas are the "
+	    "same"))
+		tap_diag("fresh:\n%s\nmigrated:\n%s", a, b);
+	free(a);
+	free(b);
 }
 
 /* The prepared-statement cache, and statements after migrations. */
@@ -353,6 +484,7 @@ main(void)
 	store_close(st);
 
 	test_cache();
+	test_fresh_schema();
 
 	/* A newer schema is refused with a clear message. */
 	{
