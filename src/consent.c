@@ -48,7 +48,8 @@ secret_create(const char *path, char **err)
 {
 	unsigned char rnd[32];
 	char hex[2 * sizeof(rnd) + 2];
-	int fd, ok;
+	const char *what;
+	int r, e;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		set_err(err, "%s: getrandom: %s", path, strerror(errno));
@@ -59,21 +60,21 @@ secret_create(const char *path, char **err)
 	hex[2 * sizeof(rnd)] = '\n';
 	hex[2 * sizeof(rnd) + 1] = '\0';
 	explicit_bzero(rnd, sizeof(rnd));
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
-	    -1) {
-		set_err(err, "%s: cannot create the unsubscribe secret: %s",
-		    path, strerror(errno));
-		return errno == EEXIST ? FU_OK : FU_PERMFAIL;
-	}
-	ok = write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) &&
-	    fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
+	r = util_write_atomic(path, hex, strlen(hex), 0600, UTIL_NOREPLACE,
+	    &what);
+	e = errno;
 	explicit_bzero(hex, sizeof(hex));
-	if (!ok) {
-		set_err(err, "%s: cannot write the unsubscribe secret: %s",
-		    path, strerror(errno));
-		unlink(path);
-		return FU_TEMPFAIL;
+	if (r == -1 && e == EEXIST)
+		return FU_OK;	/* made by another process meanwhile */
+	if (r == -1) {
+		/* Not made at all: a permission or a path to fix. Made, not
+		 * written: the disk (full, I/O) may do better later. */
+		int made = strcmp(what, "create") != 0 &&
+		    strcmp(what, "open directory") != 0;
+
+		set_err(err, "%s: cannot %s the unsubscribe secret: %s", path,
+		    made ? "write" : "create", strerror(e));
+		return made ? FU_TEMPFAIL : FU_PERMFAIL;
 	}
 	log_info("consent: created the unsubscribe secret %s", path);
 	return FU_OK;

@@ -414,25 +414,11 @@ enum preview_mode {
 };
 
 static void
-html_escape(struct buf *out, const char *s)
-{
-	for (; s && *s; s++)
-		switch (*s) {
-		case '&': buf_puts(out, "&amp;"); break;
-		case '<': buf_puts(out, "&lt;"); break;
-		case '>': buf_puts(out, "&gt;"); break;
-		case '"': buf_puts(out, "&quot;"); break;
-		case '\'': buf_puts(out, "&#39;"); break;
-		default: buf_putc(out, *s);
-		}
-}
-
-static void
 header_row(struct buf *b, const char *name, const char *value)
 {
 	buf_printf(b, "<tr><th style=\"text-align:right;padding:1px 8px 1px 0;"
 	    "font-weight:bold;vertical-align:top\">%s:</th><td>", name);
-	html_escape(b, value);
+	util_html_escape(b, value);
 	buf_puts(b, "</td></tr>\n");
 }
 
@@ -466,9 +452,9 @@ preview_page(const struct render_parts *p, const char *rule, const char *key,
 	header_row(&box, "Message-ID", p->message_id);
 	buf_puts(&box, "</table>\n<div style=\"color:#776\">followupd preview "
 	    "of rule ");
-	html_escape(&box, rule);
+	util_html_escape(&box, rule);
 	buf_puts(&box, ", source row ");
-	html_escape(&box, key);
+	util_html_escape(&box, key);
 	buf_puts(&box, p->html ? ": nothing was sent.</div>\n</div>\n" :
 	    ": the rule has no HTML template; this is the text part."
 	    "</div>\n</div>\n");
@@ -487,7 +473,7 @@ preview_page(const struct render_parts *p, const char *rule, const char *key,
 	} else {
 		buf_puts(out, "<!DOCTYPE html>\n<html>\n<head>\n<meta charset="
 		    "\"utf-8\">\n<title>");
-		html_escape(out, p->subject);
+		util_html_escape(out, p->subject);
 		buf_puts(out, "</title>\n</head>\n<body style=\"margin:0\">");
 		buf_puts(out, box.data);
 		if (html != NULL)
@@ -495,7 +481,7 @@ preview_page(const struct render_parts *p, const char *rule, const char *key,
 		else {
 			buf_puts(out, "<pre style=\"padding:12px 14px;"
 			    "white-space:pre-wrap\">");
-			html_escape(out, p->text);
+			util_html_escape(out, p->text);
 			buf_puts(out, "</pre>");
 		}
 		buf_puts(out, "\n</body>\n</html>\n");

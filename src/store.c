@@ -1,6 +1,7 @@
 /* store: queue/state.db: schema and migrations, jobs and their decision history. */
 #include "store.h"
 #include "log.h"
+#include "sqlerr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -278,28 +279,11 @@ store_state_parse(const char *s, enum job_state *out)
 	return FU_PERMFAIL;
 }
 
-/* Busy, locked and I/O errors are worth retrying; the rest is not. */
-static int
-classify(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_IOERR:
-	case SQLITE_FULL:
-	case SQLITE_CANTOPEN:
-	case SQLITE_PROTOCOL:
-		return FU_TEMPFAIL;
-	default:
-		return FU_PERMFAIL;
-	}
-}
-
 static int
 db_fail(struct store *st, int rc, const char *what, char **err)
 {
 	set_err(err, "state.db: %s: %s", what, sqlite3_errmsg(st->db));
-	return classify(rc);
+	return sqlerr_result(rc);
 }
 
 static int
@@ -311,7 +295,7 @@ exec_sql(struct store *st, const char *sql, char **err)
 	if (rc != SQLITE_OK) {
 		set_err(err, "state.db: %s", msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
-		return classify(rc);
+		return sqlerr_result(rc);
 	}
 	return FU_OK;
 }
@@ -420,7 +404,7 @@ exec_cached(struct store *st, const char *sql, char **err)
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		/* The words sqlite3_exec gave before the cache. */
 		set_err(err, "state.db: %s", sqlite3_errmsg(st->db));
-		r = classify(rc);
+		r = sqlerr_result(rc);
 	}
 	stmt_done(&h);
 	return r;
@@ -542,7 +526,7 @@ store_open(const char *path, int busy_timeout_ms, struct store **out,
 	if (rc != SQLITE_OK) {
 		set_err(err, "%s: cannot open state database: %s", path,
 		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-		r = classify(rc);
+		r = sqlerr_result(rc);
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, busy_timeout_ms);

@@ -47,20 +47,6 @@ page(struct http_response *res, int status, const char *title,
 	    "%s</h1>\n%s</body>\n</html>\n", title, title, body_html);
 }
 
-static void
-html_escape(struct buf *b, const char *s)
-{
-	for (; *s; s++)
-		switch (*s) {
-		case '&': buf_puts(b, "&amp;"); break;
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
-		default: buf_putc(b, *s);
-		}
-}
-
 /* "a…@example.com": enough for the reader to recognise, little for a forwardee. */
 static void
 masked(struct buf *b, const char *addr)
@@ -68,9 +54,9 @@ masked(struct buf *b, const char *addr)
 	const char *at = strrchr(addr, '@');
 	char first[2] = { addr[0], '\0' };
 
-	html_escape(b, first);
+	util_html_escape(b, first);
 	buf_puts(b, "…");
-	html_escape(b, at ? at : "");
+	util_html_escape(b, at ? at : "");
 }
 
 static int
@@ -133,11 +119,11 @@ on_get(const struct http_request *rq, struct http_response *res, void *arg)
 	 * unsubscribe anyone. The button POSTs what a mail client's
 	 * one-click POST sends (RFC 8058 3.2). */
 	buf_puts(&b, "<p>Stop ");
-	html_escape(&b, cls);
+	util_html_escape(&b, cls);
 	buf_puts(&b, " mail to <strong>");
 	masked(&b, addr);
 	buf_puts(&b, "</strong>?</p>\n<form method=\"post\" action=\"?t=");
-	html_escape(&b, token);
+	util_html_escape(&b, token);
 	buf_puts(&b, "\">\n<input type=\"hidden\" name=\"List-Unsubscribe\" "
 	    "value=\"One-Click\">\n<button type=\"submit\" id=\"unsubscribe\" "
 	    "style=\"font-size:1em; padding:0.5em 1.2em;\">Unsubscribe</button>\n"

@@ -1,4 +1,5 @@
 /* test_store: state.db schema, idempotent planning, transitions, crash recovery. */
+#include "sqlerr.h"
 #include "store.h"
 #include "tap.h"
 
@@ -484,6 +485,13 @@ main(void)
 	store_close(st);
 
 	test_cache();
+	tap_ok(sqlerr_result(SQLITE_BUSY) == FU_TEMPFAIL &&
+	    sqlerr_result(SQLITE_IOERR_WRITE) == FU_TEMPFAIL &&
+	    sqlerr_result(SQLITE_FULL) == FU_TEMPFAIL &&
+	    sqlerr_result(SQLITE_CANTOPEN) == FU_PERMFAIL &&
+	    sqlerr_result(SQLITE_CORRUPT) == FU_PERMFAIL &&
+	    sqlerr_result(SQLITE_CONSTRAINT_UNIQUE) == FU_PERMFAIL,
+	    "sqlerr: full and busy are temporary, cantopen permanent");
 	test_fresh_schema();
 
 	/* A newer schema is refused with a clear message. */
