@@ -1,4 +1,4 @@
-/* main: the command line: run, once, check, preview, status, queue, optout, codes, why. */
+/* main: the command line (a table of commands): run, once, check, preview, status, queue, optout, codes, why, unsubscribe-server. */
 #include "clock.h"
 #include "codes.h"
 #include "config.h"
@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,22 +57,51 @@ static const char usage_text[] =
 "TIME is UTC: \"YYYY-MM-DD HH:MM:SS\" or \"YYYY-MM-DDTHH:MM:SSZ\".\n"
 "`followupd COMMAND --help` describes one command.\n";
 
-static const struct {
-	const char *cmd, *help;
-} command_help[] = {
+/* What a command's options asked for (parsed before the config is read). */
+struct opts {
+	int			 json;		/* status */
+	enum preview_mode_opt { OPT_MESSAGE, OPT_HTML, OPT_TEXT } mode;
+	int			 sample;	/* preview --sample N */
+};
+
+/*
+ * The commands, as smtpctl keeps them: a name, the text `followupd NAME
+ * --help` prints, an optional check of the arguments made before the
+ * configuration is read (an exit status; EX_OK goes on), the handler (its
+ * arguments are those after the name), and whether it opens the queue
+ * (state.db, the spool, the unsubscribe secret), i.e. must run as the
+ * queue's owner. cmd_args_fn gets argv from the command's name on.
+ */
+typedef int cmd_args_fn(int argc, char **argv, struct opts *);
+typedef int cmd_fn(const struct config *, int argc, char **argv,
+    const struct opts *);
+static cmd_args_fn args_none, args_now, args_preview;
+static cmd_fn cmd_run, cmd_once, cmd_check, cmd_preview, cmd_status,
+    cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_unsubscribe_server;
+
+static const struct command {
+	const char	*name;
+	const char	*usage;
+	cmd_args_fn	*args;
+	cmd_fn		*run;
+	int		 opens_queue;
+} commands[] = {
 	{ "run", "usage: followupd run\n"
 	    "Run as a daemon: a tick every `tick` seconds (or sooner when a job "
 	    "is due).\nSIGTERM or SIGINT stops it after the SMTP session in "
-	    "flight. One instance per\nqueue directory.\n" },
+	    "flight. One instance per\nqueue directory.\n",
+	    args_none, cmd_run, 1 },
 	{ "once", "usage: followupd once [--now TIME]\n"
 	    "Run exactly one tick at TIME (default: now): plan new jobs, "
 	    "render what is\ndue, deliver what is queued. Decisions are "
-	    "logged to stderr.\n" },
+	    "logged to stderr.\n",
+	    args_now, cmd_once, 1 },
 	{ "check", "usage: followupd check\n"
 	    "Validate the configuration, parse every template and prepare "
 	    "every rule's\nquery against the source. Each problem is printed "
 	    "as FILE:LINE: message.\nExit 0 when all is well, 78 (EX_CONFIG) "
-	    "otherwise.\n" },
+	    "otherwise.\n",
+	    args_none, cmd_check, 0 },
 	{ "preview", "usage: followupd preview RULE ID [--html | --text] "
 	    "[--now TIME]\n"
 	    "       followupd preview RULE --sample N [--now TIME]\n"
@@ -80,12 +111,14 @@ static const struct {
 	    "--sample N renders the first N rows of\nthe rule's query and "
 	    "reports every template variable that was missing or empty\n(exit "
 	    "65 when one is missing from the data in every row: a typo).\n"
-	    "Writes nothing, sends nothing.\n" },
+	    "Writes nothing, sends nothing.\n",
+	    args_preview, cmd_preview, 1 },
 	{ "status", "usage: followupd status [--json] [--now TIME]\n"
 	    "The daemon (pid, uptime), jobs per rule and state, cancellations "
 	    "by reason,\nthe oldest queued message, the next due time, "
 	    "deferred jobs with their last\nreply, deliveries in the last hour "
-	    "and day, the last error. --json: the same\nas one JSON object.\n" },
+	    "and day, the last error. --json: the same\nas one JSON object.\n",
+	    args_now, cmd_status, 1 },
 	{ "queue", "usage: followupd queue list [--state S] [--rule R] [--json]\n"
 	    "       followupd queue show JOB\n"
 	    "       followupd queue retry JOB|--all-deferred\n"
@@ -95,7 +128,8 @@ static const struct {
 	    "retry: due at the next tick (deferred, failed, queued or held "
 	    "jobs); cancel:\nnever sent; hold: nothing renders or sends the "
 	    "job until it is released;\nrelease: back to planned or queued, "
-	    "with its old times.\n" },
+	    "with its old times.\n",
+	    NULL, cmd_queue, 1 },
 	{ "optout", "usage: followupd optout add EMAIL [--class marketing|"
 	    "transactional|all] [--reason TEXT]\n"
 	    "       followupd optout remove EMAIL [--class marketing|"
@@ -105,21 +139,25 @@ static const struct {
 	    "jobs already\nplanned or queued are cancelled (opted-out) at "
 	    "render and before delivery.\nremove: every class unless --class; "
 	    "--class suppressed lifts a hard-bounce\nsuppression. list: "
-	    "opt-outs and suppressions.\n" },
+	    "opt-outs and suppressions.\n",
+	    NULL, cmd_optout, 1 },
 	{ "codes", "usage: followupd codes RULE\n"
 	    "Every personal code RULE gave a message, tab-separated: code, "
 	    "subject,\nrecipient, state, issued_at (UTC), under a header line."
-	    "\n" },
+	    "\n",
+	    NULL, cmd_codes, 1 },
 	{ "why", "usage: followupd why EMAIL|CUSTOMER_ID\n"
 	    "Every job for that recipient or customer with its decision (sent "
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
-	    "opt-outs and suppression.\n" },
+	    "opt-outs and suppression.\n",
+	    NULL, cmd_why, 1 },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
 	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
 	    "and port\nuntil SIGTERM or SIGINT: POST with "
 	    "List-Unsubscribe=One-Click and a valid\ntoken records the opt-out "
-	    "(200); GET shows a confirmation page; a bad token\ngets 400.\n" },
+	    "(200); GET shows a confirmation page; a bad token\ngets 400.\n",
+	    NULL, cmd_unsubscribe_server, 1 },
 };
 
 /* ---- JSON output (status --json, queue list --json) ---- */
@@ -232,15 +270,24 @@ wants_help(int argc, char **argv)
 	return 0;
 }
 
+static const struct command *
+command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 static int
 command_usage(const char *cmd, FILE *f)
 {
-	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]);
-	    i++)
-		if (strcmp(command_help[i].cmd, cmd) == 0) {
-			fputs(command_help[i].help, f);
-			return f == stdout ? EX_OK : EX_USAGE;
-		}
+	const struct command *c = command_find(cmd);
+
+	if (c != NULL) {
+		fputs(c->usage, f);
+		return f == stdout ? EX_OK : EX_USAGE;
+	}
 	fputs(usage_text, f);
 	return EX_USAGE;
 }
@@ -264,12 +311,6 @@ load_config(const char *path)
 	buf_free(&errs);
 	return cfg;
 }
-
-struct opts {
-	int			 json;		/* status */
-	enum preview_mode_opt { OPT_MESSAGE, OPT_HTML, OPT_TEXT } mode;
-	int			 sample;	/* preview --sample N */
-};
 
 /*
  * The command's options: --now TIME for every command that takes it;
@@ -337,7 +378,26 @@ cmd_tick(const struct config *cfg, int run)
 }
 
 static int
-cmd_check(const struct config *cfg)
+cmd_run(const struct config *cfg, int argc, char **argv, const struct opts *o)
+{
+	(void)argc;
+	(void)argv;
+	(void)o;
+	return cmd_tick(cfg, 1);
+}
+
+static int
+cmd_once(const struct config *cfg, int argc, char **argv, const struct opts *o)
+{
+	(void)argc;
+	(void)argv;
+	(void)o;
+	return cmd_tick(cfg, 0);
+}
+
+static int
+cmd_check(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	struct buf errs = { 0 };
 	struct render *rd;
@@ -345,6 +405,9 @@ cmd_check(const struct config *cfg)
 	char *err = NULL;
 	int nproblems;
 
+	(void)argc;
+	(void)argv;
+	(void)o;
 	if ((rd = render_open(cfg, 1, &errs)) != NULL)
 		render_close(rd);
 	if (source_open(cfg->database, cfg->busy_timeout_ms, &src, &err) !=
@@ -609,7 +672,7 @@ preview_sample(struct render *rd, struct source *src, const char *rule,
 }
 
 static int
-cmd_preview(const struct config *cfg, const char *rule, const char *key,
+preview(const struct config *cfg, const char *rule, const char *key,
     enum preview_mode mode, int sample)
 {
 	struct buf errs = { 0 }, out = { 0 };
@@ -1064,17 +1127,20 @@ status_json(const struct config *cfg, const struct status *S)
 }
 
 static int
-cmd_status(const struct config *cfg, int json)
+cmd_status(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	struct store *st = open_store(cfg);
 	struct status S;
 	int r;
 
+	(void)argc;
+	(void)argv;
 	if (st == NULL)
 		return EX_TEMPFAIL;
 	memset(&S, 0, sizeof(S));
 	if ((r = status_load(cfg, st, &S)) == FU_OK) {
-		if (json)
+		if (o->json)
 			status_json(cfg, &S);
 		else
 			status_text(cfg, &S);
@@ -1323,7 +1389,8 @@ fail:
 }
 
 static int
-cmd_queue(const struct config *cfg, int argc, char **argv)
+cmd_queue(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	static const char *const actions[] = { "retry", "cancel", "hold",
 	    "release", NULL };
@@ -1333,6 +1400,7 @@ cmd_queue(const struct config *cfg, int argc, char **argv)
 	char *err = NULL;
 	int r, status, action = 0;
 
+	(void)o;
 	if (argc < 1)
 		return command_usage("queue", stderr);
 	for (int i = 0; actions[i]; i++)
@@ -1453,13 +1521,15 @@ optout_change(struct store *st, int add, const char *addr, const char *cls,
 }
 
 static int
-cmd_optout(const struct config *cfg, int argc, char **argv)
+cmd_optout(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	const char *cls = NULL, *reason = NULL, *addr = NULL;
 	struct store *st;
 	char *err = NULL;
 	int r, add, list, status;
 
+	(void)o;
 	if (argc < 1)
 		return optout_usage();
 	add = strcmp(argv[0], "add") == 0;
@@ -1563,7 +1633,8 @@ why_consent(struct store *st, const char *addr)
 }
 
 static int
-cmd_why(const struct config *cfg, int argc, char **argv)
+cmd_why(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	struct store_why_job *jobs = NULL;
 	struct store *st;
@@ -1571,6 +1642,7 @@ cmd_why(const struct config *cfg, int argc, char **argv)
 	const char *who;
 	int r, byaddr, njobs = 0, naddrs = 0, status;
 
+	(void)o;
 	if (argc != 1 || argv[0][0] == '\0' || argv[0][0] == '-') {
 		fputs("usage: followupd why EMAIL|CUSTOMER_ID\n", stderr);
 		return EX_USAGE;
@@ -1620,7 +1692,8 @@ cmd_why(const struct config *cfg, int argc, char **argv)
  * into the shop.
  */
 static int
-cmd_codes(const struct config *cfg, int argc, char **argv)
+cmd_codes(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	const struct rule_config *rule;
 	struct store_code *c = NULL;
@@ -1628,6 +1701,7 @@ cmd_codes(const struct config *cfg, int argc, char **argv)
 	char *err = NULL, when[20];
 	int r, n = 0, status;
 
+	(void)o;
 	if (argc != 1 || argv[0][0] == '-') {
 		fputs("usage: followupd codes RULE\n", stderr);
 		return EX_USAGE;
@@ -1657,12 +1731,130 @@ cmd_codes(const struct config *cfg, int argc, char **argv)
 	    EX_DATAERR;
 }
 
+/* Serve the one-click unsubscribe endpoint until SIGTERM or SIGINT. */
+static int
+cmd_unsubscribe_server(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	struct consent *c = NULL;
+	struct spool *sp;
+	struct http *h;
+	char *err = NULL, *path;
+	sigset_t set;
+	int sig, r;
+
+	(void)argv;
+	(void)o;
+	if (argc != 0) {
+		fputs("usage: followupd unsubscribe-server\n", stderr);
+		return EX_USAGE;
+	}
+	if (cfg->unsubscribe_url == NULL) {
+		fprintf(stderr, "followupd unsubscribe-server: %s: set "
+		    "[unsubscribe] url first\n", cfg->path);
+		return EX_CONFIG;
+	}
+	if ((r = spool_open(cfg->queue_dir, &sp, &err)) == FU_OK) {
+		spool_close(sp);
+		r = consent_open(cfg, 1, &c, &err);
+	}
+	if (r != FU_OK) {
+		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		free(err);
+		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
+	}
+	/* Blocked here (and so in the server's thread): sigwait takes them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	h = http_new();
+	unsubscribe_routes(h, cfg, c);
+	if ((r = http_start(h, cfg->unsubscribe_listen, cfg->unsubscribe_port,
+	    &err)) != FU_OK) {
+		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		free(err);
+		http_free(h);
+		consent_free(c);
+		return EX_TEMPFAIL;
+	}
+	path = unsubscribe_path(cfg);
+	log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
+	    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
+	    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen, ':') ?
+	    "]" : "", http_port(h), path, cfg->unsubscribe_url);
+	free(path);
+	sigwait(&set, &sig);
+	log_info("unsubscribe: %s: stopping", sig == SIGTERM ? "SIGTERM" :
+	    "SIGINT");
+	http_free(h);
+	consent_free(c);
+	return EX_OK;
+}
+
+/* A command without arguments. */
+static int
+args_none(int argc, char **argv, struct opts *o)
+{
+	(void)o;
+	return argc > 1 ? command_usage(argv[0], stderr) : EX_OK;
+}
+
+/* once, status: --now TIME (status: --json). */
+static int
+args_now(int argc, char **argv, struct opts *o)
+{
+	return parse_now(argc, argv, 1, argv[0], o) != 0 ? EX_USAGE : EX_OK;
+}
+
+/* preview RULE ID [--html | --text] [--now TIME], preview RULE --sample N. */
+static int
+args_preview(int argc, char **argv, struct opts *o)
+{
+	int first = 3;
+
+	if (argc < 3)
+		return command_usage(argv[0], stderr);
+	if (strcmp(argv[2], "--sample") == 0) {
+		char *end;
+		long n = argc > 3 ? strtol(argv[3], &end, 10) : 0;
+
+		if (argc < 4 || *argv[3] == '\0' || *end != '\0' || n < 1 ||
+		    n > 100000) {
+			fprintf(stderr, "followupd preview: --sample needs a "
+			    "number of rows (1 to 100000)\n");
+			return EX_USAGE;
+		}
+		o->sample = (int)n;
+		first = 4;
+	}
+	if (parse_now(argc, argv, first, argv[0], o) != 0)
+		return EX_USAGE;
+	if (o->sample && o->mode != OPT_MESSAGE) {
+		fprintf(stderr, "followupd preview: --sample reports on many "
+		    "rows; --html and --text show one\n");
+		return EX_USAGE;
+	}
+	return EX_OK;
+}
+
+static int
+cmd_preview(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	(void)argc;
+	return preview(cfg, argv[0], argv[1], o->mode == OPT_HTML ?
+	    PREVIEW_HTML : o->mode == OPT_TEXT ? PREVIEW_TEXT :
+	    PREVIEW_MESSAGE, o->sample);
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *conf = getenv("FOLLOWUPD_CONFIG");
 	struct config *cfg;
 	struct opts opts;
+	const struct command *c;
 	int ch, foreground = 0, verbose = 0, status;
 	const char *cmd;
 
@@ -1706,70 +1898,15 @@ main(int argc, char **argv)
 		return command_usage(cmd, stdout);
 	/* Only the daemon goes to syslog; commands talk to the terminal. */
 	log_init(strcmp(cmd, "run") != 0 || foreground, verbose);
-
-	if (strcmp(cmd, "run") == 0 || strcmp(cmd, "once") == 0 ||
-	    strcmp(cmd, "preview") == 0 || strcmp(cmd, "status") == 0) {
-		int first = strcmp(cmd, "preview") == 0 ? 3 : 1;
-
-		if (strcmp(cmd, "preview") == 0 && argc < 3)
-			return command_usage(cmd, stderr);
-		if (strcmp(cmd, "preview") == 0 &&
-		    strcmp(argv[2], "--sample") == 0) {
-			char *end;
-			long n = argc > 3 ? strtol(argv[3], &end, 10) : 0;
-
-			if (argc < 4 || *argv[3] == '\0' || *end != '\0' ||
-			    n < 1 || n > 100000) {
-				fprintf(stderr, "followupd preview: --sample "
-				    "needs a number of rows (1 to 100000)\n");
-				return EX_USAGE;
-			}
-			opts.sample = (int)n;
-			first = 4;
-		}
-		if (strcmp(cmd, "run") == 0 && argc > 1)
-			return command_usage(cmd, stderr);
-		if (parse_now(argc, argv, first, cmd, &opts) != 0)
-			return EX_USAGE;
-		if (opts.sample && opts.mode != OPT_MESSAGE) {
-			fprintf(stderr, "followupd preview: --sample reports "
-			    "on many rows; --html and --text show one\n");
-			return EX_USAGE;
-		}
-	} else if (strcmp(cmd, "check") == 0 && argc > 1)
-		return command_usage(cmd, stderr);
-	else if (strcmp(cmd, "check") != 0 && strcmp(cmd, "status") != 0 &&
-	    strcmp(cmd, "queue") != 0 && strcmp(cmd, "optout") != 0 &&
-	    strcmp(cmd, "codes") != 0 && strcmp(cmd, "why") != 0 &&
-	    strcmp(cmd, "unsubscribe-server") != 0) {
+	if ((c = command_find(cmd)) == NULL) {
 		fprintf(stderr, "followupd: unknown command '%s'\n", cmd);
 		return usage();
 	}
-
+	if (c->args != NULL && (status = c->args(argc, argv, &opts)) != EX_OK)
+		return status;
 	if ((cfg = load_config(conf)) == NULL)
 		return EX_CONFIG;
-	if (strcmp(cmd, "run") == 0)
-		status = cmd_tick(cfg, 1);
-	else if (strcmp(cmd, "once") == 0)
-		status = cmd_tick(cfg, 0);
-	else if (strcmp(cmd, "check") == 0)
-		status = cmd_check(cfg);
-	else if (strcmp(cmd, "preview") == 0)
-		status = cmd_preview(cfg, argv[1], argv[2], opts.mode ==
-		    OPT_HTML ? PREVIEW_HTML : opts.mode == OPT_TEXT ?
-		    PREVIEW_TEXT : PREVIEW_MESSAGE, opts.sample);
-	else if (strcmp(cmd, "status") == 0)
-		status = cmd_status(cfg, opts.json);
-	else if (strcmp(cmd, "optout") == 0)
-		status = cmd_optout(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "why") == 0)
-		status = cmd_why(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "codes") == 0)
-		status = cmd_codes(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "unsubscribe-server") == 0)	/* unsubscribe.c */
-		status = unsubscribe_cmd(cfg, argc - 1, argv + 1);
-	else
-		status = cmd_queue(cfg, argc - 1, argv + 1);
+	status = c->run(cfg, argc - 1, argv + 1, &opts);
 	config_free(cfg);
 	return status;
 }

@@ -2,16 +2,12 @@
 #include "unsubscribe.h"
 #include "clock.h"
 #include "log.h"
-#include "spool.h"
 #include "store.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 
 struct unsub {
 	const struct config	*cfg;
@@ -196,62 +192,4 @@ unsubscribe_routes(struct http *h, const struct config *cfg,
 	http_route(h, "GET", path, on_get, &the_unsub);
 	http_route(h, "POST", path, on_post, &the_unsub);
 	free(path);
-}
-
-int
-unsubscribe_cmd(const struct config *cfg, int argc, char **argv)
-{
-	struct consent *c = NULL;
-	struct spool *sp;
-	struct http *h;
-	char *err = NULL, *path;
-	sigset_t set;
-	int sig, r;
-
-	(void)argv;
-	if (argc != 0) {
-		fputs("usage: followupd unsubscribe-server\n", stderr);
-		return EX_USAGE;
-	}
-	if (cfg->unsubscribe_url == NULL) {
-		fprintf(stderr, "followupd unsubscribe-server: %s: set "
-		    "[unsubscribe] url first\n", cfg->path);
-		return EX_CONFIG;
-	}
-	if ((r = spool_open(cfg->queue_dir, &sp, &err)) == FU_OK) {
-		spool_close(sp);
-		r = consent_open(cfg, 1, &c, &err);
-	}
-	if (r != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
-		free(err);
-		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
-	}
-	/* Blocked here (and so in the server's thread): sigwait takes them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	h = http_new();
-	unsubscribe_routes(h, cfg, c);
-	if ((r = http_start(h, cfg->unsubscribe_listen, cfg->unsubscribe_port,
-	    &err)) != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
-		free(err);
-		http_free(h);
-		consent_free(c);
-		return EX_TEMPFAIL;
-	}
-	path = unsubscribe_path(cfg);
-	log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
-	    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
-	    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen, ':') ?
-	    "]" : "", http_port(h), path, cfg->unsubscribe_url);
-	free(path);
-	sigwait(&set, &sig);
-	log_info("unsubscribe: %s: stopping", sig == SIGTERM ? "SIGTERM" :
-	    "SIGINT");
-	http_free(h);
-	consent_free(c);
-	return EX_OK;
 }
