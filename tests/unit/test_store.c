@@ -370,6 +370,169 @@ test_cache(void)
 	free(err);
 }
 
+/*
+ * The reading side: status, queue list, history, due, consent, codes,
+ * metrics and the spool's owner, on a small queue built here.
+ */
+static void
+test_reading(void)
+{
+	static const char *const states[] = { "planned", "queued", "sent" };
+	static const long buckets[] = { 60, 3600 };
+	struct store *st;
+	struct store_status S;
+	struct store_table t;
+	struct store_event *ev;
+	struct store_optout *o;
+	struct store_why_job *w;
+	struct store_code *c;
+	struct store_metrics m;
+	struct job_note note = { "UTC", "marketing", "ana@example.com", "42" };
+	char path[256], *err = NULL, *code, state[16];
+	int64_t a, b, cid, *ids;
+	int created, n, yes;
+	long count;
+	time_t t0, oldest;
+
+	snprintf(path, sizeof(path), "%s/reading.db", dir);
+	if (store_open(path, 1000, &st, &err) != FU_OK) {
+		tap_ok(0, "reading: open: %s", err);
+		free(err);
+		return;
+	}
+	/* a: planned due 1000 → queued at 1100 → sent at 1200 (marketing).
+	 * b: planned due 5000. cid: planned due 3000, then cancelled. */
+	store_job_plan_noted(st, "bday", "7", "2027", 1000, 900, &note, &created,
+	    &a, &err);
+	store_job_plan(st, "checkin", "8", "x", 5000, 900, &created, &b, &err);
+	store_job_plan(st, "checkin", "9", "x", 3000, 900, &created, &cid, &err);
+	store_job_cancel(st, cid, "opted-out", "the recipient opted out", 950,
+	    &err);
+	tap_ok(store_count_due(st, STORE_DUE_RENDER, 1000, &count, &err) ==
+	    FU_OK && count == 1, "count due: planned, due_at <= now (%ld)",
+	    count);
+	tap_ok(store_next_due(st, &t0, &err) == FU_OK && t0 == 1000,
+	    "next due: the planned job's due_at");
+	store_job_queued(st, a, "Ana@Example.com", "m@x", "1.10.eml", 1100,
+	    &err);
+	tap_ok(store_count_due(st, STORE_DUE_DELIVER, 1100, &count, &err) ==
+	    FU_OK && count == 1 && store_count_due(st, STORE_DUE_RENDER, 1100,
+	    &count, &err) == FU_OK && count == 0, "count due: queued by "
+	    "next_attempt_at");
+	store_job_sending(st, a, 1150, &err);
+	tap_ok(store_count_due(st, STORE_DUE_DELIVER, 2000, &count, &err) ==
+	    FU_OK && count == 0 && store_count_state(st, JOB_SENDING, &count,
+	    &err) == FU_OK && count == 1, "sending: in flight, not due");
+	tap_ok(store_next_due(st, &t0, &err) == FU_OK && t0 == 5000,
+	    "next due: a sending job is not waited for");
+	tap_ok(store_spool_owner_state(st, "1.10.eml", state, &err) == FU_OK &&
+	    strcmp(state, "sending") == 0 && store_spool_owner_state(st,
+	    "2.10.eml", state, &err) == FU_OK && state[0] == '\0' &&
+	    store_spool_owner_state(st, "odd.eml", state, &err) == FU_OK &&
+	    state[0] == '\0', "spool owner: by id and name; none for others");
+	store_job_sent(st, a, "250 ok", 1200, &err);
+
+	tap_ok(store_status(st, 1300, states, 3, &S, &err) == FU_OK, "status");
+	tap_ok(S.rules.nrows == 2 && strcmp(store_cell(&S.rules, 0, 0),
+	    "bday") == 0 && strcmp(store_cell(&S.rules, 0, 3), "1") == 0 &&
+	    strcmp(store_cell(&S.rules, 1, 1), "1") == 0,
+	    "status: jobs per rule and state");
+	tap_ok(S.reasons.nrows == 1 && strcmp(store_cell(&S.reasons, 0, 2),
+	    "opted-out") == 0, "status: cancelled by reason");
+	tap_ok(S.next.nrows == 1 && strcmp(store_cell(&S.next, 0, 4), "5000")
+	    == 0, "status: next due is store_next_due's");
+	tap_ok(S.recent.nrows == 1 && strcmp(store_cell(&S.recent, 0, 0), "1")
+	    == 0 && S.oldest.nrows == 0, "status: one sent in the hour, none "
+	    "waiting");
+	store_status_free(&S);
+
+	tap_ok(store_jobs_list(st, "planned", NULL, &t, &err) == FU_OK &&
+	    t.nrows == 1 && t.ncols == 13 && strcmp(store_cell(&t, 0, 2), "8")
+	    == 0, "jobs list by state");
+	store_table_free(&t);
+	tap_ok(store_jobs_list(st, NULL, "bday", &t, &err) == FU_OK &&
+	    t.nrows == 1 && strcmp(store_cell(&t, 0, 8), "Ana@Example.com") == 0,
+	    "jobs list by rule");
+	store_table_free(&t);
+	tap_ok(store_job_ids(st, JOB_PLANNED, &ids, &n, &err) == FU_OK &&
+	    n == 1 && ids[0] == b, "job ids in a state");
+	free(ids);
+	tap_ok(store_job_history(st, a, &ev, &n, &err) == FU_OK && n == 3 &&
+	    strcmp(ev[0].event, "planned") == 0 && ev[0].detail == NULL &&
+	    strcmp(ev[2].event, "sent") == 0 && ev[2].at == 1200,
+	    "history: the events, oldest first (%d)", n);
+	store_events_free(ev, n);
+
+	/* Consent. */
+	tap_ok(store_optout_add(st, "BO@example.com", "marketing", "asked", 10,
+	    &n, &err) == FU_OK && n == 1 && store_optout_add(st,
+	    "bo@example.com", "all", NULL, 11, &n, &err) == FU_OK && n == 1,
+	    "optout add");
+	store_suppress(st, "bo@example.com", "550", 12, &err);
+	tap_ok(store_optouts_list(st, &o, &n, &err) == FU_OK && n == 3 &&
+	    strcmp(o[0].cls, "all") == 0 && o[0].reason == NULL &&
+	    strcmp(o[2].cls, "suppressed") == 0 && o[2].since == 12,
+	    "optouts list: opt-outs and the suppression, by class");
+	store_optouts_free(o, n);
+	tap_ok(store_optouts_of(st, "Bo@Example.com", &o, &n, &err) == FU_OK &&
+	    n == 3, "optouts of an address, any case");
+	store_optouts_free(o, n);
+	tap_ok(store_optout_remove(st, "bo@example.com", "all", &n, &err) ==
+	    FU_OK && n == 1 && store_suppression_remove(st, "bo@example.com",
+	    &n, &err) == FU_OK && n == 1 && store_optout_remove(st,
+	    "bo@example.com", NULL, &n, &err) == FU_OK && n == 1,
+	    "optout remove: a class, the suppression, the rest");
+	tap_ok(store_cap_count(st, "ana@example.com", NULL, 1000, &n, &oldest,
+	    &err) == FU_OK && n == 1 && oldest == 1100 && store_cap_count(st,
+	    "ana@example.com", "checkin", 1000, &n, &oldest, &err) == FU_OK &&
+	    n == 0 && store_cap_count(st, "ana@example.com", NULL, 1100, &n,
+	    &oldest, &err) == FU_OK && n == 0, "cap count: by window and rule");
+	tap_ok(store_why_jobs(st, "ANA@example.com", 1, &w, &n, &err) == FU_OK &&
+	    n == 1 && w[0].id == a && strcmp(w[0].state, "sent") == 0 &&
+	    w[0].updated_at == 1200 && strcmp(w[0].cls, "marketing") == 0,
+	    "why by address");
+	store_why_jobs_free(w, n);
+	tap_ok(store_why_jobs(st, "42", 0, &w, &n, &err) == FU_OK && n == 1 &&
+	    w[0].due_at == 1000, "why by customer");
+	store_why_jobs_free(w, n);
+
+	/* Codes. */
+	tap_ok(store_code_put(st, a, "bday", "7", "XYZ", 1300, &err) == FU_OK &&
+	    store_code_get(st, a, &code, &err) == FU_OK && code &&
+	    strcmp(code, "XYZ") == 0, "code put and get");
+	free(code);
+	tap_ok(store_code_taken(st, "bday", "XYZ", &yes, &err) == FU_OK && yes &&
+	    store_code_taken(st, "other", "XYZ", &yes, &err) == FU_OK && !yes,
+	    "code taken per rule");
+	tap_ok(store_code_put(st, b, "bday", "8", "XYZ", 1300, &err) ==
+	    FU_PERMFAIL, "a code is unique per rule");
+	free(err);
+	err = NULL;
+	tap_ok(store_code_for_subject(st, "bday", "7", &code, &err) == FU_OK &&
+	    code && strcmp(code, "XYZ") == 0, "code for a subject");
+	free(code);
+	tap_ok(store_codes_list(st, "bday", &c, &n, &err) == FU_OK && n == 1 &&
+	    strcmp(c[0].state, "sent") == 0 && c[0].issued_at == 1300 &&
+	    strcmp(c[0].recipient, "Ana@Example.com") == 0, "codes list");
+	store_codes_free(c, n);
+
+	/* Metrics. */
+	store_meta_set(st, "last_tick", "2026-11-02 10:00:00", &err);
+	tap_ok(store_metrics(st, 1300, buckets, 2, &m, &err) == FU_OK, "metrics");
+	tap_ok(m.jobs.nrows == 3 && m.outcomes.nrows == 1 &&
+	    strcmp(store_cell(&m.outcomes, 0, 1), "sent") == 0 &&
+	    m.latency.nrows == 1 && m.latency.ncols == 5 &&
+	    strcmp(store_cell(&m.latency, 0, 2), "200") == 0 &&
+	    strcmp(store_cell(&m.latency, 0, 3), "0") == 0 &&
+	    strcmp(store_cell(&m.latency, 0, 4), "1") == 0,
+	    "metrics: jobs, outcomes, latency buckets");
+	tap_ok(m.oldest_age == 0 && m.last_tick == 1793613600 &&
+	    m.next_due == 5000, "metrics: oldest age, last tick, next due");
+	store_metrics_free(&m);
+	store_close(st);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -493,6 +656,7 @@ main(void)
 	    sqlerr_result(SQLITE_CONSTRAINT_UNIQUE) == FU_PERMFAIL,
 	    "sqlerr: full and busy are temporary, cantopen permanent");
 	test_fresh_schema();
+	test_reading();
 
 	/* A newer schema is refused with a clear message. */
 	{
