@@ -985,10 +985,10 @@ json_sqltime(FILE *f, const char *v)
 		json_str(f, clock_format_iso(t, iso));
 }
 
+/* status --json: the queue, now, the daemon. */
 static void
-status_json(const struct config *cfg, const struct status *S)
+status_json_daemon(FILE *f, const struct config *cfg, const struct status *S)
 {
-	FILE *f = stdout;
 	char iso[21];
 
 	fputs("{\n  \"queue\": ", f);
@@ -1011,6 +1011,13 @@ status_json(const struct config *cfg, const struct status *S)
 		fprintf(f, "%ld", since(S->started, time(NULL)));
 	else
 		fputs("null", f);
+}
+
+/* status --json: jobs per rule and state, reasons. */
+static void
+status_json_rules(FILE *f, const struct config *cfg, const struct status *S)
+{
+	(void)cfg;
 	fputs("},\n  \"rules\": {", f);
 	for (int i = 0; i < S->q.rules.nrows; i++) {
 		fprintf(f, "%s\n    ", i ? "," : "");
@@ -1039,6 +1046,12 @@ status_json(const struct config *cfg, const struct status *S)
 	}
 	fputs(S->q.reasons.nrows ? "\n  ],\n  \"oldest_queued\": " :
 	    "],\n  \"oldest_queued\": ", f);
+}
+
+/* status --json: the oldest queued, the next due, the deferred jobs. */
+static void
+status_json_jobs(FILE *f, const struct config *cfg, const struct status *S)
+{
 	if (S->q.oldest.nrows) {
 		fputs("{\"job\": ", f);
 		json_num(f, cell(&S->q.oldest, 0, 0));
@@ -1093,6 +1106,12 @@ status_json(const struct config *cfg, const struct status *S)
 		fputs("}", f);
 	}
 	fputs(S->q.deferred.nrows ? "\n  ],\n" : "],\n", f);
+}
+
+/* status --json: deliveries, the last errors, the last tick. */
+static void
+status_json_tail(FILE *f, const struct config *cfg, const struct status *S)
+{
 	fputs("  \"delivered\": {\"last_hour\": ", f);
 	json_num(f, S->q.recent.nrows ? cell(&S->q.recent, 0, 0) : "0");
 	fputs(", \"last_day\": ", f);
@@ -1124,6 +1143,15 @@ status_json(const struct config *cfg, const struct status *S)
 	fputs(",\n  \"last_tick\": ", f);
 	json_sqltime(f, S->last_tick);
 	fputs("\n}\n", f);
+}
+
+static void
+status_json(const struct config *cfg, const struct status *S)
+{
+	status_json_daemon(stdout, cfg, S);
+	status_json_rules(stdout, cfg, S);
+	status_json_jobs(stdout, cfg, S);
+	status_json_tail(stdout, cfg, S);
 }
 
 static int
@@ -1164,6 +1192,69 @@ parse_job_id(const char *s, int64_t *id)
 	return 0;
 }
 
+/* queue list --json: one object a job, UTC and the recipient's local times. */
+static void
+queue_list_json(const struct config *cfg, const struct store_table *t)
+{
+	static const char *const keys[] = { "id", "rule", "subject",
+	    "occurrence", "state", "due_at", "next_attempt_at",
+	    "attempts", "recipient", "reason", "last_reply" };
+
+	fputs("[", stdout);
+	for (int i = 0; i < t->nrows; i++) {
+		fputs(i ? ",\n  {" : "\n  {", stdout);
+		for (int c = 0; c < 11; c++) {
+			printf("%s\"%s\": ", c ? ", " : "", keys[c]);
+			if (c == 0 || c == 7)
+				json_num(stdout, cell(t, i, c));
+			else if (c == 5 || c == 6)
+				json_time(stdout, cell(t, i, c));
+			else
+				json_str(stdout, cell(t, i, c));
+		}
+		/* The recipient's wall clock next to each UTC time. */
+		fputs(", \"due_at_local\": ", stdout);
+		json_local(stdout, job_zone(cfg, cell(t, i, 12)),
+		    cell(t, i, 5));
+		json_local_field(stdout, job_zone(cfg, cell(t, i, 12)),
+		    "next_attempt_at", cell(t, i, 6));
+		fputs("}", stdout);
+	}
+	fputs(t->nrows ? "\n]\n" : "]\n", stdout);
+}
+
+/* queue list: a table, the local column as wide as its longest zone needs. */
+static void
+queue_list_text(const struct config *cfg, const struct store_table *t)
+{
+	char b[32], lb[LOCAL_TEXT_MAX];
+	int lw = (int)strlen("due/next (recipient's time)");
+
+	/* The local column is as wide as its longest zone name needs. */
+	for (int i = 0; i < t->nrows; i++) {
+		int n = (int)strlen(local_text(cfg, cell(t, i, 11),
+		    cell(t, i, 12), lb));
+
+		lw = n > lw ? n : lw;
+	}
+	printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s\n", "id",
+	    "rule", "subject", "state", "due/next (UTC)", lw,
+	    "due/next (recipient's time)", "recipient",
+	    "reason / reply");
+	for (int i = 0; i < t->nrows; i++) {
+		const char *reason = cell(t, i, 9), *reply =
+		    cell(t, i, 10);
+
+		printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s%s%s\n",
+		    cell(t, i, 0), cell(t, i, 1), cell(t, i, 2),
+		    cell(t, i, 4), utc_text(cell(t, i, 11), b), lw,
+		    local_text(cfg, cell(t, i, 11), cell(t, i, 12), lb),
+		    cell(t, i, 8) ? cell(t, i, 8) : "-",
+		    reason ? reason : "", reason && reply ? " " : "",
+		    reply ? reply : "");
+	}
+}
+
 static int
 queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 {
@@ -1194,60 +1285,10 @@ queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 		free(err);
 		return exit_for(r);
 	}
-	if (json) {
-		static const char *const keys[] = { "id", "rule", "subject",
-		    "occurrence", "state", "due_at", "next_attempt_at",
-		    "attempts", "recipient", "reason", "last_reply" };
-
-		fputs("[", stdout);
-		for (int i = 0; i < t.nrows; i++) {
-			fputs(i ? ",\n  {" : "\n  {", stdout);
-			for (int c = 0; c < 11; c++) {
-				printf("%s\"%s\": ", c ? ", " : "", keys[c]);
-				if (c == 0 || c == 7)
-					json_num(stdout, cell(&t, i, c));
-				else if (c == 5 || c == 6)
-					json_time(stdout, cell(&t, i, c));
-				else
-					json_str(stdout, cell(&t, i, c));
-			}
-			/* The recipient's wall clock next to each UTC time. */
-			fputs(", \"due_at_local\": ", stdout);
-			json_local(stdout, job_zone(cfg, cell(&t, i, 12)),
-			    cell(&t, i, 5));
-			json_local_field(stdout, job_zone(cfg, cell(&t, i, 12)),
-			    "next_attempt_at", cell(&t, i, 6));
-			fputs("}", stdout);
-		}
-		fputs(t.nrows ? "\n]\n" : "]\n", stdout);
-	} else {
-		char b[32], lb[LOCAL_TEXT_MAX];
-		int lw = (int)strlen("due/next (recipient's time)");
-
-		/* The local column is as wide as its longest zone name needs. */
-		for (int i = 0; i < t.nrows; i++) {
-			int n = (int)strlen(local_text(cfg, cell(&t, i, 11),
-			    cell(&t, i, 12), lb));
-
-			lw = n > lw ? n : lw;
-		}
-		printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s\n", "id",
-		    "rule", "subject", "state", "due/next (UTC)", lw,
-		    "due/next (recipient's time)", "recipient",
-		    "reason / reply");
-		for (int i = 0; i < t.nrows; i++) {
-			const char *reason = cell(&t, i, 9), *reply =
-			    cell(&t, i, 10);
-
-			printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s%s%s\n",
-			    cell(&t, i, 0), cell(&t, i, 1), cell(&t, i, 2),
-			    cell(&t, i, 4), utc_text(cell(&t, i, 11), b), lw,
-			    local_text(cfg, cell(&t, i, 11), cell(&t, i, 12), lb),
-			    cell(&t, i, 8) ? cell(&t, i, 8) : "-",
-			    reason ? reason : "", reason && reply ? " " : "",
-			    reply ? reply : "");
-		}
-	}
+	if (json)
+		queue_list_json(cfg, &t);
+	else
+		queue_list_text(cfg, &t);
 	store_table_free(&t);
 	return EX_OK;
 }
