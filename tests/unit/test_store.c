@@ -388,7 +388,7 @@ test_reading(void)
 	struct store_code *c;
 	struct store_metrics m;
 	struct job_note note = { "UTC", "marketing", "ana@example.com", "42" };
-	char path[256], *err = NULL, *code, state[16];
+	char path[256], *err = NULL, *code = NULL, state[16];
 	int64_t a, b, cid, *ids;
 	int created, n, yes;
 	long count;
