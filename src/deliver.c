@@ -733,8 +733,18 @@ tidy_one(const char *name, void *arg)
 {
 	struct tidy *t = arg;
 	char state[16];
+	size_t digits = strspn(name, "0123456789");
+	int64_t id = 0;
 
-	if (store_spool_owner_state(t->st, name, state, NULL) != FU_OK)
+	/*
+	 * render names a message JOBID.SIZE.eml (JOBID.eml before): look the
+	 * job up by its primary key. spool_name has no index, and a scan per
+	 * file made start-up quadratic (35 s with 20,000 messages queued).
+	 * Other names take the scan.
+	 */
+	if (digits > 0 && digits <= 18 && name[digits] == '.')
+		id = strtoll(name, NULL, 10);
+	if (store_spool_owner_state(t->st, id, name, state, NULL) != FU_OK)
 		return;
 	if (state[0] == '\0') {
 		log_warnx("deliver: %s in new/ belongs to no job: left alone",

@@ -2116,25 +2116,19 @@ store_metrics_free(struct store_metrics *m)
 /* ---- the spool's tidying at start-up (deliver.c) ---- */
 
 int
-store_spool_owner_state(struct store *st, const char *name, char state[16],
-    char **err)
+store_spool_owner_state(struct store *st, int64_t id, const char *name,
+    char state[16], char **err)
 {
-	size_t digits = strspn(name, "0123456789");
 	struct stmt h;
 	char *v = NULL;
 	int r;
 
-	/*
-	 * render names a message JOBID.SIZE.eml (JOBID.eml before): look the
-	 * job up by its primary key. spool_name has no index, and a scan per
-	 * file made start-up quadratic (35 s with 20,000 messages queued).
-	 * Other names take the scan.
-	 */
+	/* By primary key when the name gives the job (spool_name has no
+	 * index: a scan per file made start-up quadratic). */
 	state[0] = '\0';
-	if (digits > 0 && digits <= 18 && name[digits] == '.')
+	if (id > 0)
 		r = prepare(st, &h, "SELECT state FROM jobs WHERE id = ? AND "
-		    "spool_name = ?", err, "it", (int64_t)strtoll(name, NULL, 10),
-		    name);
+		    "spool_name = ?", err, "it", id, name);
 	else
 		r = prepare(st, &h, "SELECT state FROM jobs WHERE spool_name = ? "
 		    "ORDER BY id DESC LIMIT 1", err, "t", name);

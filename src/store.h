@@ -397,10 +397,10 @@ void	store_metrics_free(struct store_metrics *);
 /* ---- the spool's tidying at start-up (deliver.c) ---- */
 
 /*
- * The state of the job a spool file name belongs to ("" when none), looked
- * up by the job id the name starts with (JOBID.SIZE.eml) or else by name.
+ * The state of the job a spool file belongs to ("" when none): the job
+ * `id` if it has that spool_name (id 0: looked up by name alone, a scan).
  */
-int	store_spool_owner_state(struct store *, const char *name,
+int	store_spool_owner_state(struct store *, int64_t id, const char *name,
 	    char state[16], char **err);
 
 #endif

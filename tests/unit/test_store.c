@@ -425,11 +425,14 @@ test_reading(void)
 	    &err) == FU_OK && count == 1, "sending: in flight, not due");
 	tap_ok(store_next_due(st, &t0, &err) == FU_OK && t0 == 5000,
 	    "next due: a sending job is not waited for");
-	tap_ok(store_spool_owner_state(st, "1.10.eml", state, &err) == FU_OK &&
-	    strcmp(state, "sending") == 0 && store_spool_owner_state(st,
-	    "2.10.eml", state, &err) == FU_OK && state[0] == '\0' &&
-	    store_spool_owner_state(st, "odd.eml", state, &err) == FU_OK &&
-	    state[0] == '\0', "spool owner: by id and name; none for others");
+	tap_ok(store_spool_owner_state(st, a, "1.10.eml", state, &err) ==
+	    FU_OK && strcmp(state, "sending") == 0 &&
+	    store_spool_owner_state(st, 0, "1.10.eml", state, &err) == FU_OK &&
+	    strcmp(state, "sending") == 0 && store_spool_owner_state(st, b,
+	    "1.10.eml", state, &err) == FU_OK && state[0] == '\0' &&
+	    store_spool_owner_state(st, 0, "odd.eml", state, &err) == FU_OK &&
+	    state[0] == '\0', "spool owner: by id and name, by name; none "
+	    "for others");
 	store_job_sent(st, a, "250 ok", 1200, &err);
 
 	tap_ok(store_status(st, 1300, states, 3, &S, &err) == FU_OK, "status");
