@@ -1,6 +1,5 @@
 /* consent: opt-outs, signed unsubscribe tokens and frequency caps for marketing mail. */
 #include "consent.h"
-#include "clock.h"
 #include "log.h"
 #include "spool.h"
 
@@ -11,10 +10,8 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #define SECRET_MIN	32	/* bytes of the secret's first line */
