@@ -277,6 +277,11 @@ def body(t, env):
     t.ok("hard 2/3 soft 2/2 policy 0/0 complaint 1/1 auto-reply 1/1 "
          "none 0/2" in r.stdout, "status shows bounces by kind (matched / "
          "all)", r.describe())
+    r = env.run("status", "--json")
+    t.eq(json.loads(r.stdout).get("bounces", {}).get("hard"),
+         {"matched": 2, "all": 3}, "status --json: bounces by kind",
+         r.describe())
+    r = env.run("status")
     t.ok(any(line.startswith("rule ") and line.endswith("bounced")
              for line in r.stdout.splitlines()), "… and bounced jobs",
          r.describe())
