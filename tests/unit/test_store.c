@@ -452,7 +452,7 @@ test_reading(void)
 	char path[256], *err = NULL, *code = NULL, state[16];
 	int64_t a, b, cid, *ids;
 	int created, n, yes;
-	long count;
+	long count = -1;	/* printed in a diagnostic evaluated before the call */
 	time_t t0, oldest;
 
 	snprintf(path, sizeof(path), "%s/reading.db", dir);
