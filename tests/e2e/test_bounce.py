@@ -222,15 +222,15 @@ def body(t, env):
             "Subject: Out of office\nAuto-Submitted: auto-replied\n"
             "In-Reply-To: <%s>\n\nBack on Monday.\n" % erin["message_id"])
     write(env, "Maildir/new/1700000000.1.host", auto.encode())
-    write(env, "Maildir/new/1700000001.2.host", b"no header at all\n")
+    write(env, "Maildir/new/1700000001.2.host:2,F", b"no header at all\n")
     before = env.query("SELECT count(*) AS n FROM suppressions")[0]["n"]
     rc, out, err = bounce(env, "--maildir", maildir)
     t.eq(rc, 0, "--maildir: exit 0", err)
     t.eq(sorted(os.listdir(os.path.join(maildir, "new"))), [],
          "--maildir: new/ is empty")
     t.eq(sorted(os.listdir(os.path.join(maildir, "cur"))),
-         ["1700000000.1.host:2,S", "1700000001.2.host:2,S"],
-         "--maildir: both moved to cur/ with the S flag")
+         ["1700000000.1.host:2,S", "1700000001.2.host:2,FS"],
+         "--maildir: both moved to cur/ with the S flag (flags kept)")
     t.eq((env.job(5)["state"], env.query(
         "SELECT count(*) AS n FROM suppressions")[0]["n"], env.query(
         "SELECT decision FROM bounces WHERE job_id = ?", (erin["id"],))),
@@ -277,6 +277,10 @@ def body(t, env):
     t.ok("hard 2/3 soft 2/2 policy 0/0 complaint 1/1 auto-reply 1/1 "
          "none 0/2" in r.stdout, "status shows bounces by kind (matched / "
          "all)", r.describe())
+    r = env.run("queue", "show", ana["id"])
+    t.ok("state:        bounced" in r.stdout and "bounce: hard 5.1.1, bounced "
+         "(matched by verp" in r.stdout, "queue show: the bounce by kind",
+         r.describe())
     r = env.run("status", "--json")
     t.eq(json.loads(r.stdout).get("bounces", {}).get("hard"),
          {"matched": 2, "all": 3}, "status --json: bounces by kind",
