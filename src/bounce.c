@@ -1153,15 +1153,18 @@ line_coded(const char *s)
 	return status_find(s, st) || reply_code_find(s) != 0;
 }
 
-/* Append the lines after line `i` up to an empty line to f. */
+/*
+ * Append the lines from line `i` up to an empty line to f, CONTEXT_MAX
+ * octets in all (an address repeated on every line costs nothing more).
+ */
+#define CONTEXT_MAX	2000
 static void
 found_context(struct found *f, char **lines, size_t nl, size_t i)
 {
-	for (size_t k = i; k < nl && lines[k][0] != '\0'; k++) {
+	for (size_t k = i; k < nl && lines[k][0] != '\0' &&
+	    f->coded.len + f->other.len < CONTEXT_MAX; k++) {
 		struct buf *b = line_coded(lines[k]) ? &f->coded : &f->other;
 
-		if (b->len > 2000)
-			continue;
 		if (b->len > 0)
 			buf_putc(b, ' ');
 		buf_puts(b, lines[k]);
