@@ -1404,6 +1404,17 @@ bounce_parse(const char *msg, size_t len, const struct bounce_opts *o,
 		html_to_text(buf_cstr(&w.html), w.html.len, &w.text);
 		w.have_text = 1;
 	}
+	{
+		struct bounce_report own = { 0 };
+
+		ids_from_value(&own, field_get(&top, "Message-ID"));
+		if (own.nids > 0) {
+			r->message_id = own.ids[0];
+			for (size_t i = 1; i < own.nids; i++)
+				free(own.ids[i]);
+		}
+		free(own.ids);
+	}
 	ids_from_value(r, field_get(&top, "In-Reply-To"));
 	ids_from_value(r, field_get(&top, "References"));
 	ids_from_text(r, buf_cstr(&w.text), w.text.len);
@@ -1452,5 +1463,6 @@ bounce_report_free(struct bounce_report *r)
 	free(r->rcpt);
 	free(r->tokens);
 	free(r->ids);
+	free(r->message_id);
 	free(r);
 }

@@ -71,7 +71,8 @@ struct bounce_opts {
  * message's Return-Path, unverified (verp.h checks them). ids:
  * Message-IDs (without <>) quoted from the returned message (a Message-ID
  * field anywhere in the body) and the message's In-Reply-To and
- * References; never its own Message-ID.
+ * References; never its own Message-ID (message_id: the same message
+ * handled twice is known by it).
  */
 struct bounce_report {
 	const char		*format;
@@ -82,6 +83,7 @@ struct bounce_report {
 	size_t			 ntokens;
 	char			**ids;
 	size_t			 nids;
+	char			*message_id;	/* its own, without <>; may be NULL */
 };
 
 /*

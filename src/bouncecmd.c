@@ -298,10 +298,21 @@ decide(struct bouncecmd *b, const char *source, const struct bounce_report *r,
 	struct store_bounce row = { 0 };
 	const char *by;
 	int64_t id;
-	int rc;
+	int rc, seen = 0;
 
 	if ((rc = store_begin(b->st, err)) != FU_OK)
 		return rc;
+	/* Handled before (a Maildir run cut short before the move): once. */
+	if (r->message_id != NULL && (rc = store_bounce_seen(b->st,
+	    r->message_id, &seen, err)) != FU_OK)
+		goto fail;
+	if (seen) {
+		store_rollback(b->st);
+		*decision = "duplicate";
+		log_info("bounce: %s: handled before (Message-ID <%s>): nothing "
+		    "more to do", source, r->message_id);
+		return FU_OK;
+	}
 	if ((rc = match(b, r, &j, &id, &by, err)) != FU_OK)
 		goto fail;
 	a.addr = id != 0 ? j.recipient : NULL;
@@ -315,7 +326,7 @@ decide(struct bouncecmd *b, const char *source, const struct bounce_report *r,
 		*decision = a.kind == BOUNCE_POLICY ? "policy" : *decision;
 	row = (struct store_bounce){ id, a.addr, bounce_kind_name(a.kind),
 	    a.rc && a.rc->status[0] ? a.rc->status : NULL, a.rc ? a.rc->reason :
-	    NULL, by, *decision, source };
+	    NULL, by, *decision, source, r->message_id };
 	if ((rc = store_bounce_add(b->st, &row, now, &a.bounce_id, err)) != FU_OK)
 		goto fail;
 	if (id != 0 && j.recipient != NULL) {
@@ -370,7 +381,7 @@ bouncecmd_handle(struct bouncecmd *b, const char *source, const char *msg,
 	*decision = "not-a-message";
 	if ((rc = parse(b, source, msg, len, &r, err)) != FU_OK) {
 		struct store_bounce row = { 0, NULL, "none", NULL, *err, NULL,
-		    "not-a-message", source };
+		    "not-a-message", source, NULL };
 		char *e2 = NULL;
 
 		log_warnx("bounce: %s", *err);

@@ -57,7 +57,8 @@ int	bouncecmd_explain(struct bouncecmd *, const char *source,
  * suppressed at [bounces] soft_limit soft bounces in soft_window;
  * complaint → an opt-out ([bounces] complaint) with reason
  * "complaint (ARF)"; policy, auto-reply, none → recorded only. *decision
- * (static) says what was done. FU_TEMPFAIL: state.db busy or the disk
+ * (static) says what was done; "duplicate" for a message whose
+ * Message-ID was handled before, which changes nothing. FU_TEMPFAIL: state.db busy or the disk
  * full, nothing kept (try again); FU_PERMFAIL: not a mail message (kept as
  * such).
  */

@@ -184,8 +184,10 @@ static const char *const migrations[] = {
 	"  reason TEXT,"
 	"  matched_by TEXT,"
 	"  decision TEXT NOT NULL,"
-	"  source TEXT);"
+	"  source TEXT,"
+	"  message_id TEXT);"
 	"CREATE INDEX bounces_address ON bounces(address COLLATE NOCASE, at);"
+	"CREATE INDEX bounces_message_id ON bounces(message_id);"
 	"CREATE INDEX bounces_kind ON bounces(kind, at);"
 	"CREATE INDEX jobs_message_id ON jobs(message_id);",
 };
@@ -291,8 +293,10 @@ static const char schema_current[] =
 	"  reason TEXT,"
 	"  matched_by TEXT,"
 	"  decision TEXT NOT NULL,"
-	"  source TEXT);"
+	"  source TEXT,"
+	"  message_id TEXT);"
 	"CREATE INDEX bounces_address ON bounces(address COLLATE NOCASE, at);"
+	"CREATE INDEX bounces_message_id ON bounces(message_id);"
 	"CREATE INDEX bounces_kind ON bounces(kind, at);"
 	"CREATE INDEX jobs_message_id ON jobs(message_id);";
 
@@ -2223,10 +2227,11 @@ store_bounce_add(struct store *st, const struct store_bounce *b, time_t now,
 	int r;
 
 	if ((r = prepare(st, &h, "INSERT INTO bounces (at, job_id, address, "
-	    "kind, status, reason, matched_by, decision, source) VALUES (?, "
-	    "NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?)", err, "Titttttt", now,
-	    b->job_id, b->address, b->kind, b->status, b->reason, b->matched_by,
-	    b->decision, b->source)) != FU_OK)
+	    "kind, status, reason, matched_by, decision, source, message_id) "
+	    "VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?)", err,
+	    "Titttttttt", now, b->job_id, b->address, b->kind, b->status,
+	    b->reason, b->matched_by, b->decision, b->source,
+	    b->message_id)) != FU_OK)
 		return r;
 	if ((r = run(st, &h, NULL, err)) == FU_OK && id != NULL)
 		*id = sqlite3_last_insert_rowid(st->db);
@@ -2244,6 +2249,20 @@ store_bounce_decision(struct store *st, int64_t id, const char *decision,
 	    err, "ti", decision, id)) != FU_OK)
 		return r;
 	return run(st, &h, NULL, err);
+}
+
+int
+store_bounce_seen(struct store *st, const char *message_id, int *yes,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	*yes = 0;
+	if ((r = prepare(st, &h, "SELECT 1 FROM bounces WHERE message_id = ? "
+	    "LIMIT 1", err, "t", message_id)) != FU_OK)
+		return r;
+	return exists(st, &h, yes, "bounces", err);
 }
 
 int

@@ -435,11 +435,15 @@ struct store_bounce {
 	const char	*matched_by;	/* "verp", "message-id" or NULL */
 	const char	*decision;
 	const char	*source;	/* "stdin", a file name */
+	const char	*message_id;	/* the returned message's own */
 };
 int	store_bounce_add(struct store *, const struct store_bounce *,
 	    time_t now, int64_t *id, char **err);
 /* What was done, once done (the row is written first: its id is cited). */
 int	store_bounce_decision(struct store *, int64_t id, const char *decision,
+	    char **err);
+/* *yes 1 when a message with this Message-ID was handled before. */
+int	store_bounce_seen(struct store *, const char *message_id, int *yes,
 	    char **err);
 /* Soft bounces matched to a job of addr, recorded at or after since. */
 int	store_bounce_soft_count(struct store *, const char *addr, time_t since,

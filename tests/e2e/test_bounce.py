@@ -192,7 +192,9 @@ def body(t, env):
     cara, _, cara_hdrs = sent["cara@example.com"]
     soft = dsn(RETURN, "cara@example.com", "4.2.2", "452 4.2.2 mailbox full",
                cara_hdrs)
-    rc, out, err = bounce(env, data=soft)
+    dup = soft.replace(b"Subject:", b"Message-ID: <dsn.77@relay.example>\n"
+                       b"Subject:", 1)
+    rc, out, err = bounce(env, data=dup)
     t.eq(rc, 0, "a soft bounce: exit 0", err)
     t.ok("cara@example.com" not in
          [s["address"] for s in env.suppressions()],
@@ -201,6 +203,12 @@ def body(t, env):
                    "DESC LIMIT 1"),
          [{"matched_by": "message-id", "decision": "soft"}],
          "matched by its Message-ID")
+    n = env.query("SELECT count(*) AS n FROM bounces")[0]["n"]
+    rc, out, err = bounce(env, data=dup)
+    t.ok(rc == 0 and "handled before" in err and env.query(
+        "SELECT count(*) AS n FROM bounces")[0]["n"] == n and
+        "cara@example.com" not in [s["address"] for s in env.suppressions()],
+        "the same message again (its Message-ID) counts once", err)
     rc, out, err = bounce(env, data=soft)
     t.ok("cara@example.com" in [s["address"] for s in env.suppressions()],
          "soft_limit (2) soft bounces suppress the address")

@@ -382,9 +382,9 @@ test_bounces(void)
 	int created, n;
 	long total, matched;
 	struct store_bounce soft = { 0, "ana@example.com", "soft", "4.2.2",
-	    "mailbox full", "verp", "soft", "stdin" };
+	    "mailbox full", "verp", "soft", "stdin", NULL };
 	struct store_bounce lost = { 0, "bob@example.com", "hard", "5.1.1",
-	    "user unknown", NULL, "unmatched", "new/1" };
+	    "user unknown", NULL, "unmatched", "new/1", "dsn.1@relay.example" };
 
 	snprintf(path, sizeof(path), "%s/bounce.db", dir);
 	if (!tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "bounce: open"))
@@ -427,6 +427,10 @@ test_bounces(void)
 	    FU_OK && total == 1 && matched == 0 && store_bounce_count(st, "soft",
 	    0, &total, &matched, &err) == FU_OK && total == 2 && matched == 2,
 	    "bounce: counts by kind, matched or not");
+	tap_ok(store_bounce_seen(st, "dsn.1@relay.example", &n, &err) == FU_OK &&
+	    n == 1 && store_bounce_seen(st, "dsn.2@relay.example", &n, &err) ==
+	    FU_OK && n == 0, "bounce: a message handled before is known by its "
+	    "Message-ID");
 	store_close(st);
 	free(err);
 }
