@@ -95,6 +95,9 @@ check_report(const struct bounce_report *r)
 	for (i = 0; i < r->nids; i++)
 		FUZZ_ASSERT(strpbrk(r->ids[i], " \t\r\n<>") == NULL &&
 		    strchr(r->ids[i], '@') != NULL, "a Message-ID");
+	FUZZ_ASSERT(r->message_id == NULL || (strpbrk(r->message_id,
+	    " \t\r\n<>") == NULL && strchr(r->message_id, '@') != NULL),
+	    "its own Message-ID");
 }
 
 static char *
@@ -112,6 +115,7 @@ describe(const struct bounce_report *r)
 		buf_printf(&b, "t %s\n", r->tokens[i]);
 	for (size_t i = 0; i < r->nids; i++)
 		buf_printf(&b, "i %s\n", r->ids[i]);
+	buf_printf(&b, "m %s\n", r->message_id ? r->message_id : "-");
 	return buf_steal(&b);
 }
 
