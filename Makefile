@@ -54,7 +54,10 @@ TEST_DEPS_ical     = ical clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
+TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config \
+		     store spool smtp mime clock util log progress
+TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
+		     config mime clock util log
 TEST_DEPS_consent  = consent codes rules ical source value store spool config \
 		     clock util log
 

@@ -1,5 +1,6 @@
 /* deliver: tick step 3: queued messages over SMTP, outcomes and retries. */
 #include "deliver.h"
+#include "gate.h"
 #include "log.h"
 #include "mime.h"
 #include "progress.h"
@@ -61,89 +62,36 @@ suppress_item(const struct smtp_item *it)
 	return 1;
 }
 
-/*
- * The job's consent class: its rule's; transactional for a rule now gone.
- * (Read from the config's table directly: deliver links without config.o
- * in its unit test.)
- */
-static const char *
-job_class(const struct config *cfg, const struct job *job)
-{
-	/* The class the job was planned with: a rule renamed or re-classed
-	 * since must not turn a marketing message into a transactional one. */
-	if (job->cls != NULL && *job->cls)
-		return job->cls;
-	for (int i = 0; i < cfg->nrules; i++)
-		if (strcmp(cfg->rules[i].name, job->rule) == 0)
-			return cfg->rules[i].cls == RULE_CLASS_MARKETING ?
-			    "marketing" : "transactional";
-	return "transactional";
-}
-
-/*
- * 1 unless the name records a size (JOBID.SIZE.eml) that differs from
- * what was read.
- */
-static int
-size_matches(const char *name, size_t len)
-{
-	const char *p = strchr(name, '.');
-	char *end;
-	unsigned long long want;
-
-	if (p == NULL || p[1] < '0' || p[1] > '9')
-		return 1;	/* JOBID.eml: written before sizes were kept */
-	want = strtoull(p + 1, &end, 10);
-	if (strcmp(end, ".eml") != 0)
-		return 1;
-	return want == (unsigned long long)len;
-}
-
 /* Decide whether a queued job may still be sent; load its message. */
 static int
 prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
     const struct job *job, time_t now, struct buf *msg,
     struct deliver_stats *stats, int *ready, char **err)
 {
+	struct gate_result g;
 	const char *why = NULL;
 	char *e = NULL;
-	int yes, r;
+	int r;
 
-	(void)cfg;
 	*ready = 0;
-	const char *reason = NULL;
-
-	if ((r = store_suppressed(st, job->recipient, &yes, err)) != FU_OK)
+	if ((r = gate_deliver(cfg, st, job, &g, err)) != FU_OK)
 		return r;
-	if (yes)
-		reason = "suppressed";
-	else if ((r = store_opted_out(st, job->recipient, job_class(cfg, job),
-	    &yes, err)) != FU_OK)
-		return r;
-	else if (yes)
-		reason = "opted-out";
-	if (reason != NULL) {
-		/* The same reasons render gives, checked again at the last moment. */
-		if ((r = store_job_cancel(st, job->id, reason, strcmp(reason,
-		    "suppressed") == 0 ? "the address was suppressed after a "
-		    "permanent failure since the message was queued" :
-		    "the recipient opted out since the message was queued",
-		    now, err)) == FU_OK) {
+	if (g.verdict != GATE_GO) {
+		/* The gate's reasons, checked again at the last moment. */
+		if ((r = store_job_cancel(st, job->id, g.reason, g.detail, now,
+		    err)) == FU_OK) {
 			stats->cancelled++;
 			spool_finish(sp, job->spool_name, SPOOL_FAILED, 0, NULL);
 			log_info("deliver: job %lld (%s %s): cancelled for "
 			    "@%s: %s", (long long)job->id, job->rule,
 			    job->subject, mime_address_domain(job->recipient),
-			    reason);
+			    g.reason);
 		}
+		gate_result_clear(&g);
 		return r;
 	}
-	r = spool_read(sp, job->spool_name, msg, &e);
-	if (r == FU_OK && !size_matches(job->spool_name, msg->len)) {
-		r = FU_PERMFAIL;
-		set_err(&e, "%s: %zu bytes, not the size it was written with",
-		    job->spool_name, msg->len);
-	} else if (r == FU_OK && !mime_message_complete(msg->data, msg->len,
+	r = spool_read_message(sp, job->spool_name, msg, &e);
+	if (r == FU_OK && !mime_message_complete(msg->data, msg->len,
 	    &why)) {
 		/* Cut short: never send half a message. Keep it for a human. */
 		r = FU_PERMFAIL;
@@ -729,51 +677,26 @@ struct tidy {
 };
 
 static void
-state_cb(int ncols, char *const *names, char *const *values, void *arg)
-{
-	(void)names;
-	if (ncols > 0 && values[0] != NULL)
-		snprintf(arg, 16, "%s", values[0]);
-}
-
-static void
 tidy_one(const char *name, void *arg)
 {
-	const char *const params[] = { name, NULL };
 	struct tidy *t = arg;
-	char state[16] = "";
-	size_t digits = strspn(name, "0123456789");
+	char *state = NULL;
+	int fate;
 
-	/*
-	 * render names a message JOBID.SIZE.eml (JOBID.eml before): look the
-	 * job up by its primary key. spool_name has no index, and a scan per
-	 * file made start-up quadratic (35 s with 20,000 messages queued).
-	 * Other names take the scan.
-	 */
-	if (digits > 0 && digits <= 18 && name[digits] == '.') {
-		char id[24];
-		const char *const byid[] = { id, name, NULL };
-
-		memcpy(id, name, digits);
-		id[digits] = '\0';
-		if (store_query_params(t->st, "SELECT state FROM jobs WHERE "
-		    "id = CAST(?1 AS INTEGER) AND spool_name = ?2", byid,
-		    state_cb, state, NULL) != FU_OK)
-			return;
-	} else if (store_query_params(t->st, "SELECT state FROM jobs WHERE "
-	    "spool_name = ?1 ORDER BY id DESC LIMIT 1", params, state_cb, state,
+	if (store_spool_job_state(t->st, spool_message_job(name), name, &state,
 	    NULL) != FU_OK)
 		return;
-	if (state[0] == '\0') {
+	if (state == NULL) {
 		log_warnx("deliver: %s in new/ belongs to no job: left alone",
 		    name);
 		return;
 	}
-	if (strcmp(state, "sent") != 0 && strcmp(state, "failed") != 0 &&
-	    strcmp(state, "cancelled") != 0)
-		return;
-	if (spool_finish(t->sp, name, strcmp(state, "sent") == 0 ? SPOOL_SENT :
-	    SPOOL_FAILED, t->cfg->sent_retention > 0, NULL) == FU_OK)
+	fate = strcmp(state, "sent") == 0 ? SPOOL_SENT :
+	    strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0 ?
+	    SPOOL_FAILED : -1;
+	free(state);
+	if (fate != -1 && spool_finish(t->sp, name, (enum spool_fate)fate,
+	    t->cfg->sent_retention > 0, NULL) == FU_OK)
 		t->moved++;
 }
 

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "codes.h"
 #include "consent.h"
+#include "gate.h"
 #include "ical.h"
 #include "log.h"
 #include "mime.h"
@@ -56,12 +57,6 @@ struct locale_sets {
 	int			 n;
 };
 
-/* Marketing messages queued on the current page, not yet in state.db (caps). */
-struct pending {
-	char	*email;
-	int	 rule;
-};
-
 /*
  * What a message's dates depend on besides the row: the recipient's zone
  * and the time of writing. Formatted once per zone and `now`, not per
@@ -88,8 +83,7 @@ struct render {
 	struct locale_sets	*locales;	/* one per cfg->rules[i] */
 	const struct mustache_template **codes;	/* `code` per rule; may be NULL */
 	struct consent		*consent;	/* unsubscribe tokens; NULL: no marketing */
-	struct pending		*pending;
-	int			 npending;
+	struct gate		*gate;		/* may this job go now? */
 	const struct mustache_template *link;	/* [calendar] link; may be NULL */
 	char			*partials_dir;
 	struct render_parts	*capture;	/* preview: keep the parts here */
@@ -276,16 +270,6 @@ render_open_consent(struct render *rd, struct buf *errs)
 	}
 }
 
-static void
-pending_clear(struct render *rd)
-{
-	for (int i = 0; i < rd->npending; i++)
-		free(rd->pending[i].email);
-	free(rd->pending);
-	rd->pending = NULL;
-	rd->npending = 0;
-}
-
 /* "Name <addr>" → "Name"; "addr" → "". */
 static char *
 from_display_name(const char *from)
@@ -316,6 +300,7 @@ render_open(const struct config *cfg, int preview, struct buf *errs)
 	rd->partials_dir = xasprintf("%s/partials", cfg->templates_dir);
 	rd->sender_name = from_display_name(cfg->from);
 	rd->cache = mustache_cache_new(load_partial, rd);
+	rd->gate = gate_new(cfg);
 	rd->sets = xcalloc((size_t)cfg->nrules, sizeof(*rd->sets));
 	for (int i = 0; i < cfg->nrules; i++) {
 		char *dir = xasprintf("%s/%s", cfg->templates_dir,
@@ -373,7 +358,7 @@ render_close(struct render *rd)
 	free(rd->locales);
 	free(rd->codes);
 	consent_free(rd->consent);
-	pending_clear(rd);
+	gate_free(rd->gate);
 	free(rd->sets);
 	free(rd->partials_dir);
 	free(rd->sender_name);
@@ -1096,49 +1081,6 @@ recheck(struct render *rd, struct source *src, int ri, const char *key,
 }
 
 /*
- * Why this row must not be mailed, or NULL. *detail gets an allocated
- * explanation for the history.
- */
-static const char *
-row_block_reason(struct store *st, const struct value *row, const char *cls,
-    char **detail, int *tempfail, char **err)
-{
-	const char *email = row_str(row, "email"), *why;
-	int yes;
-
-	*tempfail = 0;
-	if (email == NULL || *email == '\0') {
-		*detail = xstrdup("the recipient has no email address");
-		return "no-address";
-	}
-	{
-		/* A NUL inside the value would hide what follows it from
-		 * mime_address_ok: "a@example.com\0b@evil.example". */
-		size_t elen = 0;
-
-		(void)value_as_string(value_map_get(row, "email"), &elen);
-		if (elen != strlen(email))
-			why = "NUL byte in address";
-		else if (mime_address_ok(email, &why))
-			why = NULL;
-	}
-	if (why != NULL) {
-		struct buf b = { 0 };
-
-		buf_puts(&b, "invalid address '");
-		utf8_sanitize(email, strlen(email), 80, &b);
-		buf_printf(&b, "': %s", why);
-		*detail = buf_steal(&b);
-		return "bad-address";
-	}
-	if (st == NULL)
-		return NULL;
-	/* Suppressed: every class; opted out: the rule's class or all. */
-	(void)yes;
-	return consent_blocked(st, email, cls, detail, tempfail, err);
-}
-
-/*
  * What render_job decided for one job. The decisions of a page of jobs are
  * written to state.db together, in one transaction, after the page's
  * messages are durably in the spool (spool_batch_commit): a job becomes
@@ -1151,12 +1093,14 @@ enum render_fate {
 	FATE_QUEUE,
 	FATE_CANCEL,
 	FATE_FAIL,
+	FATE_POSTPONE,		/* left planned, due again at `until` */
 };
 
 struct render_out {
 	const struct job *job;
 	enum render_fate fate;
 	const char	*reason;	/* static: cancel/fail reason */
+	time_t		 until;		/* FATE_POSTPONE */
 	char		*detail;	/* why, for the history */
 	char		*email, *mid, *spool_name;
 };
@@ -1206,121 +1150,6 @@ reminder_context(struct render *rd, struct store *st, struct source *src,
 	store_reminder_clear(&rm);
 	free(method);
 	return r;
-}
-
-/*
- * Quiet hours (and a check-in's send window) hold at render time too: a job
- * whose moment falls in them is postponed to the next opening in the
- * recipient's zone, stays planned, and the history says why. Never dropped.
- */
-static int
-render_postpone(struct render *rd, struct store *st, int ri,
-    const struct job *job, const struct value *row, time_t now,
-    int *postponed, char **err)
-{
-	const struct rule_config *rule = &rd->cfg->rules[ri];
-	const struct clock_zone *z = rules_zone(rd->cfg, row_str(row, "tz"));
-	struct clock_rule cr = *rules_clock(rd->cfg, rule);
-	const char *why;
-	char lbuf[32], *detail;
-	time_t t;
-	int r;
-
-	*postponed = 0;
-	if (rule->kind == RULE_AGENT_REMINDER)
-		memset(&cr.window, 0, sizeof(cr.window));	/* DTSTART's, not the mail's */
-	if ((t = clock_next_open(&cr, z, now, &why)) <= now)
-		return FU_OK;
-	detail = xasprintf("%s until %s (%s)", why, clock_format_local(z, t,
-	    lbuf), clock_zone_name(z));
-	if ((r = store_job_postpone(st, job->id, t, detail, now, err)) == FU_OK) {
-		*postponed = 1;
-		log_info("render: job %lld (%s %s): postponed: %s",
-		    (long long)job->id, job->rule, job->subject, detail);
-	}
-	free(detail);
-	return r;
-}
-
-/*
- * Frequency caps of marketing mail: [defaults] max_marketing over every
- * rule, the rule's own max_marketing over its messages, per recipient.
- * Messages queued earlier (state.db) and on this page count. Over a cap
- * the job is postponed until the oldest counted message leaves the window
- * (over_cap = postpone) or cancelled with reason over-cap (drop); either
- * way its history says which cap.
- */
-static int
-render_cap(struct render *rd, struct store *st, int ri, const struct job *job,
-    const struct value *row, time_t now, struct render_out *out,
-    int *postponed, char **err)
-{
-	const struct rule_config *rule = &rd->cfg->rules[ri];
-	const struct config_cap *caps[2] = { &rd->cfg->marketing_cap,
-	    &rule->cap };
-	const char *email = row_str(row, "email");
-
-	*postponed = 0;
-	if (rule->cls != RULE_CLASS_MARKETING || email == NULL)
-		return FU_OK;
-	for (int c = 0; c < 2; c++) {
-		const struct config_cap *cap = caps[c];
-		const char *text = c == 0 ? rd->cfg->max_marketing :
-		    rule->max_marketing;
-		time_t oldest, until;
-		int count, r;
-
-		if (cap->n == 0)
-			continue;
-		if ((r = consent_cap_count(st, email, c == 0 ? NULL : rule->name,
-		    cap->window, now, &count, &oldest, err)) != FU_OK)
-			return r;
-		for (int i = 0; i < rd->npending; i++)
-			if (strcasecmp(rd->pending[i].email, email) == 0 &&
-			    (c == 0 || rd->pending[i].rule == ri)) {
-				if (count == 0)
-					oldest = now;
-				count++;
-			}
-		if (count < cap->n)
-			continue;
-		until = (oldest ? oldest : now) + cap->window + 1;
-		if (rule->over_cap == RULE_OVER_CAP_DROP) {
-			out->fate = FATE_CANCEL;
-			out->reason = "over-cap";
-			out->detail = xasprintf("over cap: %d marketing "
-			    "message%s to this recipient%s already in the window "
-			    "of max_marketing = %s (%s)", count, count == 1 ? "" :
-			    "s", c ? " from this rule" : "", text, c ?
-			    "the rule's" : "[defaults]");
-			return FU_OK;
-		}
-		{
-			const struct clock_zone *z = rules_zone(rd->cfg,
-			    row_str(row, "tz"));
-			char lbuf[32], *detail;
-
-			/* The next opening after the cap allows it again. */
-			until = clock_next_open(rules_clock(rd->cfg, rule), z,
-			    until, NULL);
-			detail = xasprintf("over cap %s (%d marketing "
-			    "message%s to this recipient%s) until %s (%s)", text,
-			    count, count == 1 ? "" : "s", c ? " from this rule" :
-			    "", clock_format_local(z, until, lbuf),
-			    clock_zone_name(z));
-			r = store_job_postpone(st, job->id, until, detail, now,
-			    err);
-			if (r == FU_OK) {
-				*postponed = 1;
-				log_info("render: job %lld (%s %s): postponed: %s",
-				    (long long)job->id, job->rule, job->subject,
-				    detail);
-			}
-			free(detail);
-			return r;
-		}
-	}
-	return FU_OK;
 }
 
 /* {{code.random}}: a fresh random part of the rule's length and alphabet. */
@@ -1388,101 +1217,75 @@ render_personal(struct render *rd, struct store *st, int ri,
 	return FU_OK;
 }
 
-/* Decide one planned job and, when it is to be sent, stage its message. */
+/*
+ * The job's current source row: an agent reminder's from its snapshot,
+ * else the rule's row re-fetched (NULL: the source no longer has it). A
+ * reminder without its snapshot is failed (out->fate).
+ */
 static int
-render_job(struct render *rd, struct store *st, struct source *src,
-    struct spool_batch *batch, const struct job *job, time_t now,
-    struct render_out *out, struct render_stats *stats, char **err)
+render_row(struct render *rd, struct store *st, struct source *src, int ri,
+    const struct job *job, struct render_out *out, struct value **row,
+    char **err)
 {
-	int ri = rule_index(rd, job->rule);
+	const struct rule_config *rule = &rd->cfg->rules[ri];
 	struct recheck rc = { .occurrence = job->occurrence };
-	struct buf msg = { 0 };
-	char *detail = NULL, *e = NULL;
-	const char *reason;
-	int r, tempfail;
+	char *e = NULL;
+	int r;
 
-	out->job = job;
-	out->fate = FATE_NONE;
-	if (ri < 0) {
-		stats->held++;
-		log_warnx("render: job %lld: rule '%s' is no longer in the "
-		    "configuration: left planned", (long long)job->id, job->rule);
-		return FU_OK;
-	}
-	if (rd->cfg->rules[ri].kind == RULE_AGENT_REMINDER) {
-		/* plan decided what this message is; only send it or not. */
-		if ((r = reminder_context(rd, st, src, ri, job, &rc.row,
-		    &e)) == FU_PERMFAIL) {
-			out->fate = FATE_FAIL;
-			out->reason = "render-error";
-			out->detail = e;
-			return FU_OK;
-		}
-		if (r != FU_OK) {
-			set_err(err, "%s", e);
-			free(e);
-			return r;
-		}
-	} else {
+	*row = NULL;
+	if (rule->kind != RULE_AGENT_REMINDER) {
 		/* Yearly notes and milestones: the customer's row, whatever its
 		 * date now (the job's occurrence is the year or milestone). */
-		if (rules_kind_yearly(rd->cfg->rules[ri].kind) ||
-		    rd->cfg->rules[ri].kind == RULE_LOYALTY)
+		if (rules_kind_yearly(rule->kind) || rule->kind == RULE_LOYALTY)
 			rc.occurrence = NULL;
-		if ((r = recheck(rd, src, ri, job->subject, &rc, err)) != FU_OK)
-			return r;
+		r = recheck(rd, src, ri, job->subject, &rc, err);
+		*row = rc.row;
+		return r;
 	}
-	if (rc.row == NULL) {
-		detail = xasprintf("%s %s is no longer resolved at %s",
-		    job->rule, job->subject, job->occurrence);
-		reason = "reopened";
-	} else
-		reason = row_block_reason(st, rc.row,
-		    config_class_name(rd->cfg->rules[ri].cls), &detail,
-		    &tempfail, err);
-	if (reason == NULL && tempfail) {
-		value_free(rc.row);
-		return FU_TEMPFAIL;
-	}
-	if (reason != NULL) {
-		out->fate = FATE_CANCEL;
-		out->reason = reason;
-		out->detail = detail;
-		value_free(rc.row);
+	/* plan decided what this message is; only send it or not. */
+	if ((r = reminder_context(rd, st, src, ri, job, row, &e)) ==
+	    FU_PERMFAIL) {
+		out->fate = FATE_FAIL;
+		out->reason = "render-error";
+		out->detail = e;
 		return FU_OK;
 	}
-	{
-		int postponed;
-
-		if ((r = render_postpone(rd, st, ri, job, rc.row, now,
-		    &postponed, err)) != FU_OK || postponed) {
-			value_free(rc.row);
-			return r;
-		}
-		if ((r = render_cap(rd, st, ri, job, rc.row, now, out,
-		    &postponed, err)) != FU_OK || postponed ||
-		    out->fate == FATE_CANCEL) {
-			value_free(rc.row);
-			return r;
-		}
-		if ((r = render_personal(rd, st, ri, job, rc.row, now, err)) !=
-		    FU_OK) {
-			value_free(rc.row);
-			if (r != FU_PERMFAIL)
-				return r;
-			out->fate = FATE_FAIL;
-			out->reason = "render-error";
-			out->detail = xstrdup(err && *err ? *err : "code");
-			return FU_OK;
-		}
+	if (r != FU_OK) {
+		set_err(err, "%s", e);
+		free(e);
 	}
+	return r;
+}
 
+/*
+ * A job the gate let through: its personal values, history and message,
+ * staged in the page's spool batch under the name spool.c gives it.
+ * Consumes row.
+ */
+static int
+render_stage(struct render *rd, struct store *st, struct source *src,
+    struct spool_batch *batch, int ri, const struct job *job,
+    struct value *row, time_t now, struct render_out *out, char **err)
+{
+	struct buf msg = { 0 };
+	char name[SPOOL_NAME_MAX], *e = NULL;
+	int r;
+
+	if ((r = render_personal(rd, st, ri, job, row, now, err)) != FU_OK) {
+		value_free(row);
+		if (r != FU_PERMFAIL)
+			return r;
+		out->fate = FATE_FAIL;
+		out->reason = "render-error";
+		out->detail = xstrdup(err && *err ? *err : "code");
+		return FU_OK;
+	}
 	out->mid = job->message_id ? xstrdup(job->message_id) :
 	    new_message_id(job->id, rd->cfg->from_addr);
-	out->email = xstrdup(row_str(rc.row, "email"));
-	if ((r = render_history(rd, src, ri, rc.row, now, &e)) == FU_OK)
-		r = build_message(rd, ri, rc.row, out->mid, now, &msg, &e);
-	value_free(rc.row);
+	out->email = xstrdup(row_str(row, "email"));
+	if ((r = render_history(rd, src, ri, row, now, &e)) == FU_OK)
+		r = build_message(rd, ri, row, out->mid, now, &msg, &e);
+	value_free(row);
 	if (r == FU_TEMPFAIL) {
 		/* The source is busy: the job stays planned. */
 		set_err(err, "%s", e);
@@ -1499,28 +1302,55 @@ render_job(struct render *rd, struct store *st, struct source *src,
 		buf_free(&msg);
 		return FU_OK;
 	}
-	/* JOBID.SIZE.eml: deliver checks the size, so a file cut short at
-	 * a line end (which still parses) is never sent half. */
-	{
-		char name[64];
-		size_t n = put_ll(name, (long long)job->id);
-
-		name[n++] = '.';
-		n += put_ll(name + n, (long long)msg.len);
-		memcpy(name + n, ".eml", 5);
-		out->spool_name = xstrdup(name);
-	}
+	spool_message_name(job->id, msg.len, name);
+	out->spool_name = xstrdup(name);
 	if ((r = spool_batch_add(batch, out->spool_name, msg.data, msg.len,
-	    err)) == FU_OK)
+	    err)) == FU_OK) {
 		out->fate = FATE_QUEUE;
-	if (r == FU_OK && rd->cfg->rules[ri].cls == RULE_CLASS_MARKETING) {
-		rd->pending = xrealloc(rd->pending, (size_t)(rd->npending + 1) *
-		    sizeof(*rd->pending));
-		rd->pending[rd->npending].email = xstrdup(out->email);
-		rd->pending[rd->npending++].rule = ri;
+		gate_queued(rd->gate, out->email, &rd->cfg->rules[ri]);
 	}
 	buf_free(&msg);
 	return r;
+}
+
+/* Decide one planned job and, when it is to be sent, stage its message. */
+static int
+render_job(struct render *rd, struct store *st, struct source *src,
+    struct spool_batch *batch, const struct job *job, time_t now,
+    struct render_out *out, struct render_stats *stats, char **err)
+{
+	int ri = rule_index(rd, job->rule), r;
+	struct gate_result g;
+	struct value *row;
+
+	out->job = job;
+	out->fate = FATE_NONE;
+	if (ri < 0) {
+		stats->held++;
+		log_warnx("render: job %lld: rule '%s' is no longer in the "
+		    "configuration: left planned", (long long)job->id, job->rule);
+		return FU_OK;
+	}
+	if ((r = render_row(rd, st, src, ri, job, out, &row, err)) != FU_OK ||
+	    out->fate != FATE_NONE)
+		return r;
+	if ((r = gate_render(rd->gate, st, job, &rd->cfg->rules[ri], row, now,
+	    &g, err)) != FU_OK) {
+		value_free(row);
+		gate_result_clear(&g);
+		return r;
+	}
+	if (g.verdict != GATE_GO) {
+		/* Recorded with the rest of the page (render_record). */
+		out->fate = g.verdict == GATE_CANCEL ? FATE_CANCEL :
+		    FATE_POSTPONE;
+		out->reason = g.reason;
+		out->detail = g.detail;
+		out->until = g.until;
+		value_free(row);
+		return FU_OK;
+	}
+	return render_stage(rd, st, src, batch, ri, job, row, now, out, err);
 }
 
 /*
@@ -1548,6 +1378,10 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
 			break;
 		case FATE_FAIL:
 			r = store_job_failed(st, job->id, o->reason, o->detail,
+			    now, err);
+			break;
+		case FATE_POSTPONE:
+			r = store_job_postpone(st, job->id, o->until, o->detail,
 			    now, err);
 			break;
 		case FATE_NONE:
@@ -1582,6 +1416,11 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
 		case FATE_FAIL:
 			stats->failed++;
 			log_warnx("render: job %lld (%s %s): failed: %s",
+			    (long long)job->id, job->rule, job->subject,
+			    o->detail);
+			break;
+		case FATE_POSTPONE:
+			log_info("render: job %lld (%s %s): postponed: %s",
 			    (long long)job->id, job->rule, job->subject,
 			    o->detail);
 			break;
@@ -1638,7 +1477,7 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 			break;
 		}
 		batch = spool_batch_new(sp);
-		pending_clear(rd);	/* caps: this page's messages so far */
+		gate_page_begin(rd->gate);	/* caps: this page's messages so far */
 		outs = xcalloc((size_t)n, sizeof(*outs));
 		for (; done < n; done++) {
 			if ((r = render_job(rd, st, src, batch, &jobs[done],
@@ -1756,8 +1595,7 @@ preview_personal(struct render *rd, int ri, struct value *row,
     const char *key, time_t now)
 {
 	const struct rule_config *rule = &rd->cfg->rules[ri];
-	char *code = NULL, *path, *err = NULL;
-	struct store *st;
+	char *code = NULL;
 
 	if (rules_kind_yearly(rule->kind)) {
 		const struct clock_zone *z = rules_zone(rd->cfg, row_str(row,
@@ -1774,14 +1612,8 @@ preview_personal(struct render *rd, int ri, struct value *row,
 	}
 	if (rd->codes == NULL || rd->codes[ri] == NULL)
 		return;
-	path = store_path(rd->cfg->queue_dir);
-	if (access(path, F_OK) == 0 && store_open(path,
-	    rd->cfg->busy_timeout_ms, &st, &err) == FU_OK) {
-		codes_for_subject(st, rule->name, key, &code, NULL);
-		store_close(st);
-	}
-	free(err);
-	free(path);
+	store_preview_code(rd->cfg->queue_dir, rd->cfg->busy_timeout_ms,
+	    rule->name, key, &code);
 	if (code == NULL) {
 		struct buf b = { 0 };
 
@@ -1817,9 +1649,8 @@ render_load(struct render *rd, struct source *src, const char *rule,
 {
 	int ri = rule_index(rd, rule);
 	struct recheck rc = { .occurrence = NULL };
-	char *detail = NULL;
-	const char *reason;
-	int r, tempfail;
+	struct gate_result g;
+	int r;
 
 	*out = NULL;
 	if (ri < 0) {
@@ -1833,11 +1664,11 @@ render_load(struct render *rd, struct source *src, const char *rule,
 		    "a check-in: is ticket %s resolved?)", rule, key, key);
 		return FU_PERMFAIL;
 	}
-	if ((reason = row_block_reason(NULL, rc.row, NULL, &detail, &tempfail,
-	    err)) != NULL) {
+	gate_address(rc.row, &g);
+	if (g.verdict != GATE_GO) {
 		set_err(err, "%s %s would not be sent: %s (%s)", rule, key,
-		    reason, detail);
-		free(detail);
+		    g.reason, g.detail);
+		gate_result_clear(&g);
 		value_free(rc.row);
 		return FU_PERMFAIL;
 	}
@@ -1984,25 +1815,23 @@ render_sample(struct render *rd, struct source *src, const char *rule,
 	}
 	for (int i = 0; i < sm.n; i++) {
 		struct render_parts parts = { 0 };
-		char *key = row_key(sm.rows[i]), *detail = NULL, *mid, *e = NULL;
-		const char *reason;
-		int tempfail, rr;
+		char *key = row_key(sm.rows[i]), *mid, *e = NULL;
+		struct gate_result g;
+		int rr;
 
 		if (r != FU_OK) {
 			value_free(sm.rows[i]);
 			free(key);
 			continue;
 		}
-		reason = row_block_reason(NULL, sm.rows[i], NULL, &detail,
-		    &tempfail,
-		    NULL);
-		if (reason != NULL) {
+		gate_address(sm.rows[i], &g);
+		if (g.verdict != GATE_GO) {
 			char *why = xasprintf("would not be sent: %s (%s)",
-			    reason, detail);
+			    g.reason, g.detail);
 
 			cb(key, FU_PERMFAIL, NULL, why, arg);
 			free(why);
-			free(detail);
+			gate_result_clear(&g);
 			value_free(sm.rows[i]);
 			free(key);
 			continue;

@@ -1374,3 +1374,55 @@ store_exec(struct store *st, const char *sql, const char *const *params,
 		return r;
 	return run(st, &h, changes, err);
 }
+
+/* gate, render, deliver */
+
+int
+store_spool_job_state(struct store *st, int64_t job_id, const char *spool_name,
+    char **state, char **err)
+{
+	struct stmt h;
+	int rc, r;
+
+	*state = NULL;
+	/* spool_name has no index: by the primary key when the name gives
+	 * it (a scan per file made start-up quadratic), else the scan. */
+	if (job_id > 0)
+		r = prepare(st, &h, "SELECT state FROM jobs WHERE id = ? AND "
+		    "spool_name = ?", err, "it", job_id, spool_name);
+	else
+		r = prepare(st, &h, "SELECT state FROM jobs WHERE spool_name = "
+		    "? ORDER BY id DESC LIMIT 1", err, "t", spool_name);
+	if (r != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW)
+		*state = col_text(h.s, 0);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "jobs", err);
+	stmt_done(&h);
+	return r;
+}
+
+void
+store_preview_code(const char *queue_dir, int busy_timeout_ms,
+    const char *rule, const char *subject, char **code)
+{
+	char *path = store_path(queue_dir), *err = NULL;
+	struct store *st;
+	struct stmt h;
+
+	*code = NULL;
+	if (access(path, F_OK) == 0 && store_open(path, busy_timeout_ms, &st,
+	    &err) == FU_OK) {
+		if (prepare(st, &h, "SELECT code FROM job_codes WHERE rule = ? "
+		    "AND subject = ? ORDER BY job_id DESC LIMIT 1", NULL, "tt",
+		    rule, subject) == FU_OK) {
+			if (sqlite3_step(h.s) == SQLITE_ROW)
+				*code = col_text(h.s, 0);
+			stmt_done(&h);
+		}
+		store_close(st);
+	}
+	free(err);
+	free(path);
+}

@@ -262,4 +262,21 @@ int	store_reminder_supersede(struct store *, const char *rule,
 int	store_reminder_delivered(struct store *, const char *rule,
 	    const char *subject, const char *agent, int *yes, char **err);
 
+/* gate, render, deliver */
+
+/*
+ * The state of the job whose message is spool file `spool_name` (*state
+ * NULL: no job has it). job_id > 0: the id the name carries (a primary-key
+ * look-up); 0: any job, the latest.
+ */
+int	store_spool_job_state(struct store *, int64_t job_id,
+	    const char *spool_name, char **state, char **err);
+/*
+ * preview: the code the latest job of (rule, subject) was given, from the
+ * state.db under queue_dir when there is one (never created); *code NULL
+ * when there is none or it cannot be read.
+ */
+void	store_preview_code(const char *queue_dir, int busy_timeout_ms,
+	    const char *rule, const char *subject, char **code);
+
 #endif
