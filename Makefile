@@ -58,8 +58,13 @@ TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config \
 		     store spool smtp mime clock util log progress
 TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
 		     config mime clock util log
-TEST_DEPS_consent  = consent codes rules ical source value store spool config \
-		     clock util log
+TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
+		     source value store spool config clock util log
+TEST_DEPS_render   = render compose format gate consent codes rules ical \
+		     mustache mime source value store spool config clock progress \
+		     util log
+TEST_DEPS_consent  = consent codes rules format ical source value store spool \
+		     config clock util log
 
 .PHONY: all check unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test

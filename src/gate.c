@@ -78,21 +78,10 @@ gate_queued(struct gate *g, const char *email, const struct rule_config *rule)
 	g->pending[g->npending++].rule = rule;
 }
 
-/* A top-level string of the row, or NULL (null, missing, not a string). */
-static const char *
-row_str(const struct value *row, const char *key)
-{
-	const struct value *v = value_map_get(row, key);
-
-	if (v == NULL || value_type(v) == VALUE_NULL)
-		return NULL;
-	return value_as_string(v, NULL);
-}
-
 void
 gate_address(const struct value *row, struct gate_result *g)
 {
-	const char *email = row_str(row, "email"), *why = NULL;
+	const char *email = value_path_string(row, "email"), *why = NULL;
 	size_t elen = 0;
 	struct buf b = { 0 };
 
@@ -149,7 +138,7 @@ static void
 gate_schedule(struct gate *g, const struct rule_config *rule,
     const struct value *row, time_t now, struct gate_result *out)
 {
-	const struct clock_zone *z = rules_zone(g->cfg, row_str(row, "tz"));
+	const struct clock_zone *z = rules_zone(g->cfg, value_path_string(row, "tz"));
 	struct clock_rule cr = *rules_clock(g->cfg, rule);
 	const char *why;
 	char lbuf[32];
@@ -198,7 +187,7 @@ gate_over_cap(struct gate *g, const struct rule_config *rule,
 		return;
 	}
 	/* The next opening after the cap allows it again. */
-	z = rules_zone(g->cfg, row_str(row, "tz"));
+	z = rules_zone(g->cfg, value_path_string(row, "tz"));
 	until = clock_next_open(rules_clock(g->cfg, rule), z, until, NULL);
 	verdict(out, GATE_POSTPONE, "cap", xasprintf("over cap %s (%d marketing "
 	    "message%s to this recipient%s) until %s (%s)", text, count,
@@ -218,7 +207,7 @@ gate_caps(struct gate *g, struct store *st, const struct rule_config *rule,
     const struct value *row, time_t now, struct gate_result *out, char **err)
 {
 	const struct config_cap *caps[2] = { &g->cfg->marketing_cap, &rule->cap };
-	const char *email = row_str(row, "email");
+	const char *email = value_path_string(row, "email");
 
 	if (rule->cls != RULE_CLASS_MARKETING || email == NULL)
 		return FU_OK;
@@ -259,7 +248,7 @@ gate_render(struct gate *g, struct store *st, const struct job *job,
 	if (out->verdict != GATE_GO)
 		return FU_OK;
 	/* Any trouble reading consent is temporary here: the job waits. */
-	if (gate_consent(st, row_str(row, "email"), rule->cls ==
+	if (gate_consent(st, value_path_string(row, "email"), rule->cls ==
 	    RULE_CLASS_MARKETING ? "marketing" : "transactional", 0, out,
 	    err) != FU_OK)
 		return FU_TEMPFAIL;

@@ -254,7 +254,6 @@ main(void)
 	gate_free(g);
 	store_close(st);
 	config_free(cfg);
-	rules_time_free();
 	clock_zones_free();
 	buf_free(&errs);
 	{
