@@ -125,13 +125,48 @@ prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
 	return FU_OK;
 }
 
+/*
+ * The data went, no reply came: the relay may have the message. Counted
+ * (status), then the configured policy: retry it (same Message-ID: at
+ * worst a second copy with the same id) or hold it for an operator (at
+ * worst it never arrives; *held is 1).
+ */
+static int
+record_unknown(const struct config *cfg, struct store *st,
+    const struct job *job, const struct smtp_item *it, time_t now,
+    struct deliver_stats *stats, int *held, char **err)
+{
+	int hold = cfg->unknown_outcome == CONFIG_UNKNOWN_HOLD, r;
+	char *d = xasprintf("%s (unknown_outcome = %s)", it->reply,
+	    hold ? "hold" : "retry");
+
+	*held = 0;
+	r = store_event(st, job->id, now, "unknown-outcome", d, err);
+	free(d);
+	if (r != FU_OK)
+		return r;
+	log_warnx("deliver: job %lld (%s %s): outcome unknown for @%s "
+	    "(the message went, no reply came): %s", (long long)job->id,
+	    job->rule, job->subject, mime_address_domain(job->recipient), hold ?
+	    "held (queue release JOB to send it again)" :
+	    "it will be sent again with the same Message-ID");
+	if (!hold)
+		return FU_OK;
+	if ((r = store_job_deferred(st, job->id, it->reply, now, now, err)) !=
+	    FU_OK || (r = store_job_hold(st, job->id, now, err)) != FU_OK)
+		return r;
+	stats->deferred++;
+	*held = 1;
+	return FU_OK;
+}
+
 static int
 record_outcome(const struct config *cfg, struct store *st,
     const struct job *job, const struct smtp_item *it, time_t now,
     struct deliver_stats *stats, char **err)
 {
 	const char *domain = mime_address_domain(job->recipient);
-	int r;
+	int r, held;
 
 	if (it->result == FU_OK) {
 		if ((r = store_job_sent(st, job->id, it->reply, now, err)) ==
@@ -157,35 +192,9 @@ record_outcome(const struct config *cfg, struct store *st,
 		    " (address suppressed)" : "");
 		return FU_OK;
 	}
-	if (it->unknown) {
-		/*
-		 * The data went, no reply came: the relay may have the message.
-		 * Counted (status), then the configured policy: retry it (same
-		 * Message-ID: at worst a second copy with the same id) or hold
-		 * it for an operator (at worst it never arrives).
-		 */
-		int hold = cfg->unknown_outcome == CONFIG_UNKNOWN_HOLD;
-		char *d = xasprintf("%s (unknown_outcome = %s)", it->reply,
-		    hold ? "hold" : "retry");
-
-		r = store_event(st, job->id, now, "unknown-outcome", d, err);
-		free(d);
-		if (r != FU_OK)
-			return r;
-		log_warnx("deliver: job %lld (%s %s): outcome unknown for @%s "
-		    "(the message went, no reply came): %s", (long long)job->id,
-		    job->rule, job->subject, domain, hold ?
-		    "held (queue release JOB to send it again)" :
-		    "it will be sent again with the same Message-ID");
-		if (hold) {
-			if ((r = store_job_deferred(st, job->id, it->reply, now,
-			    now, err)) != FU_OK || (r = store_job_hold(st,
-			    job->id, now, err)) != FU_OK)
-				return r;
-			stats->deferred++;
-			return FU_OK;
-		}
-	}
+	if (it->unknown && ((r = record_unknown(cfg, st, job, it, now, stats,
+	    &held, err)) != FU_OK || held))
+		return r;
 	if (job->queued_at && now - job->queued_at >= cfg->queue_lifetime) {
 		if ((r = store_job_failed(st, job->id, "expired", it->reply,
 		    now, err)) == FU_OK) {
@@ -518,6 +527,26 @@ split_slice(struct slice *sl, int parts)
 	return list;
 }
 
+/* A slice of n ready jobs and their messages (it takes both arrays). */
+static struct slice *
+slice_new(const struct config *cfg, struct job *ready, struct buf *msgs,
+    int n)
+{
+	struct slice *sl = xcalloc(1, sizeof(*sl));
+
+	sl->n = n;
+	sl->jobs = ready;	/* msgs[0..n) match ready[0..n) */
+	sl->msgs = msgs;
+	sl->items = xcalloc((size_t)n, sizeof(*sl->items));
+	for (int i = 0; i < n; i++) {
+		sl->items[i].sender = cfg->from_addr;
+		sl->items[i].rcpt = sl->jobs[i].recipient;
+		sl->items[i].data = sl->msgs[i].data;
+		sl->items[i].len = sl->msgs[i].len;
+	}
+	return sl;
+}
+
 /*
  * Fetch up to `limit` due jobs (queued first, then deferred), read their
  * messages and mark the readable ones `sending`, in one transaction, as
@@ -578,24 +607,12 @@ load_slices(const struct config *cfg, struct store *st, struct spool *sp,
 	if (n == 0 && changed == stats->cancelled + stats->replanned)
 		*none = 1;
 	if (n > 0) {
-		struct slice *sl = xcalloc(1, sizeof(*sl));
-
-		sl->n = n;
-		sl->jobs = ready;	/* msgs[0..n) match ready[0..n) */
-		sl->msgs = msgs;
-		sl->items = xcalloc((size_t)n, sizeof(*sl->items));
-		for (int i = 0; i < n; i++) {
-			sl->items[i].sender = cfg->from_addr;
-			sl->items[i].rcpt = sl->jobs[i].recipient;
-			sl->items[i].data = sl->msgs[i].data;
-			sl->items[i].len = sl->msgs[i].len;
-		}
-		ready = NULL;
 		/* Messages of jobs that were not ready were never kept. */
 		for (int i = n; i < nq + nd; i++)
 			buf_free(&msgs[i]);
+		*out = slice_new(cfg, ready, msgs, n);
+		ready = NULL;
 		msgs = NULL;
-		*out = sl;
 	}
 	goto out;
 rollback:

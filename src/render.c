@@ -404,6 +404,132 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
 	return FU_OK;
 }
 
+/* One page of due jobs as render_tick walks them. */
+struct render_page {
+	struct job		*jobs;
+	int			 n;
+	int			 done;		/* jobs looked at */
+	int			 cut_short;	/* `cut` ended the page */
+	int			 stop;		/* no more pages this tick */
+	struct render_out	*outs;		/* one per job looked at */
+	struct spool_batch	*batch;
+};
+
+/* Decide every job of the page (until a temporary failure or a cut). */
+static int
+render_decide(struct render *rd, struct store *st, struct source *src,
+    struct render_page *pg, time_t now, render_cut_fn cut, void *arg,
+    struct render_stats *stats, char **err)
+{
+	int r = FU_OK;
+
+	for (; pg->done < pg->n; pg->done++) {
+		const struct job *job = &pg->jobs[pg->done];
+		struct render_out *out = &pg->outs[pg->done];
+
+		if ((r = render_job(rd, st, src, pg->batch, job, now, out,
+		    stats, err)) == FU_TEMPFAIL) {
+			/* Source busy or disk full: the rest next tick. */
+			render_out_clear(out);
+			pg->stop = 1;
+			return r;
+		}
+		if (out->fate == FATE_QUEUE)
+			util_crashpoint("render");
+		if (r != FU_OK) {
+			/* This job only: the others may be fine. */
+			log_warnx("render: job %lld: %s", (long long)job->id,
+			    err && *err ? *err : "error");
+			render_out_clear(out);
+			stats->held++;
+			r = FU_OK;
+		}
+		progress_step(1);
+		/* Delivery has outcomes waiting to be recorded: end the
+		 * page here (the rest comes in the next one). */
+		if (cut != NULL && pg->done + 1 < pg->n && cut(arg)) {
+			pg->done++;
+			pg->cut_short = 1;
+			break;
+		}
+	}
+	return r;
+}
+
+/*
+ * Make the page's messages durable in new/. On failure nothing of the
+ * page reached new/: its jobs stay planned; decisions without a message
+ * (cancellations, postponements) are still recorded.
+ */
+static int
+render_spool(struct render_page *pg, struct render_stats *stats, char **err)
+{
+	char *e = NULL;
+
+	if (spool_batch_count(pg->batch) == 0)
+		return FU_OK;
+	if (spool_batch_commit(pg->batch, &e) == FU_OK) {
+		util_crashpoint("spool");
+		return FU_OK;
+	}
+	for (int i = 0; i < pg->done; i++)
+		if (pg->outs[i].fate == FATE_QUEUE) {
+			pg->outs[i].fate = FATE_NONE;
+			stats->held++;
+		}
+	set_err(err, "%s", e);
+	free(e);
+	pg->stop = 1;
+	return FU_TEMPFAIL;
+}
+
+/*
+ * One page: one transaction on state.db from the first look-up to the
+ * last decision (the suppression and opt-out checks then read without
+ * taking a lock each, and the decisions commit at once), and one read
+ * transaction on the source.
+ */
+static int
+render_page(struct render *rd, struct store *st, struct source *src,
+    struct spool *sp, time_t now, struct render_page *pg,
+    render_page_fn page_done, render_cut_fn cut, void *arg,
+    struct render_stats *stats, char **err)
+{
+	char *e = NULL;
+	int r, rr;
+
+	pg->stop = 1;	/* unless the page gets going */
+	if ((r = store_begin(st, err)) != FU_OK)
+		return r;
+	if ((r = source_read_begin(src, err)) != FU_OK) {
+		store_rollback(st);
+		return r;
+	}
+	pg->stop = 0;
+	pg->batch = spool_batch_new(sp);
+	gate_page_begin(rd->gate);	/* caps: this page's messages so far */
+	pg->outs = xcalloc((size_t)pg->n, sizeof(*pg->outs));
+	r = render_decide(rd, st, src, pg, now, cut, arg, stats, err);
+	source_read_end(src);
+	if ((rr = render_spool(pg, stats, err)) != FU_OK)
+		r = rr;
+	if ((rr = render_record(st, pg->outs, pg->done, now, stats, &e)) !=
+	    FU_OK) {
+		if (r == FU_OK) {
+			set_err(err, "%s", e);
+			r = rr;
+		}
+		pg->stop = 1;
+	} else if (page_done != NULL)
+		page_done(arg);
+	free(e);
+	for (int i = 0; i < pg->n; i++)
+		render_out_clear(&pg->outs[i]);
+	free(pg->outs);
+	spool_batch_free(pg->batch);
+	return r;
+}
+
 /*
  * Pages of up to RENDER_BATCH due jobs, each: decide and render every job,
  * write the messages to the spool (unsynced), make them durable and move
@@ -411,9 +537,9 @@ render_record(struct store *st, struct render_out *outs, int n, time_t now,
  * transaction. The first page holds RENDER_FIRST_PAGE jobs and each next
  * one twice as many: delivery (page_done) starts after a few milliseconds
  * instead of after a whole page. `cut` ends a page early (delivery has
- * accepted messages to record: their commit must not wait for a page). The cursor (due_at, id) walks past jobs
- * left planned, so the whole backlog is done in one tick and a held job
- * is looked at once per tick.
+ * accepted messages to record: their commit must not wait for a page).
+ * The cursor (due_at, id) walks past jobs left planned, so the whole
+ * backlog is done in one tick and a held job is looked at once per tick.
  */
 int
 render_tick(struct render *rd, struct store *st, struct source *src,
@@ -422,113 +548,27 @@ render_tick(struct render *rd, struct store *st, struct source *src,
 {
 	time_t after_due = (time_t)LLONG_MIN;
 	int64_t after_id = 0;
-	int r = FU_OK, stop = 0, page = RENDER_FIRST_PAGE;
+	int r = FU_OK, size = RENDER_FIRST_PAGE;
 
 	memset(stats, 0, sizeof(*stats));
-	while (!stop) {
-		struct spool_batch *batch;
-		struct render_out *outs;
-		struct job *jobs;
-		int n, done = 0, cut_short = 0;
+	for (;;) {
+		struct render_page pg = { 0 };
 
 		if ((r = store_jobs_due_after(st, now, after_due, after_id,
-		    page, &jobs, &n, err)) != FU_OK || n == 0)
+		    size, &pg.jobs, &pg.n, err)) != FU_OK || pg.n == 0)
 			break;
-		/*
-		 * One transaction per page, from the first look-up to the
-		 * last decision: the suppression and opt-out checks then read
-		 * without taking a lock each, and the decisions commit at once.
-		 */
-		if ((r = store_begin(st, err)) != FU_OK) {
-			store_jobs_free(jobs, n);
-			break;
-		}
-		/* Likewise one read transaction on the source per page. */
-		if ((r = source_read_begin(src, err)) != FU_OK) {
-			store_rollback(st);
-			store_jobs_free(jobs, n);
-			break;
-		}
-		batch = spool_batch_new(sp);
-		gate_page_begin(rd->gate);	/* caps: this page's messages so far */
-		outs = xcalloc((size_t)n, sizeof(*outs));
-		for (; done < n; done++) {
-			if ((r = render_job(rd, st, src, batch, &jobs[done],
-			    now, &outs[done], stats, err)) == FU_TEMPFAIL) {
-				/* Source busy or disk full: the rest next tick. */
-				render_out_clear(&outs[done]);
-				stop = 1;
-				break;
-			}
-			if (outs[done].fate == FATE_QUEUE)
-				util_crashpoint("render");
-			if (r != FU_OK) {
-				/* This job only: the others may be fine. */
-				log_warnx("render: job %lld: %s",
-				    (long long)jobs[done].id,
-				    err && *err ? *err : "error");
-				render_out_clear(&outs[done]);
-				stats->held++;
-				r = FU_OK;
-			}
-			progress_step(1);
-			/* Delivery has outcomes waiting to be recorded: end the
-			 * page here (the rest comes in the next one). */
-			if (cut != NULL && done + 1 < n && cut(arg)) {
-				done++;
-				cut_short = 1;
-				break;
-			}
-		}
+		r = render_page(rd, st, src, sp, now, &pg, page_done, cut, arg,
+		    stats, err);
 		/* The cursor: past the last job looked at. */
-		if (done > 0) {
-			after_due = jobs[done - 1].due_at;
-			after_id = jobs[done - 1].id;
+		if (pg.done > 0) {
+			after_due = pg.jobs[pg.done - 1].due_at;
+			after_id = pg.jobs[pg.done - 1].id;
 		}
-		source_read_end(src);
-		if (spool_batch_count(batch) > 0) {
-			char *e = NULL;
-
-			if (spool_batch_commit(batch, &e) != FU_OK) {
-				/* Nothing of this page reached new/: its jobs
-				 * stay planned; decisions without a message
-				 * (cancellations) are still recorded. */
-				for (int i = 0; i < done; i++)
-					if (outs[i].fate == FATE_QUEUE) {
-						outs[i].fate = FATE_NONE;
-						stats->held++;
-					}
-				set_err(err, "%s", e);
-				free(e);
-				r = FU_TEMPFAIL;
-				stop = 1;
-			} else
-				util_crashpoint("spool");
-		}
-		{
-			char *e = NULL;
-			int rr = render_record(st, outs, done, now, stats, &e);
-
-			if (rr != FU_OK) {
-				if (r == FU_OK) {
-					set_err(err, "%s", e);
-					r = rr;
-				}
-				stop = 1;
-			}
-			free(e);
-			if (rr == FU_OK && page_done != NULL)
-				page_done(arg);
-		}
-		for (int i = 0; i < n; i++)
-			render_out_clear(&outs[i]);
-		free(outs);
-		spool_batch_free(batch);
-		store_jobs_free(jobs, n);
-		if (n < page && !cut_short)
+		store_jobs_free(pg.jobs, pg.n);
+		if (pg.stop || (pg.n < size && !pg.cut_short))
 			break;
-		if (page < RENDER_BATCH)
-			page = page * 2 < RENDER_BATCH ? page * 2 : RENDER_BATCH;
+		if (size < RENDER_BATCH)
+			size = size * 2 < RENDER_BATCH ? size * 2 : RENDER_BATCH;
 	}
 	return r;
 }
