@@ -24,7 +24,7 @@
  *	before the clock starts; the clock then runs over rendering them
  *	only (the values render derives, the subject, text and html
  *	templates, parsed once, and the MIME message), through
- *	render_loaded_build, the code render_preview and render_tick run.
+ *	preview_loaded_build, which calls compose_message as render_tick does.
  *   with-queries N SECONDS BYTES
  *	the same COUNT messages through preview_message: the source
  *	queries (re-check, history) and the rendering, a source read
