@@ -65,6 +65,11 @@ TEST_DEPS_render   = render compose format gate consent codes rules ical \
 		     util log
 TEST_DEPS_consent  = consent codes rules format ical source value store spool \
 		     config clock util log
+TEST_DEPS_plan     = plan rules ical source value store config clock util log
+TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
+		     http notify progress unsubscribe consent codes rules ical \
+		     source value mustache mime smtp spool store config clock \
+		     util log
 
 .PHONY: all check unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test

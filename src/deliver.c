@@ -697,13 +697,13 @@ static void
 tidy_one(const char *name, void *arg)
 {
 	struct tidy *t = arg;
-	char *state = NULL;
+	char state[16];
 	int fate;
 
-	if (store_spool_job_state(t->st, spool_message_job(name), name, &state,
+	if (store_spool_owner_state(t->st, spool_message_job(name), name, state,
 	    NULL) != FU_OK)
 		return;
-	if (state == NULL) {
+	if (state[0] == '\0') {
 		log_warnx("deliver: %s in new/ belongs to no job: left alone",
 		    name);
 		return;
@@ -711,7 +711,6 @@ tidy_one(const char *name, void *arg)
 	fate = strcmp(state, "sent") == 0 ? SPOOL_SENT :
 	    strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0 ?
 	    SPOOL_FAILED : -1;
-	free(state);
 	if (fate != -1 && spool_finish(t->sp, name, (enum spool_fate)fate,
 	    t->cfg->sent_retention > 0, NULL) == FU_OK)
 		t->moved++;

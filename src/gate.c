@@ -1,7 +1,6 @@
 /* gate: may a job's message go out now, and if not, why: every such reason in one place. */
 #include "gate.h"
 #include "clock.h"
-#include "consent.h"
 #include "mime.h"
 #include "rules.h"
 
@@ -217,8 +216,8 @@ gate_caps(struct gate *g, struct store *st, const struct rule_config *rule,
 
 		if (caps[c]->n == 0)
 			continue;
-		if ((r = consent_cap_count(st, email, c == 0 ? NULL : rule->name,
-		    caps[c]->window, now, &count, &oldest, err)) != FU_OK)
+		if ((r = store_cap_count(st, email, c == 0 ? NULL : rule->name,
+		    now - caps[c]->window, &count, &oldest, err)) != FU_OK)
 			return r;
 		if ((page = pending_count(g, email, rule, c)) > 0 && count == 0)
 			oldest = now;
