@@ -140,11 +140,12 @@ def test_commands(t):
     scmds, sopts = source_commands()
     t.ok(len(hcmds) >= 10, "--help lists the commands (%d found)" % len(hcmds),
          r.stdout)
-    t.ok(len(scmds) >= 10,
-         "src/main.c's usage strings name the commands (%d found)" % len(scmds))
-    t.ok(scmds <= hcmds or not scmds,
-         "--help lists every command of main.c's usage strings",
-         *["not in --help: " + c for c in sorted(scmds - hcmds)])
+    if scmds:
+        t.ok(scmds <= hcmds,
+             "--help lists every command of main.c's usage strings",
+             *["not in --help: " + c for c in sorted(scmds - hcmds)])
+    else:
+        t.note("src/main.c has no literal usage strings: --help alone")
     page = read("man/followupd.8")
     missing = [c for c in sorted(hcmds | scmds)
                if not re.search(r"^\.It Cm %s(\s|$)" % re.escape(c), page, re.M)]
