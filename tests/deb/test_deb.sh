@@ -129,6 +129,7 @@ done
 [ ! -e $WANTS/followupd-serve.service ]; ok $? "followupd-serve.service is not enabled"
 grep -q "^ExecStart=$BIN -c $CONF serve$" $UNITDIR/followupd-serve.service
 ok $? "followupd-serve.service runs followupd serve"
+$BIN serve --help >/dev/null 2>&1; ok $? "followupd serve is a command (serve --help)"
 grep -q "^ExecCondition=+/usr/libexec/followupd/desk-ready $CONF$" $UNITDIR/followupd.service
 ok $? "followupd.service has the desk-ready ExecCondition"
 /usr/libexec/followupd/desk-ready $CONF 2>"$T/ready.err"
