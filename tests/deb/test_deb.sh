@@ -223,9 +223,11 @@ for f in $(dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\.||'); do
 	case $f in /|/etc/|/usr/|/usr/share/|/usr/lib/|/usr/sbin/|/lib/|*/doc/|*/man/|*/man?/|*/systemd/|*/system/|*/sysusers.d/|/usr/libexec/) continue ;; esac
 	[ -e "$f" ] && left="$left $f"
 done
-for f in $STATE /etc/followupd $WANTS/followupd.service \
-    /var/lib/systemd/deb-systemd-helper-enabled/followupd.service.dsh-also; do
-	[ -e "$f" ] && left="$left $f"
+# Anything named after it where packages and their state live: the
+# state directory, /etc/followupd, unit links, deb-systemd-helper's state.
+for f in $(find /etc /var/lib /lib/systemd /usr/lib /usr/libexec /usr/sbin \
+    /usr/share -name '*followupd*' 2>/dev/null); do
+	left="$left $f"
 done
 [ -z "$left" ]; ok $? "no file of the package left${left:+:$left}"
 getent passwd followupd >/dev/null; ok $? "the followupd user is left (Debian policy)"
