@@ -47,7 +47,7 @@ TEST_DEPS_value    = value util log
 TEST_DEPS_mustache = mustache value util log
 TEST_DEPS_mime     = mime util log
 TEST_DEPS_complete = mime util log
-TEST_DEPS_config   = config util log
+TEST_DEPS_config   = config rating util log
 TEST_DEPS_clock    = clock util log
 TEST_DEPS_time     = clock util log
 TEST_DEPS_ical     = ical clock util log
@@ -56,7 +56,7 @@ TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
 TEST_DEPS_rating   = rating util log
 TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
-TEST_DEPS_consent  = consent codes rules ical source value store spool config \
+TEST_DEPS_consent  = consent codes rules ical source value store spool config rating \
 		     clock util log
 
 .PHONY: all check unit-tests demo deps clean install bench valgrind
