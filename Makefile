@@ -55,6 +55,7 @@ TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
 TEST_DEPS_rating   = rating util log
+TEST_DEPS_rating_store = store clock util log
 TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
 TEST_DEPS_consent  = consent codes rules ical source value store spool config rating \
 		     clock util log

@@ -262,4 +262,56 @@ int	store_reminder_supersede(struct store *, const char *rule,
 int	store_reminder_delivered(struct store *, const char *rule,
 	    const char *subject, const char *agent, int *yes, char **err);
 
+/* ==== ratings (issue 12, schema 5) ==== */
+
+/*
+ * A check-in that carries rating links is a rating request: one row per
+ * job (a second call does nothing), by recipient for the cool-down.
+ */
+int	store_rating_request(struct store *, int64_t job, const char *rule,
+	    const char *recipient, const char *scale, time_t now, char **err);
+/*
+ * *yes 1 when recipient got a rating request (its check-in queued or
+ * sent) at or after `since`, other than job except_job's.
+ */
+int	store_rating_asked(struct store *, const char *recipient, time_t since,
+	    int64_t except_job, int *yes, char **err);
+
+/* A job with its rating request and rating (either may be missing). */
+struct store_rating {
+	int64_t		 job;
+	int		 requested;	/* a rating request row exists */
+	char		*scale;		/* the request's (NULL: none) */
+	int		 rated;		/* a rating exists: the fields below */
+	int		 score;
+	char		*comment;	/* as the customer typed it; NULL: none */
+	time_t		 created_at, updated_at;
+	int		 handled;	/* the daemon acted on this version */
+	char		*rule, *subject, *recipient, *customer;
+	enum job_state	 state;
+	time_t		 sent_at;	/* sent (else queued) time; 0: neither */
+};
+void	store_rating_clear(struct store_rating *);
+void	store_ratings_free(struct store_rating *, int n);
+
+/* The job `job` with its request and rating; *found 0 when no such job. */
+int	store_rating_get(struct store *, int64_t job, struct store_rating *,
+	    int *found, char **err);
+/*
+ * Record or replace job's rating (one per job) and a "rated" event (the
+ * comment is not copied into the history). The new version is unhandled.
+ */
+int	store_rating_put(struct store *, int64_t job, const char *scale,
+	    int score, const char *comment, time_t now, char **err);
+/* Every rating request made at or after `since`, with its rating if any. */
+int	store_ratings_since(struct store *, time_t since,
+	    struct store_rating **, int *n, char **err);
+/* Ratings not acted on yet (oldest first). */
+int	store_ratings_unhandled(struct store *, struct store_rating **, int *n,
+	    char **err);
+/* Mark the version of job's rating with updated_at as acted on. */
+int	store_rating_handled(struct store *, int64_t job, time_t updated_at,
+	    time_t now, char **err);
+/* ==== end of ratings ==== */
+
 #endif

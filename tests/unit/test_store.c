@@ -191,7 +191,8 @@ test_cache(void)
 	snprintf(path, sizeof(path), "%s/v2.db", dir);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "v2: create");
 	store_close(st);
-	tap_ok(exec_raw(path, "DROP TABLE job_codes; "
+	tap_ok(exec_raw(path, "DROP TABLE ratings; DROP TABLE rating_requests; "
+	    "DROP TABLE job_codes; "
 	    "DROP INDEX jobs_recipient; ALTER TABLE jobs DROP COLUMN class; "
 	    "ALTER TABLE jobs DROP COLUMN email; ALTER TABLE jobs DROP COLUMN "
 	    "customer; PRAGMA user_version = 2") == SQLITE_OK,
@@ -218,14 +219,15 @@ test_cache(void)
 	    store_job_plan(st, "checkin", "1", "x", 10, 5, &created, &id,
 	    &err) == FU_OK && created, "v3: create, plan one job");
 	store_close(st);
-	tap_ok(exec_raw(path, "CREATE INDEX jobs_email ON jobs(email COLLATE "
+	tap_ok(exec_raw(path, "DROP TABLE ratings; DROP TABLE rating_requests; "
+	    "CREATE INDEX jobs_email ON jobs(email COLLATE "
 	    "NOCASE); PRAGMA user_version = 3") == SQLITE_OK,
 	    "v3: made a schema 3 database");
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "v3: opens");
-	tap_ok(scalar(st, "PRAGMA user_version", NULL) == 4 && scalar(st,
+	tap_ok(scalar(st, "PRAGMA user_version", NULL) == 5 && scalar(st,
 	    "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_email'",
 	    NULL) == 0 && scalar(st, "SELECT count(*) FROM jobs", NULL) == 1,
-	    "v3: migrated to 4, jobs_email dropped, the job kept");
+	    "v3: migrated to the latest (5), jobs_email dropped, the job kept");
 	tap_ok(store_job_plan(st, "checkin", "1", "x", 10, 5, &created, &id,
 	    &err) == FU_OK && !created, "v3: planning is still idempotent");
 	{
@@ -238,8 +240,8 @@ test_cache(void)
 	}
 	store_close(st);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK &&
-	    scalar(st, "PRAGMA user_version", NULL) == 4,
-	    "v4: reopens without migrating");
+	    scalar(st, "PRAGMA user_version", NULL) == 5,
+	    "v5: reopens without migrating");
 	store_close(st);
 	free(err);
 }
