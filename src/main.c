@@ -45,7 +45,8 @@ static const char usage_text[] =
 "                            the opt-out list (and lifting suppressions)\n"
 "  codes RULE                the personal codes RULE gave, for the shop\n"
 "  why EMAIL|CUSTOMER_ID     every job for a customer: decision and reason\n"
-"  unsubscribe-server        serve one-click unsubscribe (RFC 8058)\n"
+"  serve                     the web pages: one-click unsubscribe, ratings\n"
+"  unsubscribe-server        the same as serve\n"
 "\n"
 "options:\n"
 "  -c FILE   the configuration (default: ./scheduler.conf)\n"
@@ -115,6 +116,12 @@ static const struct {
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
 	    "opt-outs and suppression.\n" },
+	{ "serve", "usage: followupd serve\n"
+	    "Serve the web pages on [unsubscribe] listen and port until SIGTERM "
+	    "or SIGINT:\nthe one-click unsubscribe endpoint ([unsubscribe] url) "
+	    "and the rating page\n([ratings] url). A GET of a rating link "
+	    "shows the page and records nothing;\nits form POSTs the rating. "
+	    "unsubscribe-server is another name for serve.\n" },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
 	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
 	    "and port\nuntil SIGTERM or SIGINT: POST with "
@@ -1587,7 +1594,8 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "check") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "queue") != 0 && strcmp(cmd, "optout") != 0 &&
 	    strcmp(cmd, "codes") != 0 && strcmp(cmd, "why") != 0 &&
-	    strcmp(cmd, "unsubscribe-server") != 0) {
+	    strcmp(cmd, "unsubscribe-server") != 0 &&
+	    strcmp(cmd, "serve") != 0) {
 		fprintf(stderr, "followupd: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -1612,7 +1620,8 @@ main(int argc, char **argv)
 		status = consent_cmd_why(cfg, argc - 1, argv + 1);
 	else if (strcmp(cmd, "codes") == 0)	/* codes.c */
 		status = codes_cmd(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "unsubscribe-server") == 0)	/* unsubscribe.c */
+	else if (strcmp(cmd, "unsubscribe-server") == 0 ||
+	    strcmp(cmd, "serve") == 0)	/* unsubscribe.c */
 		status = unsubscribe_cmd(cfg, argc - 1, argv + 1);
 	else
 		status = cmd_queue(cfg, argc - 1, argv + 1);

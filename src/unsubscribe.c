@@ -2,6 +2,7 @@
 #include "unsubscribe.h"
 #include "clock.h"
 #include "log.h"
+#include "ratepage.h"
 #include "spool.h"
 #include "store.h"
 
@@ -224,12 +225,12 @@ unsubscribe_cmd(const struct config *cfg, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 0) {
-		fputs("usage: followupd unsubscribe-server\n", stderr);
+		fputs("usage: followupd serve\n", stderr);
 		return EX_USAGE;
 	}
-	if (cfg->unsubscribe_url == NULL) {
-		fprintf(stderr, "followupd unsubscribe-server: %s: set "
-		    "[unsubscribe] url first\n", cfg->path);
+	if (cfg->unsubscribe_url == NULL && cfg->ratings_url == NULL) {
+		fprintf(stderr, "followupd serve: %s: set [unsubscribe] url or "
+		    "[ratings] url first\n", cfg->path);
 		return EX_CONFIG;
 	}
 	if ((r = spool_open(cfg->queue_dir, &sp, &err)) == FU_OK) {
@@ -237,7 +238,7 @@ unsubscribe_cmd(const struct config *cfg, int argc, char **argv)
 		r = consent_open(cfg, 1, &c, &err);
 	}
 	if (r != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		fprintf(stderr, "followupd serve: %s\n", err);
 		free(err);
 		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
 	}
@@ -247,21 +248,32 @@ unsubscribe_cmd(const struct config *cfg, int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	h = http_new();
-	unsubscribe_routes(h, cfg, c);
+	if (cfg->unsubscribe_url != NULL)
+		unsubscribe_routes(h, cfg, c);
+	if (cfg->ratings_url != NULL)	/* ratepage.c */
+		ratepage_routes(h, cfg, c);
 	if ((r = http_start(h, cfg->unsubscribe_listen, cfg->unsubscribe_port,
 	    &err)) != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		fprintf(stderr, "followupd serve: %s\n", err);
 		free(err);
 		http_free(h);
 		consent_free(c);
 		return EX_TEMPFAIL;
 	}
-	path = unsubscribe_path(cfg);
-	log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
-	    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
-	    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen, ':') ?
-	    "]" : "", http_port(h), path, cfg->unsubscribe_url);
-	free(path);
+	if (cfg->unsubscribe_url != NULL) {
+		path = unsubscribe_path(cfg);
+		log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
+		    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
+		    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen,
+		    ':') ? "]" : "", http_port(h), path, cfg->unsubscribe_url);
+		free(path);
+	}
+	if (cfg->ratings_url != NULL) {
+		path = ratepage_path(cfg);
+		log_info("ratepage: serving %s on port %d (public: %s)", path,
+		    http_port(h), cfg->ratings_url);
+		free(path);
+	}
 	sigwait(&set, &sig);
 	log_info("unsubscribe: %s: stopping", sig == SIGTERM ? "SIGTERM" :
 	    "SIGINT");

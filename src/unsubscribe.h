@@ -27,8 +27,10 @@ void	unsubscribe_routes(struct http *h, const struct config *cfg,
 char	*unsubscribe_path(const struct config *);
 
 /*
- * `followupd unsubscribe-server`: serve the routes on [unsubscribe] listen
- * and port until SIGTERM or SIGINT. An exit status from <sysexits.h>.
+ * `followupd serve` (alias `unsubscribe-server`): serve these routes (when
+ * [unsubscribe] url is set) and the rating page's (ratepage.h, when
+ * [ratings] url is set) on [unsubscribe] listen and port until SIGTERM or
+ * SIGINT. An exit status from <sysexits.h>.
  */
 int	unsubscribe_cmd(const struct config *, int argc, char **argv);
 
