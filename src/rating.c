@@ -24,8 +24,11 @@ struct scale {
 };
 
 static const char *const csat_labels[] = {
-	"Very dissatisfied", "Dissatisfied", "Neither satisfied nor "
-	"dissatisfied", "Satisfied", "Very satisfied",
+	"Very dissatisfied",
+	"Dissatisfied",
+	"Neither satisfied nor dissatisfied",
+	"Satisfied",
+	"Very satisfied",
 };
 
 static const char *const good_bad_labels[] = { "Bad", "Good" };
