@@ -244,8 +244,9 @@ options_html(struct buf *b, enum rating_scale s, int checked)
 	for (int v = rating_min(s); v <= rating_max(s); v++) {
 		buf_printf(b, "<label style=\"display:%s; margin:0.3em 0.6em "
 		    "0.3em 0;\"><input type=\"radio\" name=\"score\" id=\""
-		    "score-%d\" value=\"%d\"%s> ", nps ? "inline-block" :
-		    "block", v, v, v == checked ? " checked" : "");
+		    "score-%d\" value=\"%d\"%s%s> ", nps ? "inline-block" :
+		    "block", v, v, v == checked ? " checked" : "",
+		    v == rating_min(s) ? " required" : "");
 		esc(b, rating_label(s, v));
 		buf_puts(b, "</label>\n");
 	}
@@ -329,6 +330,10 @@ post_fields(const struct http_request *rq, const struct rated *rt,
 		page(res, 400, "This rating could not be read", "<p>The form "
 		    "arrived garbled or with a score the scale does not have. "
 		    "Nothing was recorded.</p>\n");
+		ok = 0;
+	} else if (*score < 0) {
+		page(res, 400, "Please pick a rating", "<p>Go back and choose "
+		    "one of the options. Nothing was recorded.</p>\n");
 		ok = 0;
 	} else if (cv != NULL && ratepage_comment(cv, comment) == -1) {
 		page(res, 400, "Your comment is too long", "<p>Please keep it "

@@ -218,8 +218,10 @@ token_mac(const unsigned char *key, size_t keylen, int64_t job, char letter,
 	int n;
 
 	/* The domain keeps these MACs apart from the unsubscribe tokens'. */
-	n = snprintf(msg, sizeof(msg), "%s%c%" PRId64 "%c%c%c%d", TOKEN_DOMAIN,
-	    '\0', job, '\0', letter, '\0', score);
+	n = snprintf(msg, sizeof(msg), "%s%c%" PRId64 "%c%c%c", TOKEN_DOMAIN,
+	    '\0', job, '\0', letter, '\0');
+	if (n > 0 && score >= 0 && (size_t)n < sizeof(msg))
+		n += snprintf(msg + n, sizeof(msg) - (size_t)n, "%d", score);
 	if (n < 0 || (size_t)n >= sizeof(msg) ||
 	    HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg,
 	    (size_t)n, mac, &mlen) == NULL || mlen != MAC_LEN)
@@ -235,6 +237,9 @@ rating_token(const unsigned char *key, size_t keylen, int64_t job,
 	char mac[MAC_B64 + 1];
 
 	token_mac(key, keylen, job, scale_of(s)->letter, score, mac);
+	if (score < 0)
+		return xasprintf("%" PRId64 ".%c.%s", job, scale_of(s)->letter,
+		    mac);
 	return xasprintf("%" PRId64 ".%c%d.%s", job, scale_of(s)->letter, score,
 	    mac);
 }
@@ -270,14 +275,18 @@ rating_token_check(const unsigned char *key, size_t keylen, const char *token,
 	    (d1 = strchr(token, '.')) == NULL ||
 	    (d2 = strchr(d1 + 1, '.')) == NULL ||
 	    job_number(token, (size_t)(d1 - token), &j) == -1 ||
-	    d2 - d1 < 3 || d2 - d1 > 4 || strlen(d2 + 1) != MAC_B64)
+	    d2 - d1 < 2 || d2 - d1 > 4 || strlen(d2 + 1) != MAC_B64)
 		return -1;
 	for (i = 0, sc = -1; i < RATING_NSCALES; i++)
 		if (scales[i].letter == d1[1])
 			sc = i;
 	memcpy(num, d1 + 2, (size_t)(d2 - d1 - 2));
 	num[d2 - d1 - 2] = '\0';
-	if (sc == -1 || small_number(num, &v) == -1 ||
+	if (sc == -1)
+		return -1;
+	if (num[0] == '\0')
+		v = -1;		/* no score chosen yet: rating.url */
+	else if (small_number(num, &v) == -1 ||
 	    !rating_valid((enum rating_scale)sc, v))
 		return -1;
 	token_mac(key, keylen, j, d1[1], v, want);

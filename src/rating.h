@@ -53,7 +53,9 @@ int	rating_figure(enum rating_scale, const int *scores, size_t n,
 /*
  * Tokens: "JOB.XS.MAC" with JOB the job id in decimal, X the scale (c, g,
  * n), S the score in decimal, MAC = HMAC-SHA-256(key, "followupd-rating-v1"
- * NUL JOB NUL X NUL S) in unpadded base64url (43 characters). Only digits,
+ * NUL JOB NUL X NUL S) in unpadded base64url (43 characters). A score
+ * below 0 makes "JOB.X.MAC" (S empty): a link that preselects nothing,
+ * checked as score -1. Only digits,
  * letters, '.', '-' and '_': safe in a URL's query unescaped. The key is
  * the unsubscribe secret (consent.h); nothing is looked up to check one.
  * rating_token_check: 0 with the job, scale and score, or -1 for anything

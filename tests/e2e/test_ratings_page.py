@@ -40,10 +40,12 @@ LETTER = {"csat": "c", "good-bad": "g", "nps": "n"}
 
 
 def token(key, job, scale, score):
-    msg = b"followupd-rating-v1\0%d\0%s\0%d" % (job, LETTER[scale].encode(),
-                                                 score)
+    """score None: the link of rating.url, which preselects nothing."""
+    s = b"" if score is None else b"%d" % score
+    msg = b"followupd-rating-v1\0%d\0%s\0%s" % (job, LETTER[scale].encode(),
+                                                 s)
     mac = hmac.new(key, msg, hashlib.sha256).digest()
-    return "%d.%s%d.%s" % (job, LETTER[scale], score,
+    return "%d.%s%s.%s" % (job, LETTER[scale], s.decode(),
                            base64.urlsafe_b64encode(mac).decode().rstrip("="))
 
 
@@ -230,6 +232,15 @@ def body(t):
                  "each rating is in the job's history, without the comment")
             code, _ = post(port, token(key, bo, "csat", 1), {})
             t.eq(code, 200, "a POST without fields takes the token's score")
+            every = token(key, bo, "csat", None)
+            code, page = request(port, "GET", "/rate?t=" + every)
+            t.ok(code == 200 and " checked" not in page and
+                 page.count('name="score"') == 5,
+                 "rating.url's link: every option, none preselected", page)
+            code, _ = post(port, every, {"comment": "no score"})
+            t.eq(code, 400, "its POST without a score: 400")
+            code, _ = post(port, every, {"score": "1"})
+            t.eq(code, 200, "its POST with a score: 200")
 
             # Forged, truncated, altered.
             mac = tok.split(".")[2]

@@ -196,6 +196,15 @@ test_tokens(void)
 	    0 && job == INT64_C(123456789012345678) && s == RATING_NPS &&
 	    score == 10, "a large job id and nps 10 round-trip (%s)", t);
 	free(t);
+	t = rating_token(key, sizeof(key) - 1, 7, RATING_NPS, -1);
+	tap_ok(strncmp(t, "7.n.", 4) == 0 && rating_token_check(key,
+	    sizeof(key) - 1, t, &job, &s, &score) == 0 && job == 7 &&
+	    s == RATING_NPS && score == -1, "a token without a score: %s", t);
+	bad = xasprintf("7.n0.%s", t + 4);
+	tap_ok(rating_token_check(key, sizeof(key) - 1, bad, &job, &s,
+	    &score) == -1, "a score cannot be added to it");
+	free(bad);
+	free(t);
 	t = rating_token(key, sizeof(key) - 1, 7, RATING_GOOD_BAD, 0);
 	tap_ok(rating_token_check(key, sizeof(key) - 1, t, &job, &s, &score) ==
 	    0 && job == 7 && s == RATING_GOOD_BAD && score == 0,
