@@ -180,6 +180,11 @@ static const char *const migrations[] = {
 	"  rule TEXT NOT NULL,"
 	"  recipient TEXT NOT NULL COLLATE NOCASE,"
 	"  scale TEXT NOT NULL,"
+	"  agent TEXT,"
+	"  agent_name TEXT,"
+	"  agent_tz TEXT,"
+	"  customer_name TEXT,"
+	"  ticket_subject TEXT,"
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX rating_requests_recipient ON rating_requests(recipient, "
 	"  created_at);"
@@ -1410,6 +1415,11 @@ store_rating_clear(struct store_rating *r)
 	free(r->subject);
 	free(r->recipient);
 	free(r->customer);
+	free(r->agent);
+	free(r->agent_name);
+	free(r->agent_tz);
+	free(r->customer_name);
+	free(r->ticket_subject);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1422,15 +1432,18 @@ store_ratings_free(struct store_rating *r, int n)
 }
 
 int
-store_rating_request(struct store *st, int64_t job, const char *rule,
-    const char *recipient, const char *scale, time_t now, char **err)
+store_rating_request(struct store *st, const struct store_rating_ask *q,
+    time_t now, char **err)
 {
 	struct stmt h;
 	int r;
 
 	if ((r = prepare(st, &h, "INSERT OR IGNORE INTO rating_requests "
-	    "(job_id, rule, recipient, scale, created_at) VALUES (?, ?, ?, ?, ?)",
-	    err, "itttT", job, rule, recipient, scale, now)) != FU_OK)
+	    "(job_id, rule, recipient, scale, agent, agent_name, agent_tz, "
+	    "customer_name, ticket_subject, created_at) VALUES (?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?)", err, "ittttttttT", q->job, q->rule,
+	    q->recipient, q->scale, q->agent, q->agent_name, q->agent_tz,
+	    q->customer_name, q->ticket_subject, now)) != FU_OK)
 		return r;
 	return run(st, &h, NULL, err);
 }
@@ -1443,11 +1456,11 @@ store_rating_asked(struct store *st, const char *recipient, time_t since,
 	int rc, r;
 
 	*yes = 0;
-	/* A request counts once its check-in was queued, not while planned. */
+	/* Requests are made at render time: a check-in cancelled or failed
+	 * since never asked anyone. */
 	if ((r = prepare(st, &h, "SELECT 1 FROM rating_requests q JOIN jobs j "
 	    "ON j.id = q.job_id WHERE q.recipient = ? AND q.created_at >= ? AND "
-	    "q.job_id <> ? AND j.state IN ('queued', 'sending', 'sent', "
-	    "'deferred') LIMIT 1", err, "tTi", recipient, since, except_job)) !=
+	    "q.job_id <> ? AND j.state NOT IN ('cancelled', 'failed') LIMIT 1", err, "tTi", recipient, since, except_job)) !=
 	    FU_OK)
 		return r;
 	rc = sqlite3_step(h.s);
@@ -1462,7 +1475,9 @@ store_rating_asked(struct store *st, const char *recipient, time_t since,
 #define RATING_COLUMNS "j.id, q.scale, r.score, r.comment, r.created_at, " \
 	"r.updated_at, r.handled_at, j.rule, j.subject, " \
 	"coalesce(j.recipient, j.email, q.recipient), j.customer, j.state, " \
-	"coalesce(j.sent_at, j.queued_at), q.job_id IS NOT NULL"
+	"coalesce(j.sent_at, j.queued_at), q.job_id IS NOT NULL, q.agent, " \
+	"q.agent_name, q.agent_tz, q.customer_name, q.ticket_subject, " \
+	"q.created_at"
 
 static void
 rating_from_row(sqlite3_stmt *s, struct store_rating *r)
@@ -1488,6 +1503,12 @@ rating_from_row(sqlite3_stmt *s, struct store_rating *r)
 	free(state);
 	r->sent_at = (time_t)sqlite3_column_int64(s, 12);
 	r->requested = sqlite3_column_int(s, 13);
+	r->agent = col_text(s, 14);
+	r->agent_name = col_text(s, 15);
+	r->agent_tz = col_text(s, 16);
+	r->customer_name = col_text(s, 17);
+	r->ticket_subject = col_text(s, 18);
+	r->asked_at = (time_t)sqlite3_column_int64(s, 19);
 }
 
 int

@@ -266,13 +266,21 @@ int	store_reminder_delivered(struct store *, const char *rule,
 
 /*
  * A check-in that carries rating links is a rating request: one row per
- * job (a second call does nothing), by recipient for the cool-down.
+ * job (a second call does nothing), by recipient for the cool-down, with
+ * what a call-back and the report need later (the ticket's agent, the
+ * customer's name, the ticket's subject; any may be NULL).
  */
-int	store_rating_request(struct store *, int64_t job, const char *rule,
-	    const char *recipient, const char *scale, time_t now, char **err);
+struct store_rating_ask {
+	int64_t		 job;
+	const char	*rule, *recipient, *scale;
+	const char	*agent, *agent_name, *agent_tz;
+	const char	*customer_name, *ticket_subject;
+};
+int	store_rating_request(struct store *, const struct store_rating_ask *,
+	    time_t now, char **err);
 /*
- * *yes 1 when recipient got a rating request (its check-in queued or
- * sent) at or after `since`, other than job except_job's.
+ * *yes 1 when recipient got a rating request (its check-in not cancelled
+ * or failed) at or after `since`, other than job except_job's.
  */
 int	store_rating_asked(struct store *, const char *recipient, time_t since,
 	    int64_t except_job, int *yes, char **err);
@@ -290,6 +298,9 @@ struct store_rating {
 	char		*rule, *subject, *recipient, *customer;
 	enum job_state	 state;
 	time_t		 sent_at;	/* sent (else queued) time; 0: neither */
+	time_t		 asked_at;	/* the request's time */
+	char		*agent, *agent_name, *agent_tz;	/* the request's */
+	char		*customer_name, *ticket_subject;
 };
 void	store_rating_clear(struct store_rating *);
 void	store_ratings_free(struct store_rating *, int n);

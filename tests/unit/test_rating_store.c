@@ -48,6 +48,21 @@ checkin(struct store *st, const char *subject, const char *to,
 	return id;
 }
 
+static int
+ask(struct store *st, int64_t job, const char *to, const char *scale,
+    time_t now)
+{
+	struct store_rating_ask q = { job, "checkin", to, scale,
+	    "sam@acme.example", "Sam", "Europe/London", "Ana", "Broken lid" };
+	char *err = NULL;
+	int r = store_rating_request(st, &q, now, &err);
+
+	if (r != FU_OK)
+		tap_diag("ask: %s", err);
+	free(err);
+	return r;
+}
+
 int
 main(void)
 {
@@ -75,14 +90,17 @@ main(void)
 	    "no such job: not found");
 
 	/* Requests; a second one for the same job changes nothing. */
-	tap_ok(store_rating_request(st, a, "checkin", "Ana@Example.com", "csat",
-	    900, &err) == FU_OK && store_rating_request(st, a, "checkin",
-	    "x@y", "nps", 950, &err) == FU_OK && store_rating_request(st, b,
-	    "checkin", "bo@example.com", "csat", 900, &err) == FU_OK,
+	tap_ok(ask(st, a, "Ana@Example.com", "csat", 900) == FU_OK &&
+	    ask(st, a, "x@y", "nps", 950) == FU_OK &&
+	    ask(st, b, "bo@example.com", "csat", 900) == FU_OK,
 	    "requests recorded");
 	tap_ok(store_rating_get(st, a, &r, &found, &err) == FU_OK && found &&
-	    r.requested && strcmp(r.scale, "csat") == 0 && !r.rated,
-	    "the first request stays");
+	    r.requested && strcmp(r.scale, "csat") == 0 && !r.rated &&
+	    r.asked_at == 900 && strcmp(r.agent, "sam@acme.example") == 0 &&
+	    strcmp(r.agent_name, "Sam") == 0 && strcmp(r.agent_tz,
+	    "Europe/London") == 0 && strcmp(r.customer_name, "Ana") == 0 &&
+	    strcmp(r.ticket_subject, "Broken lid") == 0,
+	    "the first request stays, with agent, customer and subject");
 	store_rating_clear(&r);
 
 	/* Cool-down: by address without case, other jobs only, from `since`. */
@@ -92,8 +110,8 @@ main(void)
 	    FU_OK && !yes, "asked: the job's own request does not");
 	tap_ok(store_rating_asked(st, "ana@example.com", 901, c, &yes, &err) ==
 	    FU_OK && !yes, "asked: a request before `since` does not");
-	tap_ok(store_rating_request(st, c, "checkin", "ana@example.com", "csat",
-	    960, &err) == FU_OK && store_job_cancel(st, c, "reopened", NULL,
+	tap_ok(ask(st, c, "ana@example.com", "csat", 960) == FU_OK &&
+	    store_job_cancel(st, c, "reopened", NULL,
 	    970, &err) == FU_OK, "a request for a job then cancelled");
 	tap_ok(store_rating_asked(st, "ana@example.com", 800, a, &yes, &err) ==
 	    FU_OK && !yes, "asked: a cancelled check-in's request does not");
