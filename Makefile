@@ -57,6 +57,7 @@ TEST_DEPS_store    = store clock util log
 TEST_DEPS_rating   = rating util log
 TEST_DEPS_rating_store = store clock util log
 TEST_DEPS_ratepage = ratepage rating consent store spool config http clock util log
+TEST_DEPS_report   = report rating config store clock util log
 # fuzz_ratepage links what test_ratepage links.
 TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
 TEST_DEPS_consent  = consent codes rules ical source value store spool config rating \

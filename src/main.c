@@ -11,6 +11,7 @@
 #include "source.h"
 #include "spool.h"
 #include "store.h"
+#include "report.h"
 #include "unsubscribe.h"
 
 #include <errno.h>
@@ -45,6 +46,8 @@ static const char usage_text[] =
 "                            the opt-out list (and lifting suppressions)\n"
 "  codes RULE                the personal codes RULE gave, for the shop\n"
 "  why EMAIL|CUSTOMER_ID     every job for a customer: decision and reason\n"
+"  report [--since DURATION] [--by rule|agent|week] [--json|--csv]\n"
+"                            rating requests, responses, CSAT/NPS, low ratings\n"
 "  serve                     the web pages: one-click unsubscribe, ratings\n"
 "  unsubscribe-server        the same as serve\n"
 "\n"
@@ -116,6 +119,15 @@ static const struct {
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
 	    "opt-outs and suppression.\n" },
+	{ "report", "usage: followupd report [--since DURATION] [--by rule|agent|"
+	    "week] [--json|--csv]\n"
+	    "Ratings of the check-ins sent with rating links since DURATION "
+	    "ago (default\n30d): requests, responses, the response rate and "
+	    "the scale's figure (CSAT:\nshare of 4 and 5; NPS: promoters minus "
+	    "detractors; good-bad: share of good),\nper agent or --by rule, "
+	    "agent or ISO week, then the low ratings with their\ncomments. "
+	    "--json: one object (requests, responses, response_rate, score,\n"
+	    "by_agent, low); --csv: one line per group and a total.\n" },
 	{ "serve", "usage: followupd serve\n"
 	    "Serve the web pages on [unsubscribe] listen and port until SIGTERM "
 	    "or SIGINT:\nthe one-click unsubscribe endpoint ([unsubscribe] url) "
@@ -1595,7 +1607,7 @@ main(int argc, char **argv)
 	    strcmp(cmd, "queue") != 0 && strcmp(cmd, "optout") != 0 &&
 	    strcmp(cmd, "codes") != 0 && strcmp(cmd, "why") != 0 &&
 	    strcmp(cmd, "unsubscribe-server") != 0 &&
-	    strcmp(cmd, "serve") != 0) {
+	    strcmp(cmd, "serve") != 0 && strcmp(cmd, "report") != 0) {
 		fprintf(stderr, "followupd: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -1620,6 +1632,8 @@ main(int argc, char **argv)
 		status = consent_cmd_why(cfg, argc - 1, argv + 1);
 	else if (strcmp(cmd, "codes") == 0)	/* codes.c */
 		status = codes_cmd(cfg, argc - 1, argv + 1);
+	else if (strcmp(cmd, "report") == 0)	/* report.c */
+		status = report_cmd(cfg, argc - 1, argv + 1);
 	else if (strcmp(cmd, "unsubscribe-server") == 0 ||
 	    strcmp(cmd, "serve") == 0)	/* unsubscribe.c */
 		status = unsubscribe_cmd(cfg, argc - 1, argv + 1);
