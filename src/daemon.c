@@ -14,6 +14,7 @@
 #include "source.h"
 #include "spool.h"
 #include "store.h"
+#include "survey.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -322,6 +323,18 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	}
 	free(e);
 	e = NULL;
+	/* Ratings the server recorded: call-backs and notes (survey.c). */
+	{
+		struct survey_stats ss;
+
+		if ((r = survey_tick(d->cfg, d->store, d->spool, now, &ss,
+		    &e)) != FU_OK) {
+			note_error(d, "ratings: left for the next tick", e);
+			worst = worst ? worst : r;
+		}
+		free(e);
+		e = NULL;
+	}
 	/* No session is in flight between ticks: a job still `sending` is
 	 * one whose outcome could not be recorded (state.db was busy). */
 	if ((r = recover_sending(d, now, &e)) != FU_OK) {

@@ -9,6 +9,7 @@
 #include "mustache.h"
 #include "progress.h"
 #include "rules.h"
+#include "survey.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -240,7 +241,8 @@ render_open_consent(struct render *rd, struct buf *errs)
 		err = NULL;
 		free(name);
 	}
-	if (!config_has_marketing(cfg))
+	/* Rating links are signed with the same secret (survey.c). */
+	if (!config_has_marketing(cfg) && !config_has_ratings(cfg))
 		return;
 	{
 		struct stat sb;
@@ -647,7 +649,8 @@ note_missing(const char *name, void *arg)
 	const char *p;
 	size_t n;
 
-	if (strcmp(name, ".") == 0)
+	/* rating.* is ours, set only when a check-in asks (survey.c). */
+	if (strcmp(name, ".") == 0 || strncmp(name, "rating.", 7) == 0)
 		return;
 	snprintf(copy, sizeof(copy), "%s", name);
 	for (seg = strtok_r(copy, ".", &save); seg && v; seg = strtok_r(NULL,
@@ -1477,6 +1480,12 @@ render_job(struct render *rd, struct store *st, struct source *src,
 		}
 	}
 
+	/* A check-in that may ask for a rating: cool-down, sample (survey.c). */
+	if ((r = survey_checkin(st, rd->cfg, &rd->cfg->rules[ri], rd->consent,
+	    job->id, rc.row, now, err)) != FU_OK) {
+		value_free(rc.row);
+		return r;
+	}
 	out->mid = job->message_id ? xstrdup(job->message_id) :
 	    new_message_id(job->id, rd->cfg->from_addr);
 	out->email = xstrdup(row_str(rc.row, "email"));
@@ -1877,6 +1886,9 @@ render_loaded_build(struct render *rd, struct render_loaded *ld,
 	buf_puts(&mid, ld->key);
 	buf_putc(&mid, '@');
 	buf_puts(&mid, domain);
+	/* The rating block as a check-in would show it (job 0, nothing kept). */
+	survey_checkin(NULL, rd->cfg, &rd->cfg->rules[ld->ri], rd->consent, 0,
+	    ld->row, ld->now, NULL);
 	r = build_message(rd, ld->ri, ld->row, buf_cstr(&mid), ld->now, out,
 	    err);
 	value_free(ld->row);

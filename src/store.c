@@ -1206,7 +1206,7 @@ store_reminder_put(struct store *st, const struct reminder *r, time_t now,
 	if ((ret = prepare(st, &h, "INSERT OR REPLACE INTO reminders (rule, "
 	    "subject, uid, sequence, active, agent, agent_name, tz, at, "
 	    "dtstart, dtend, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?)", err, "tttiitttTTTT", r->rule, r->subject, r->uid,
+	    "?, ?)", err, "tttiittttTTT", r->rule, r->subject, r->uid,
 	    (int64_t)r->sequence, (int64_t)r->active, r->agent, r->agent_name,
 	    r->tz, r->at ? r->at : "", r->dtstart, r->dtend, now)) != FU_OK)
 		return ret;
