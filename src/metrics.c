@@ -120,6 +120,22 @@ latency_row(int n, char *const *names, char *const *v, void *arg)
 	buf_printf(out, "\"} %s\n", num(v[1]));
 }
 
+/* rating="4" (csat, nps) or "good" / "bad" (good-bad). */
+static void
+ratings_row(const char *rule, const char *scale, int score, int64_t n,
+    void *arg)
+{
+	struct buf *out = arg;
+
+	buf_puts(out, "followupd_ratings_total{rule=\"");
+	label(out, rule);
+	if (strcmp(scale, "good-bad") == 0)
+		buf_printf(out, "\",rating=\"%s\"} %lld\n", score ? "good" :
+		    "bad", (long long)n);
+	else
+		buf_printf(out, "\",rating=\"%d\"} %lld\n", score, (long long)n);
+}
+
 static void
 one_value(int n, char *const *names, char *const *v, void *arg)
 {
@@ -186,6 +202,11 @@ metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 	if (r == FU_OK)
 		r = store_query(m->store, sql.data, NULL, latency_row, out, err);
 	buf_free(&sql);
+
+	help(out, "followupd_ratings_total", "counter", "Ratings given on the "
+	    "rating page (each POST, replacements too), by rule and rating.");
+	if (r == FU_OK)
+		r = store_rating_totals(m->store, ratings_row, out, err);
 
 	help(out, "followupd_queue_oldest_age_seconds", "gauge", "Age of the "
 	    "oldest message waiting for delivery (queued or deferred; 0: none).");

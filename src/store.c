@@ -1625,4 +1625,36 @@ store_rating_handled(struct store *st, int64_t job, time_t updated_at,
 		return r;
 	return run(st, &h, NULL, err);
 }
+int
+store_rating_totals(struct store *st, store_rating_total_cb cb, void *arg,
+    char **err)
+{
+	struct stmt h;
+	int rc, r;
+
+	/* Each POST is a "rated" event ("csat 2[, with a comment]"): they
+	 * only grow, as a Prometheus counter must, replacements included. */
+	if ((r = prepare(st, &h, "SELECT j.rule, substr(e.detail, 1, "
+	    "instr(e.detail || ',', ',') - 1) AS what, count(*) FROM events e "
+	    "JOIN jobs j ON j.id = e.job_id WHERE e.event = 'rated' GROUP BY "
+	    "j.rule, what ORDER BY j.rule, what", err, "")) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		const char *rule = (const char *)sqlite3_column_text(h.s, 0);
+		const char *what = (const char *)sqlite3_column_text(h.s, 1);
+		const char *sp = what ? strchr(what, ' ') : NULL;
+		char scale[16];
+
+		if (rule == NULL || sp == NULL || (size_t)(sp - what) >=
+		    sizeof(scale))
+			continue;
+		memcpy(scale, what, (size_t)(sp - what));
+		scale[sp - what] = '\0';
+		cb(rule, scale, atoi(sp + 1), sqlite3_column_int64(h.s, 2), arg);
+	}
+	if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "rating totals", err);
+	stmt_done(&h);
+	return r;
+}
 /* ==== end of ratings ==== */

@@ -323,6 +323,11 @@ int	store_ratings_unhandled(struct store *, struct store_rating **, int *n,
 /* Mark the version of job's rating with updated_at as acted on. */
 int	store_rating_handled(struct store *, int64_t job, time_t updated_at,
 	    time_t now, char **err);
+/* Every rating given (a replaced one too), by rule, scale and score. */
+typedef void (*store_rating_total_cb)(const char *rule, const char *scale,
+    int score, int64_t n, void *arg);
+int	store_rating_totals(struct store *, store_rating_total_cb, void *arg,
+	    char **err);
 /* ==== end of ratings ==== */
 
 #endif

@@ -274,6 +274,43 @@ def body(t):
         r = env.run("why", "c1@example.com")
         t.ok(r.rc == 0 and "rated" in r.stdout, "why shows the rating",
              r.stdout)
+        r = env.run("queue", "show", str(c1job))
+        t.ok(r.rc == 0 and "rated: csat 2, with a comment" in r.stdout and
+             "rated: csat 4" in r.stdout and "rating-asked" in r.stdout,
+             "queue show: the request and each rating in the history",
+             r.stdout)
+
+        # The metrics of the daemon: every rating given, by rule.
+        mport = fx.closed_port()
+        conf = env.write_config(port=srv.port,
+                                path=os.path.join(env.dir, "run.conf"),
+                                unsubscribe={"port": str(port)},
+                                ratings={"url": RATE, "notify": LEAD},
+                                rule_checkin={"ratings": "yes"},
+                                queue={"tick": "1h"},
+                                extra_lines=["", "[metrics]", "enabled = yes",
+                                             "port = %d" % mport])
+        proc = env.spawn("-d", "run", conf=conf)
+        try:
+            def scrape():
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", mport,
+                                                   timeout=5)
+                    c.request("GET", "/metrics")
+                    return c.getresponse().read().decode()
+                except OSError:
+                    return ""
+            text = fx.wait_for(scrape, timeout=20)
+            for needle in ('followupd_ratings_total{rule="checkin",'
+                           'rating="2"} 1',
+                           'followupd_ratings_total{rule="checkin",'
+                           'rating="4"} 1',
+                           'followupd_ratings_total{rule="checkin",'
+                           'rating="5"} 1',
+                           "# TYPE followupd_ratings_total counter"):
+                t.ok(needle in text, "metrics: %s" % needle, text[-1500:])
+        finally:
+            fx.kill(proc, signal.SIGTERM)
 
     # Sampling: 40 check-ins at 50%: exactly the jobs the hash picks.
     with fx.Env("ratings-sample") as env, fx.SmtpServer() as srv:
