@@ -128,12 +128,13 @@ static const struct {
 	    "agent or ISO week, then the low ratings with their\ncomments. "
 	    "--json: one object (requests, responses, response_rate, score,\n"
 	    "by_agent, low); --csv: one line per group and a total.\n" },
-	{ "serve", "usage: followupd serve\n"
+	{ "serve", "usage: followupd serve [--now TIME]\n"
 	    "Serve the web pages on [unsubscribe] listen and port until SIGTERM "
 	    "or SIGINT:\nthe one-click unsubscribe endpoint ([unsubscribe] url) "
 	    "and the rating page\n([ratings] url). A GET of a rating link "
 	    "shows the page and records nothing;\nits form POSTs the rating. "
-	    "unsubscribe-server is another name for serve.\n" },
+	    "unsubscribe-server is another name for serve.\n--now TIME: "
+	    "the pages' clock (a rating link's window), for demos and tests.\n" },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
 	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
 	    "and port\nuntil SIGTERM or SIGINT: POST with "

@@ -223,9 +223,18 @@ unsubscribe_cmd(const struct config *cfg, int argc, char **argv)
 	sigset_t set;
 	int sig, r;
 
-	(void)argv;
-	if (argc != 0) {
-		fputs("usage: followupd serve\n", stderr);
+	/* --now TIME: the pages' clock (a rating's window), as `once` has. */
+	if (argc == 2 && strcmp(argv[0], "--now") == 0) {
+		time_t t;
+
+		if (clock_parse(argv[1], &t) != FU_OK) {
+			fprintf(stderr, "followupd serve: --now '%s': not a UTC "
+			    "time\n", argv[1]);
+			return EX_USAGE;
+		}
+		clock_set_now(t);
+	} else if (argc != 0) {
+		fputs("usage: followupd serve [--now TIME]\n", stderr);
 		return EX_USAGE;
 	}
 	if (cfg->unsubscribe_url == NULL && cfg->ratings_url == NULL) {
