@@ -229,13 +229,20 @@ text_low(FILE *f, const struct config *cfg, const struct store_rating *rows,
 		if (!counted(r) || !is_low(cfg, r))
 			continue;
 		if (!any++)
-			fprintf(f, "\nLow ratings (%s at or below %s):\n",
+			fprintf(f, "\nLow ratings (%s at or below %d, %s):\n",
 			    rating_scale_name(cfg->ratings_scale),
-			    rating_label(cfg->ratings_scale, cfg->ratings_low));
+			    cfg->ratings_low, rating_label(cfg->ratings_scale,
+			    cfg->ratings_low));
 		fprintf(f, "  job %" PRId64 ", ticket ", r->job);
 		term_text(f, r->subject ? r->subject : "?", "");
 		fputs(", customer ", f);
+		if (r->customer_name != NULL) {
+			term_text(f, r->customer_name, "");
+			fputs(" (", f);
+		}
 		term_text(f, r->customer ? r->customer : "?", "");
+		if (r->customer_name != NULL)
+			putc(')', f);
 		fputs(", agent ", f);
 		term_text(f, r->agent ? r->agent : "(none)", "");
 		fprintf(f, ": %d (%s)\n", r->score, rating_label(
