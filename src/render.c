@@ -1412,6 +1412,16 @@ render_job(struct render *rd, struct store *st, struct source *src,
 		    "configuration: left planned", (long long)job->id, job->rule);
 		return FU_OK;
 	}
+	if (rd->cfg->rules[ri].kind == RULE_AFTER_RESOLUTION &&
+	    survey_owns(job->occurrence)) {
+		/* A call-back or note whose spooled message was lost: it was
+		 * built from a rating, not from these templates. */
+		out->fate = FATE_FAIL;
+		out->reason = "render-error";
+		out->detail = xstrdup("a rating's call-back or note lost its "
+		    "spooled message; it is not built again");
+		return FU_OK;
+	}
 	if (rd->cfg->rules[ri].kind == RULE_AGENT_REMINDER) {
 		/* plan decided what this message is; only send it or not. */
 		if ((r = reminder_context(rd, st, src, ri, job, &rc.row,

@@ -127,6 +127,13 @@ survey_checkin(struct store *st, const struct config *cfg,
 
 /* ---- low ratings: call-backs and notes ---- */
 
+int
+survey_owns(const char *occurrence)
+{
+	return occurrence != NULL && (strncmp(occurrence, "seq ", 4) == 0 ||
+	    strncmp(occurrence, "rating-note ", 12) == 0);
+}
+
 /* Everything one rating's messages need, cleaned for text. */
 struct rated {
 	const struct config		*cfg;

@@ -43,6 +43,13 @@ int	survey_checkin(struct store *st, const struct config *,
  * when state.db is busy or the spool cannot be written (the ratings are
  * acted on next time).
  */
+/*
+ * 1 when job is a call-back or note survey_tick made (a job of the
+ * check-in's rule, built and queued at once): never rendered from the
+ * check-in's templates.
+ */
+int	survey_owns(const char *occurrence);
+
 struct survey_stats {
 	int	callbacks, cancels, notes;
 };
