@@ -62,6 +62,10 @@ TEST_DEPS_report   = report rating config store clock util log
 TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
 TEST_DEPS_consent  = consent codes rules ical source value store spool config rating \
 		     clock util log
+TEST_DEPS_plan     = plan rules ical source value store config rating clock util log
+TEST_DEPS_daemon   = daemon deliver render plan metrics http notify progress \
+		     unsubscribe consent codes rules ical source value mustache \
+		     mime smtp spool store config rating survey clock util log
 
 .PHONY: all check unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test

@@ -37,20 +37,6 @@ ratepage_path(const struct config *cfg)
 	return xstrdup(p);
 }
 
-static void
-esc(struct buf *b, const char *s)
-{
-	for (; s && *s; s++)
-		switch (*s) {
-		case '&': buf_puts(b, "&amp;"); break;
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
-		default: buf_putc(b, *s);
-		}
-}
-
 /* The whole page; title is plain text (escaped here), body is HTML. */
 static void
 page(struct http_response *res, int status, const char *title,
@@ -64,11 +50,11 @@ page(struct http_response *res, int status, const char *title,
 	    "device-width, initial-scale=1\">\n<meta name=\"robots\" content="
 	    "\"noindex\">\n<meta name=\"referrer\" content=\"no-referrer\">\n"
 	    "<title>");
-	esc(&res->body, title);
+	util_html_escape(&res->body, title);
 	buf_puts(&res->body, "</title>\n</head>\n<body style=\"font-family:"
 	    "Helvetica, Arial, sans-serif; max-width:34em; margin:3em auto; "
 	    "padding:0 1em; color:#1f2933;\">\n<h1 style=\"font-size:1.3em;\">");
-	esc(&res->body, title);
+	util_html_escape(&res->body, title);
 	buf_printf(&res->body, "</h1>\n%s</body>\n</html>\n", body_html);
 }
 
@@ -247,7 +233,7 @@ options_html(struct buf *b, enum rating_scale s, int checked)
 		    "score-%d\" value=\"%d\"%s%s> ", nps ? "inline-block" :
 		    "block", v, v, v == checked ? " checked" : "",
 		    v == rating_min(s) ? " required" : "");
-		esc(b, rating_label(s, v));
+		util_html_escape(b, rating_label(s, v));
 		buf_puts(b, "</label>\n");
 	}
 	buf_puts(b, "</fieldset>\n");
@@ -278,16 +264,16 @@ on_get(const struct http_request *rq, struct http_response *res, void *arg)
 	if (rated_closed(p, &rt, found, res) == 0) {
 		/* Only a page: a GET never records (scanners follow links). */
 		buf_puts(&b, "<p>");
-		esc(&b, q ? q : rating_default_question(rt.scale));
+		util_html_escape(&b, q ? q : rating_default_question(rt.scale));
 		buf_puts(&b, "</p>\n");
 		if (rt.row.rated && rating_valid(rt.scale, rt.row.score)) {
 			buf_puts(&b, "<p>You rated this <strong>");
-			esc(&b, rating_label(rt.scale, rt.row.score));
+			util_html_escape(&b, rating_label(rt.scale, rt.row.score));
 			buf_puts(&b, "</strong> already. Submitting again "
 			    "replaces that rating.</p>\n");
 		}
 		buf_puts(&b, "<form method=\"post\" action=\"?t=");
-		esc(&b, token);
+		util_html_escape(&b, token);
 		buf_puts(&b, "\">\n");
 		options_html(&b, rt.scale, rt.score);
 		buf_printf(&b, "<label for=\"comment\">Anything you would like "
@@ -353,12 +339,12 @@ thanks(struct http_response *res, const struct rated *rt, int score,
 	struct buf b = { 0 };
 
 	buf_puts(&b, "<p>Your rating: <strong id=\"rating\">");
-	esc(&b, rating_label(rt->scale, score));
+	util_html_escape(&b, rating_label(rt->scale, score));
 	buf_puts(&b, "</strong></p>\n");
 	if (comment->len > 0) {
 		buf_puts(&b, "<p>Your comment:</p>\n<blockquote id=\"comment\" "
 		    "style=\"white-space:pre-wrap; margin:0 0 1em 1em;\">");
-		esc(&b, comment->data);
+		util_html_escape(&b, comment->data);
 		buf_puts(&b, "</blockquote>\n");
 	}
 	buf_puts(&b, "<p>You can change it with the same link for a while."

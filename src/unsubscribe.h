@@ -26,12 +26,4 @@ void	unsubscribe_routes(struct http *h, const struct config *cfg,
 /* The route's path: the path part of [unsubscribe] url, or "/unsubscribe". */
 char	*unsubscribe_path(const struct config *);
 
-/*
- * `followupd serve` (alias `unsubscribe-server`): serve these routes (when
- * [unsubscribe] url is set) and the rating page's (ratepage.h, when
- * [ratings] url is set) on [unsubscribe] listen and port until SIGTERM or
- * SIGINT. An exit status from <sysexits.h>.
- */
-int	unsubscribe_cmd(const struct config *, int argc, char **argv);
-
 #endif
