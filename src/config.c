@@ -1722,6 +1722,9 @@ config_load(const char *path, struct buf *errs)
 		config_free(l.cfg);
 		return NULL;
 	}
+	l.cfg->derived = xcalloc(1, sizeof(*l.cfg->derived));
+	for (int i = 0; i < l.cfg->nrules; i++)
+		l.cfg->rules[i].config = l.cfg;
 	return l.cfg;
 }
 
@@ -1740,6 +1743,9 @@ config_free(struct config *c)
 
 	if (c == NULL)
 		return;
+	if (c->derived != NULL && c->derived->free != NULL)
+		c->derived->free(c->derived->data);
+	free(c->derived);
 	for (size_t s = 0; s < NKEYS(sections); s++)
 		if (!sections[s].is_rule)
 			free_fields(c, sections[s].keys, sections[s].nkeys);

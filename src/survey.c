@@ -1,6 +1,7 @@
 /* survey: which check-ins ask for a rating (cool-down, sample), their rating.* context, and what a low rating sets off. */
 #include "survey.h"
 #include "clock.h"
+#include "compose.h"
 #include "ical.h"
 #include "log.h"
 #include "mime.h"
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* ---- the check-in's rating block ---- */
 
@@ -146,18 +146,6 @@ struct rated {
 	time_t				 now;
 };
 
-static char *
-message_id(int64_t job, const char *from_addr)
-{
-	unsigned char rnd[8];
-
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		fatal("survey: getrandom");
-	return xasprintf("followupd.%" PRId64 ".%02x%02x%02x%02x%02x%02x%02x"
-	    "%02x@%s", job, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
-	    rnd[6], rnd[7], mime_address_domain(from_addr));
-}
-
 /* Build, spool and mark queued the message of a job just planned. */
 static int
 queue_message(const struct rated *rt, struct store *st, struct spool *sp,
@@ -166,7 +154,8 @@ queue_message(const struct rated *rt, struct store *st, struct spool *sp,
 {
 	struct mime_spec spec;
 	struct buf msg = { 0 };
-	char *mid = message_id(job, rt->cfg->from_addr), *name = NULL;
+	char *mid = compose_message_id(job, rt->cfg->from_addr);
+	char name[SPOOL_NAME_MAX];
 	int r;
 
 	memset(&spec, 0, sizeof(spec));
@@ -179,13 +168,11 @@ queue_message(const struct rated *rt, struct store *st, struct spool *sp,
 	spec.text = text;
 	spec.calendar = cal;
 	if ((r = mime_build(&spec, &msg, err)) == FU_OK) {
-		/* JOBID.SIZE.eml, as every spooled message (deliver checks). */
-		name = xasprintf("%" PRId64 ".%zu.eml", job, msg.len);
+		spool_message_name(job, msg.len, name);
 		if ((r = spool_write(sp, name, msg.data, msg.len, err)) == FU_OK)
 			r = store_job_queued(st, job, to, mid, name, rt->now, err);
 	}
 	buf_free(&msg);
-	free(name);
 	free(mid);
 	return r;
 }
