@@ -315,6 +315,23 @@ def body(t):
             got = ratings(env)[0]["comment"]
             t.ok(got is not None and len(got) == 2000 and "\r" not in got,
                  "kept whole, CRLF as LF", len(got or ""))
+            # The other scales: the token names its own.
+            nps = token(key, ana, "nps", 9)
+            code, page = request(port, "GET", "/rate?t=" + nps)
+            t.ok(code == 200 and page.count('name="score"') == 11 and
+                 'value="9" checked' in page and "not at all likely" in page,
+                 "nps: eleven options, 9 preselected", page)
+            code, _ = post(port, nps, {"score": "11"})
+            t.eq(code, 400, "nps: 11 is not a score")
+            code, _ = post(port, nps, {"score": "0", "comment": "meh"})
+            t.eq((code, [(x["scale"], x["score"]) for x in ratings(env)
+                         if x["job_id"] == ana]), (200, [("nps", 0)]),
+                 "nps: 0 recorded on its scale")
+            code, page = request(port, "GET", "/rate?t=" +
+                                 token(key, ana, "good-bad", 1))
+            t.ok(code == 200 and page.count('name="score"') == 2 and
+                 ">Good" in page.replace("> Good", ">Good") and
+                 'value="1" checked' in page, "good-bad: Bad and Good", page)
             for method in ("PUT", "DELETE"):
                 code, _ = request(port, method, "/rate?t=" + tok)
                 t.eq(code, 405, "%s: 405" % method)
