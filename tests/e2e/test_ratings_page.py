@@ -315,6 +315,13 @@ def body(t):
             got = ratings(env)[0]["comment"]
             t.ok(got is not None and len(got) == 2000 and "\r" not in got,
                  "kept whole, CRLF as LF", len(got or ""))
+            code, _ = request(port, "GET", "/rate?t=" + "1.c4." + "A" * 5000)
+            t.eq(code, 400, "a 5,000-character token: 400")
+            code, _ = request(port, "GET", "/rate?t=%s&t=%s" % (
+                tok, "forged"))
+            t.ok(code in (200, 400), "a repeated t: one of them is checked "
+                 "(%d)" % code)
+            t.eq(ratings(env)[0]["score"], 3, "still nothing recorded by GETs")
             # The other scales: the token names its own.
             nps = token(key, ana, "nps", 9)
             code, page = request(port, "GET", "/rate?t=" + nps)
