@@ -58,6 +58,8 @@ TEST_DEPS_rating   = rating util log
 TEST_DEPS_rating_store = store clock util log
 TEST_DEPS_ratepage = ratepage rating consent store spool config http clock util log
 TEST_DEPS_report   = report rating config store clock util log
+TEST_DEPS_survey   = survey compose format consent codes rules ical mustache \
+		     mime source value store spool config rating clock util log
 # fuzz_ratepage links what test_ratepage links.
 TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config rating \
 		     store spool smtp mime clock util log progress
