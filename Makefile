@@ -47,29 +47,36 @@ TEST_DEPS_value    = value util log
 TEST_DEPS_mustache = mustache value util log
 TEST_DEPS_mime     = mime util log
 TEST_DEPS_complete = mime util log
-TEST_DEPS_config   = config util log
+TEST_DEPS_config   = config rating util log
 TEST_DEPS_clock    = clock util log
 TEST_DEPS_time     = clock util log
 TEST_DEPS_ical     = ical clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config \
+TEST_DEPS_rating   = rating util log
+TEST_DEPS_rating_store = store clock util log
+TEST_DEPS_ratepage = ratepage rating consent store spool config http clock util log
+TEST_DEPS_report   = report rating config store clock util log
+TEST_DEPS_survey   = survey compose format consent codes rules ical mustache \
+		     mime source value store spool config rating clock util log
+# fuzz_ratepage links what test_ratepage links.
+TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config rating \
 		     store spool smtp mime clock util log progress
 TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
-		     config mime clock util log
+		     config rating mime clock util log
 TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
-		     source value store spool config clock util log
+		     source value store spool config rating clock util log
 TEST_DEPS_render   = render compose format gate consent codes rules ical \
-		     mustache mime source value store spool config clock progress \
-		     util log
-TEST_DEPS_consent  = consent codes rules format ical source value store spool \
-		     config clock util log
-TEST_DEPS_plan     = plan rules ical source value store config clock util log
+		     mustache mime source value store spool config rating survey \
+		     clock progress util log
+TEST_DEPS_consent  = consent gate codes rules format ical source value store spool \
+		     config rating mime clock util log
+TEST_DEPS_plan     = plan rules ical source value store config rating clock util log
 TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
 		     http notify progress unsubscribe consent codes rules ical \
-		     source value mustache mime smtp spool store config clock \
-		     util log
+		     source value mustache mime smtp spool store config rating \
+		     survey clock util log
 
 # One version for everything: the file VERSION (tools/set-version.sh changes
 # it and debian/changelog together). main.c prints it for --version; `make

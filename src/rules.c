@@ -27,7 +27,8 @@ static const char after_resolution_sql[] =
     "  t.id AS \"ticket.id\", t.subject AS \"ticket.subject\",\n"
     "  t.status AS \"ticket.status\", t.created_at AS \"ticket.created_at\",\n"
     "  t.resolved_at AS \"ticket.resolved_at\",\n"
-    "  a.id AS \"agent.id\", a.name AS \"agent.name\", a.email AS \"agent.email\"\n"
+    "  a.id AS \"agent.id\", a.name AS \"agent.name\", a.email AS \"agent.email\",\n"
+    "  a.timezone AS \"agent.timezone\"\n"
     "FROM tickets t\n"
     "JOIN customers c ON c.id = t.customer_id\n"
     "LEFT JOIN agents a ON a.id = t.agent_id\n"
@@ -743,6 +744,12 @@ rules_fetch(const struct config *cfg, struct source *src,
 	if (d->recheck[ri] == NULL)
 		d->recheck[ri] = rules_recheck_query(r);
 	ret = source_select(src, d->recheck[ri], &p, fetch_cb, &f, err);
+	if (ret != FU_OK) {
+		/* Failed after a matching row (busy, a bad later row): the
+		 * caller gets no row, so none is kept. */
+		value_free(f.row);
+		f.row = NULL;
+	}
 	*row = f.row;
 	return ret;
 }
