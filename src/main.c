@@ -1948,6 +1948,7 @@ main(int argc, char **argv)
 	/* "+": stop at the command; its own options follow it. */
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 
@@ -1964,6 +1965,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return EX_OK;
+		case 'V':	/* FOLLOWUPD_VERSION: the file VERSION (Makefile) */
+			puts("followupd " FOLLOWUPD_VERSION);
 			return EX_OK;
 		default:
 			return usage();
