@@ -69,6 +69,22 @@ num(const char *v)
 	return v && *v ? v : "0";
 }
 
+/* rating="4" (csat, nps) or "good" / "bad" (good-bad). */
+static void
+ratings_row(const char *rule, const char *scale, int score, int64_t n,
+    void *arg)
+{
+	struct buf *out = arg;
+
+	buf_puts(out, "followupd_ratings_total{rule=\"");
+	label(out, rule);
+	if (strcmp(scale, "good-bad") == 0)
+		buf_printf(out, "\",rating=\"%s\"} %lld\n", score ? "good" :
+		    "bad", (long long)n);
+	else
+		buf_printf(out, "\",rating=\"%d\"} %lld\n", score, (long long)n);
+}
+
 /* One line per row of t: NAME{rule="…",KEY="…"} COUNT (rule, key, count). */
 static void
 rule_key_lines(struct buf *out, const char *name, const char *key,
@@ -138,16 +154,26 @@ metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 	for (int i = 0; i < sm.latency.nrows; i++)
 		latency_lines(out, &sm.latency, i);
 
+	help(out, "followupd_ratings_total", "counter", "Ratings given on the "
+	    "rating page (each POST, replacements too), by rule and rating.");
+	if ((r = store_rating_totals(m->store, ratings_row, out, err)) !=
+	    FU_OK) {
+		store_metrics_free(&sm);
+		return r;
+	}
+
 	help(out, "followupd_bounces_total", "counter", "Returned messages "
 	    "handled (followupd bounce), by kind; matched: it named one of our "
 	    "jobs.");
-	for (int k = 0; r == FU_OK && k < BOUNCE_NKINDS; k++) {
+	for (int k = 0; k < BOUNCE_NKINDS; k++) {
 		const char *name = bounce_kind_name((enum bounce_kind)k);
 		long total, matched;
 
 		if ((r = store_bounce_count(m->store, name, 0, &total, &matched,
-		    err)) != FU_OK)
-			break;
+		    err)) != FU_OK) {
+			store_metrics_free(&sm);
+			return r;
+		}
 		buf_printf(out, "followupd_bounces_total{kind=\"%s\",matched="
 		    "\"yes\"} %ld\n", name, matched);
 		buf_printf(out, "followupd_bounces_total{kind=\"%s\",matched="
