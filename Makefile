@@ -254,4 +254,5 @@ deb-test: deps
 clean:
 	rm -rf build build-san build-deb
 
--include $(OBJS:.o=.d) $(patsubst %,%.d,$(UNIT_BINS))
+-include $(OBJS:.o=.d) $(patsubst %,%.d,$(UNIT_BINS)) \
+    $(wildcard $(BUILD)/tests/fuzz/*.d)
