@@ -23,6 +23,12 @@
 void	unsubscribe_routes(struct http *h, const struct config *cfg,
 	    const struct consent *c);
 
+/*
+ * state.db meta key: how many requests came with a bad token (the server
+ * adds to it when it logs them, at most once a minute, and when it stops).
+ */
+#define UNSUB_REJECTED_KEY	"unsubscribe_rejected_tokens"
+
 /* The route's path: the path part of [unsubscribe] url, or "/unsubscribe". */
 char	*unsubscribe_path(const struct config *);
 
