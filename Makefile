@@ -58,7 +58,7 @@ TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
 TEST_DEPS_consent  = consent codes rules ical source value store spool config \
 		     clock util log
 
-.PHONY: all check unit-tests demo deps clean install bench valgrind
+.PHONY: all check check-loaded unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test
 all: $(BUILD)/followupd
 
@@ -135,6 +135,14 @@ crash-test: deps
 check: deps
 	@$(MAKE) --no-print-directory all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) sh tests/run.sh
+
+# `make check-loaded`: the same suite with two CPU-bound processes and a
+# disk writer alongside (tools/loaded.sh), as on a busy CI runner. It must
+# pass too: tests wait for what they need, with generous bounds.
+check-loaded: deps
+	@$(MAKE) --no-print-directory all unit-tests
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
+	    sh tools/loaded.sh sh tests/run.sh
 
 valgrind: all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) VALGRIND=1 sh tests/run.sh
