@@ -43,6 +43,7 @@ LIBOBJS	:= $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TEST_DEPS_util     = util log
+TEST_DEPS_log      = log
 TEST_DEPS_value    = value util log
 TEST_DEPS_mustache = mustache value util log
 TEST_DEPS_mime     = mime util log
@@ -54,7 +55,8 @@ TEST_DEPS_ical     = ical clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress
+TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress \
+		     term
 TEST_DEPS_consent  = consent codes rules ical source value store spool config \
 		     clock util log
 

@@ -11,6 +11,7 @@
 #include "source.h"
 #include "spool.h"
 #include "store.h"
+#include "term.h"
 #include "unsubscribe.h"
 
 #include <errno.h>
@@ -1512,6 +1513,7 @@ main(int argc, char **argv)
 	int ch, foreground = 0, verbose = 0, status;
 	const char *cmd;
 
+	term_guard_stdio();	/* no terminal escapes from data, anywhere */
 	memset(&opts, 0, sizeof(opts));
 	if (conf == NULL)
 		conf = "scheduler.conf";
