@@ -193,6 +193,9 @@ static const struct key source_keys[] = {
 	{ "database", KEY_PATH, CFG(database), KEY_REQUIRED, NULL, 0, 0, NULL, check_database },
 	{ "busy_timeout", KEY_DURATION_MS, CFG(busy_timeout_ms), 0, "5s",
 	    0, HOUR, NULL, NULL },
+	/* One rule query's time in SQLite; 0: no limit (source.h). */
+	{ "query_timeout", KEY_DURATION_MS, CFG(query_timeout_ms), 0, "30s",
+	    0, DAY, NULL, NULL },
 };
 
 static const struct key queue_keys[] = {

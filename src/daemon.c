@@ -216,6 +216,7 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	if (d->source == NULL && (r = source_open(cfg->database,
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
 		goto fail;
+	source_set_query_timeout(d->source, cfg->query_timeout_ms);
 	if ((d->render = render_open(cfg, 0, &errs)) == NULL) {
 		if (errs.len && errs.data[errs.len - 1] == '\n')
 			errs.data[--errs.len] = '\0';
@@ -512,6 +513,7 @@ daemon_reload(struct daemon *d)
 	config_free(d->own_cfg);
 	d->own_cfg = nc;
 	d->cfg = nc;
+	source_set_query_timeout(d->source, nc->query_timeout_ms);
 	nc = NULL;
 	spool_set_pool_max(d->spool, d->cfg->recycle ? SPOOL_POOL_MAX : 0);
 	if (metrics_changed)

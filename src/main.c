@@ -646,6 +646,7 @@ cmd_preview(const struct config *cfg, const char *rule, const char *key,
 		render_close(rd);
 		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_NOINPUT;
 	}
+	source_set_query_timeout(src, cfg->query_timeout_ms);
 	if (sample > 0) {
 		r = preview_sample(rd, src, rule, sample);
 		source_close(src);

@@ -588,13 +588,16 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 		else
 			r = source_select(src, rules_query(rule), &p, plan_row,
 			    &pc, err);
-		if (r == FU_PERMFAIL) {
-			/* This rule's query fails (the desk's schema changed?):
-			 * the other rules still plan. */
+		if (r == FU_PERMFAIL || (r == FU_TEMPFAIL &&
+		    source_timed_out(src))) {
+			/* This rule's query fails (the desk's schema changed?)
+			 * or ran over [source] query_timeout: the other rules
+			 * still plan; this one is tried at the next tick. */
 			store_rollback(st);
 			log_warnx("plan: [rule %s] skipped: %s", rule->name,
 			    err && *err ? *err : "error");
-			worst = FU_PERMFAIL;
+			if (r == FU_PERMFAIL || worst == FU_OK)
+				worst = r;
 			continue;
 		}
 		if (r != FU_OK) {
