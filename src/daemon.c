@@ -2,6 +2,7 @@
 #include "daemon.h"
 #include "clock.h"
 #include "deliver.h"
+#include "explain.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -217,6 +218,7 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
 		goto fail;
 	source_set_query_timeout(d->source, cfg->query_timeout_ms);
+	explain_log(cfg, d->source);	/* the desk's missing indexes, once */
 	if ((d->render = render_open(cfg, 0, &errs)) == NULL) {
 		if (errs.len && errs.data[errs.len - 1] == '\n')
 			errs.data[--errs.len] = '\0';

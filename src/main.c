@@ -4,6 +4,7 @@
 #include "config.h"
 #include "consent.h"
 #include "daemon.h"
+#include "explain.h"
 #include "log.h"
 #include "mime.h"
 #include "render.h"
@@ -337,6 +338,26 @@ cmd_tick(const struct config *cfg, int run)
 	return status;
 }
 
+/* Whole-table reads in the desk's query plans: warnings, not problems. */
+static void
+check_plans(const struct config *cfg, struct source *src)
+{
+	struct buf plans = { 0 };
+	char *err = NULL, *line, *next;
+
+	if (explain_source(cfg, src, &plans, &err) < 0)
+		fprintf(stderr, "%s: warning: query plans not checked: %s\n",
+		    cfg->path, err);
+	for (line = plans.data; line != NULL && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		fprintf(stderr, "%s: warning: %s\n", cfg->path, line);
+	}
+	buf_free(&plans);
+	free(err);
+}
+
 static int
 cmd_check(const struct config *cfg)
 {
@@ -387,6 +408,7 @@ cmd_check(const struct config *cfg)
 			free(err);
 			err = NULL;
 		}
+		check_plans(cfg, src);
 		source_close(src);
 	}
 	nproblems = 0;

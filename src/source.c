@@ -472,6 +472,13 @@ source_has_table(struct source *src, const char *table)
 	return yes;
 }
 
+int
+source_has_column(struct source *src, const char *table, const char *column)
+{
+	return sqlite3_table_column_metadata(src->db, "main", table, column,
+	    NULL, NULL, NULL, NULL, NULL) == SQLITE_OK;
+}
+
 /*
  * One read transaction over many statements: SQLite then takes and checks
  * the shared lock once, not per statement (a fifth of the rendering time).

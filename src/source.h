@@ -60,6 +60,9 @@ int	source_check_query(struct source *, const char *sql,
 
 /* 1 when the database has this table (for optional history queries). */
 int	source_has_table(struct source *, const char *table);
+/* 1 when `table` (a table, not a view) has this column. */
+int	source_has_column(struct source *, const char *table,
+	    const char *column);
 
 /*
  * A read transaction around many source_select calls (one consistent view,
