@@ -160,6 +160,10 @@ drop_privileges(const struct config *cfg, char **err)
 		    cfg->user);
 		return FU_PERMFAIL;
 	}
+	/* Root's HOME is not ours now: libesmtp refuses TLS when it cannot
+	 * look into ~/.authenticate there. */
+	if (pw->pw_dir != NULL)
+		setenv("HOME", pw->pw_dir, 1);
 	log_info("daemon: running as %s (uid %ld, gid %ld)", cfg->user,
 	    (long)uid, (long)gid);
 	return FU_OK;

@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""test_privileges: what runs as [queue] user, and the secrets it needs.
+
+As root only (each part says SKIP otherwise):
+- SIGHUP after the drop to [queue] user: the root-owned 0600
+  password_file is re-read through the descriptor opened at start, so the
+  reload succeeds exactly as a start would, and a message that needs AUTH
+  goes out after it.
+"""
+
+import os
+import pwd
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture as fx  # noqa: E402
+
+USER = "relay-user"
+PASSWORD = "Pw-priv-4c1d-secret"
+
+
+def nobody():
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+
+
+def reload_after_drop(t):
+    if nobody() is None:
+        t.ok(True, "reload after the drop # SKIP not root or no nobody")
+        return
+    env = fx.Env("priv-reload")
+    os.chmod(env.dir, 0o755)
+    srv = fx.SmtpServer(maildir=os.path.join(env.dir, "mail"), tls=True,
+                        require_starttls=True, auth=(USER, PASSWORD)).start()
+    p = None
+    try:
+        env.make_source(customers=[dict(id=1, email="ana@example.com",
+                                        name="Ana", first_name="Ana")],
+                        tickets=[dict(id=1, customer_id=1, subject="T",
+                                      status="open",
+                                      created_at="2026-11-01 09:00:00")])
+        pw = os.path.join(env.dir, "password")
+        fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (PASSWORD + "\n").encode())
+        os.close(fd)
+        t.eq((os.stat(pw).st_uid, fx.mode(pw)), (0, 0o600),
+             "password_file: root's, 0600")
+        # The CA certificate is public: readable by nobody (smtp_init runs
+        # after the drop).
+        ca = os.path.join(env.dir, "ca.pem")
+        with open(srv.cert, "rb") as f, open(ca, "wb") as g:
+            g.write(f.read())
+        os.chmod(ca, 0o644)
+        conf = env.write_config(
+            port=srv.port, queue={"dir": "queue", "user": "nobody",
+                                  "tick": "1s"},
+            smtp={"starttls": "required", "ca_file": ca,
+                  "username": USER, "password_file": pw, "timeout": "10s"})
+        p = env.spawn("-d", "run", conf=conf)
+        err = os.path.join(env.dir, "spawned.stderr")
+
+        def log():
+            with open(err, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        t.ok(fx.wait_for(lambda: "tick " in log() or p.poll() is not None,
+                         timeout=60) and p.poll() is None,
+             "run starts as root and drops to nobody", log())
+        p.send_signal(signal.SIGHUP)
+        t.ok(fx.wait_for(lambda: "daemon: reloaded" in log() or
+                         "reload failed" in log(), timeout=60) and
+             "daemon: reloaded" in log() and "reload failed" not in log(),
+             "SIGHUP after the drop: the reload reads the password_file "
+             "(through the descriptor kept from the start)", log())
+        env.desk("UPDATE tickets SET status = 'resolved', resolved_at = "
+                 "datetime('now', '-4 days'), updated_at = datetime('now') "
+                 "WHERE id = 1")
+        t.ok(fx.wait_for(lambda: len(srv.messages()) >= 1, timeout=60),
+             "after the reload a message goes out through AUTH", log())
+    finally:
+        if p is not None:
+            fx.kill(p, signal.SIGTERM)
+        srv.stop()
+        env.cleanup()
+
+
+def body(t):
+    fx.require_binary(t)
+    reload_after_drop(t)
+
+
+if __name__ == "__main__":
+    fx.main(body)
