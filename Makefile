@@ -214,4 +214,5 @@ $(BUILD)/render_bench: bench/render_bench.c $(LIBOBJS)
 clean:
 	rm -rf build build-san
 
--include $(OBJS:.o=.d) $(patsubst %,%.d,$(UNIT_BINS))
+-include $(OBJS:.o=.d) $(patsubst %,%.d,$(UNIT_BINS)) \
+	 $(wildcard $(BUILD)/tests/fuzz/*.d)
