@@ -59,6 +59,10 @@ TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress \
 		     term
 TEST_DEPS_consent  = consent codes rules ical source value store spool config \
 		     clock util log
+TEST_DEPS_plan     = plan rules ical source value store config clock util log
+TEST_DEPS_daemon   = daemon deliver render plan metrics http notify progress \
+		     unsubscribe consent codes rules ical source value mustache \
+		     mime smtp spool store config clock util log term explain
 
 .PHONY: all check check-loaded unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test

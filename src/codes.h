@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "config.h"
 #include "store.h"
 
 #define CODES_MAX	200	/* longest code, bytes */
@@ -28,12 +27,5 @@ int	codes_put(struct store *, int64_t job_id, const char *rule,
 /* preview: the code of the latest job of (rule, subject), or *code NULL. */
 int	codes_for_subject(struct store *, const char *rule, const char *subject,
 	    char **code, char **err);
-
-/*
- * `followupd codes RULE`: every code given by RULE as tab-separated lines
- * (code, subject, recipient, state, issued_at UTC) under a header, for
- * import into the shop. An exit status from <sysexits.h>.
- */
-int	codes_cmd(const struct config *, int argc, char **argv);
 
 #endif

@@ -1,6 +1,5 @@
 /* consent: opt-outs, signed unsubscribe tokens and frequency caps for marketing mail. */
 #include "consent.h"
-#include "clock.h"
 #include "log.h"
 #include "spool.h"
 
@@ -11,10 +10,8 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #define SECRET_MIN	32	/* bytes of the secret's first line */
@@ -48,7 +45,8 @@ secret_create(const char *path, char **err)
 {
 	unsigned char rnd[32];
 	char hex[2 * sizeof(rnd) + 2];
-	int fd, ok;
+	const char *what;
+	int r, e;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		set_err(err, "%s: getrandom: %s", path, strerror(errno));
@@ -59,21 +57,21 @@ secret_create(const char *path, char **err)
 	hex[2 * sizeof(rnd)] = '\n';
 	hex[2 * sizeof(rnd) + 1] = '\0';
 	explicit_bzero(rnd, sizeof(rnd));
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
-	    -1) {
-		set_err(err, "%s: cannot create the unsubscribe secret: %s",
-		    path, strerror(errno));
-		return errno == EEXIST ? FU_OK : FU_PERMFAIL;
-	}
-	ok = write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) &&
-	    fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
+	r = util_write_atomic(path, hex, strlen(hex), 0600, UTIL_NOREPLACE,
+	    &what);
+	e = errno;
 	explicit_bzero(hex, sizeof(hex));
-	if (!ok) {
-		set_err(err, "%s: cannot write the unsubscribe secret: %s",
-		    path, strerror(errno));
-		unlink(path);
-		return FU_TEMPFAIL;
+	if (r == -1 && e == EEXIST)
+		return FU_OK;	/* made by another process meanwhile */
+	if (r == -1) {
+		/* Not made at all: a permission or a path to fix. Made, not
+		 * written: the disk (full, I/O) may do better later. */
+		int made = strcmp(what, "create") != 0 &&
+		    strcmp(what, "open directory") != 0;
+
+		set_err(err, "%s: cannot %s the unsubscribe secret: %s", path,
+		    made ? "write" : "create", strerror(e));
+		return made ? FU_TEMPFAIL : FU_PERMFAIL;
 	}
 	log_info("consent: created the unsubscribe secret %s", path);
 	return FU_OK;
@@ -315,28 +313,16 @@ int
 consent_optout_add(struct store *st, const char *addr, const char *cls,
     const char *reason, time_t now, int *added, char **err)
 {
-	char nowtext[24];
-	const char *p[] = { addr, cls, reason, nowtext, NULL };
-
-	snprintf(nowtext, sizeof(nowtext), "%lld", (long long)now);
-	return store_exec(st, "INSERT OR IGNORE INTO optouts (address, class, "
-	    "reason, created_at) VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER))", p,
-	    added, err);
+	return store_optout_add(st, addr, cls, reason, now, added, err);
 }
 
 int
 consent_optout_remove(struct store *st, const char *addr, const char *cls,
     int *removed, char **err)
 {
-	const char *p[] = { addr, cls, NULL };
-
-	if (cls != NULL && strcmp(cls, "suppressed") == 0) {
-		p[1] = NULL;
-		return store_exec(st, "DELETE FROM suppressions WHERE address = "
-		    "?1", p, removed, err);
-	}
-	return store_exec(st, "DELETE FROM optouts WHERE address = ?1 AND "
-	    "(?2 IS NULL OR class = ?2)", p, removed, err);
+	if (cls != NULL && strcmp(cls, "suppressed") == 0)
+		return store_suppression_remove(st, addr, removed, err);
+	return store_optout_remove(st, addr, cls, removed, err);
 }
 
 const char *
@@ -366,44 +352,15 @@ consent_blocked(struct store *st, const char *addr, const char *cls,
 	return NULL;
 }
 
-struct cap_arg {
-	int	count;
-	time_t	oldest;
-};
-
-static void
-cap_row(int n, char *const *names, char *const *values, void *arg)
-{
-	struct cap_arg *ca = arg;
-
-	(void)names;
-	if (n >= 2) {
-		ca->count = values[0] ? atoi(values[0]) : 0;
-		ca->oldest = values[1] ? (time_t)strtoll(values[1], NULL, 10) : 0;
-	}
-}
-
 int
 consent_cap_count(struct store *st, const char *addr, const char *rule,
     long window, time_t now, int *count, time_t *oldest, char **err)
 {
-	struct cap_arg ca = { 0, 0 };
-	char since[24];
-	const char *p[] = { addr, since, rule, NULL };
-	int r;
-
-	snprintf(since, sizeof(since), "%lld", (long long)(now - window));
-	r = store_query_params(st, "SELECT count(*), min(queued_at) FROM jobs "
-	    "WHERE recipient = ?1 COLLATE NOCASE AND class = 'marketing' AND "
-	    "state IN ('queued', 'sending', 'sent', 'deferred', 'held') AND "
-	    "queued_at > CAST(?2 AS INTEGER) AND (?3 IS NULL OR rule = ?3)",
-	    p, cap_row, &ca, err);
-	*count = ca.count;
-	*oldest = ca.oldest;
-	return r;
+	return store_cap_count(st, addr, rule, now - window, count, oldest,
+	    err);
 }
 
-/* ---- command line ---- */
+/* ---- the queue's state database ---- */
 
 int
 consent_store_open(const struct config *cfg, struct store **st, char **err)
@@ -419,252 +376,4 @@ consent_store_open(const struct config *cfg, struct store **st, char **err)
 	}
 	free(path);
 	return r;
-}
-
-static void
-list_row(int n, char *const *names, char *const *values, void *arg)
-{
-	char when[24];
-	long long t = n > 3 && values[3] ? strtoll(values[3], NULL, 10) : 0;
-
-	(void)names;
-	(void)arg;
-	printf("%s\t%s\t%s UTC\t%s\n", values[0], values[1],
-	    clock_format_sql((time_t)t, when), values[2] ? values[2] : "-");
-}
-
-static int
-optout_usage(void)
-{
-	fputs("usage: followupd optout add EMAIL [--class marketing|"
-	    "transactional|all] [--reason TEXT]\n"
-	    "       followupd optout remove EMAIL [--class marketing|"
-	    "transactional|all|suppressed]\n"
-	    "       followupd optout list\n", stderr);
-	return EX_USAGE;
-}
-
-int
-consent_cmd_optout(const struct config *cfg, int argc, char **argv)
-{
-	const char *cls = NULL, *reason = NULL, *addr = NULL;
-	struct store *st;
-	char *err = NULL;
-	int r, n = 0, add, list;
-
-	if (argc < 1)
-		return optout_usage();
-	add = strcmp(argv[0], "add") == 0;
-	list = strcmp(argv[0], "list") == 0;
-	if (!add && !list && strcmp(argv[0], "remove") != 0)
-		return optout_usage();
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--class") == 0 && i + 1 < argc && !list)
-			cls = argv[++i];
-		else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc && add)
-			reason = argv[++i];
-		else if (argv[i][0] != '-' && addr == NULL && !list)
-			addr = argv[i];
-		else {
-			fprintf(stderr, "followupd optout: unexpected argument "
-			    "'%s'\n", argv[i]);
-			return optout_usage();
-		}
-	}
-	if (!list && addr == NULL)
-		return optout_usage();
-	if (cls != NULL && !consent_class_ok(cls) && !(!add &&
-	    strcmp(cls, "suppressed") == 0)) {
-		fprintf(stderr, "followupd optout: --class '%s': use marketing, "
-		    "transactional or all%s\n", cls, add ? "" : " (or suppressed)");
-		return EX_USAGE;
-	}
-	if (addr != NULL && (strchr(addr, '@') == NULL || strlen(addr) > 254)) {
-		fprintf(stderr, "followupd optout: '%s' is not an address\n",
-		    addr);
-		return EX_DATAERR;
-	}
-	if ((r = consent_store_open(cfg, &st, &err)) != FU_OK) {
-		fprintf(stderr, "followupd: %s\n", err);
-		free(err);
-		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
-	}
-	if (list) {
-		printf("address\tclass\tsince\treason\n");
-		r = store_query(st, "SELECT address, class, reason, created_at "
-		    "FROM optouts UNION ALL SELECT address, 'suppressed', reason, "
-		    "created_at FROM suppressions ORDER BY 1, 2", NULL, list_row,
-		    NULL, &err);
-	} else if (add) {
-		if (cls == NULL)
-			cls = "marketing";
-		r = consent_optout_add(st, addr, cls, reason ? reason :
-		    "added by an operator", clock_now(), &n, &err);
-		if (r == FU_OK)
-			printf("%s: %s for %s mail\n", addr, n ? "opted out" :
-			    "already opted out", cls);
-	} else {
-		r = consent_optout_remove(st, addr, cls, &n, &err);
-		if (r == FU_OK)
-			printf("%s: %d %s removed\n", addr, n, cls != NULL &&
-			    strcmp(cls, "suppressed") == 0 ? "suppression" :
-			    n == 1 ? "opt-out" : "opt-outs");
-	}
-	if (r != FU_OK)
-		fprintf(stderr, "followupd optout: %s\n", err);
-	free(err);
-	store_close(st);
-	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
-}
-
-/* ---- why ---- */
-
-struct why {
-	struct store	*st;
-	int		 njobs;
-	char		**addrs;	/* recipients met, for their opt-outs */
-	int		 naddrs;
-};
-
-static void
-event_row(int n, char *const *names, char *const *values, void *arg)
-{
-	char when[24];
-	long long t = values[0] ? strtoll(values[0], NULL, 10) : 0;
-
-	(void)names;
-	(void)arg;
-	printf("    %s UTC  %s%s%s\n", clock_format_sql((time_t)t, when),
-	    values[1], n > 2 && values[2] ? ": " : "", n > 2 && values[2] ?
-	    values[2] : "");
-}
-
-/* One line that answers "why (not)": the job's decision in words. */
-static void
-decision(const char *state, const char *reason, const char *due,
-    const char *updated, const char *reply, struct buf *out)
-{
-	char a[24], b[24];
-	long long d = due ? strtoll(due, NULL, 10) : 0;
-	long long u = updated ? strtoll(updated, NULL, 10) : 0;
-
-	if (strcmp(state, "sent") == 0)
-		buf_printf(out, "sent at %s UTC", clock_format_sql((time_t)u, a));
-	else if (strcmp(state, "cancelled") == 0)
-		buf_printf(out, "cancelled because %s", reason ? reason : "?");
-	else if (strcmp(state, "failed") == 0)
-		buf_printf(out, "failed: %s%s%s", reason ? reason : "?",
-		    reply ? ": " : "", reply ? reply : "");
-	else if (strcmp(state, "planned") == 0)
-		buf_printf(out, "planned, due %s UTC", clock_format_sql((time_t)d,
-		    b));
-	else
-		buf_printf(out, "%s%s%s", state, reply ? ": " : "", reply ? reply :
-		    "");
-}
-
-static void
-job_row(int n, char *const *names, char *const *values, void *arg)
-{
-	struct why *w = arg;
-	struct buf d = { 0 };
-	const char *p[] = { values[0], NULL };
-	const char *addr = values[7];
-
-	(void)names;
-	(void)n;
-	w->njobs++;
-	decision(values[4], values[5], values[6], values[8], values[9], &d);
-	printf("job %s  %s (%s)  %s %s  to %s: %s\n", values[0], values[1],
-	    values[10] ? values[10] : "transactional", values[2], values[3],
-	    addr ? addr : "-", buf_cstr(&d));
-	buf_free(&d);
-	store_query_params(w->st, "SELECT at, event, detail FROM events WHERE "
-	    "job_id = CAST(?1 AS INTEGER) ORDER BY id", p, event_row, NULL, NULL);
-	if (addr != NULL) {
-		for (int i = 0; i < w->naddrs; i++)
-			if (strcasecmp(w->addrs[i], addr) == 0)
-				return;
-		w->addrs = xrealloc(w->addrs, (size_t)(w->naddrs + 1) *
-		    sizeof(*w->addrs));
-		w->addrs[w->naddrs++] = xstrdup(addr);
-	}
-}
-
-static void
-consent_row(int n, char *const *names, char *const *values, void *arg)
-{
-	char when[24];
-	long long t = values[2] ? strtoll(values[2], NULL, 10) : 0;
-
-	(void)names;
-	(void)n;
-	(*(int *)arg)++;
-	printf("  %s since %s UTC%s%s\n", values[0], clock_format_sql((time_t)t,
-	    when), values[1] ? ": " : "", values[1] ? values[1] : "");
-}
-
-int
-consent_cmd_why(const struct config *cfg, int argc, char **argv)
-{
-	struct why w = { 0 };
-	char *err = NULL;
-	const char *who;
-	int r, byaddr;
-
-	if (argc != 1 || argv[0][0] == '\0' || argv[0][0] == '-') {
-		fputs("usage: followupd why EMAIL|CUSTOMER_ID\n", stderr);
-		return EX_USAGE;
-	}
-	who = argv[0];
-	byaddr = strchr(who, '@') != NULL;
-	if ((r = consent_store_open(cfg, &w.st, &err)) != FU_OK) {
-		fprintf(stderr, "followupd: %s\n", err);
-		free(err);
-		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
-	}
-	if (byaddr) {
-		w.addrs = xcalloc(1, sizeof(*w.addrs));
-		w.addrs[w.naddrs++] = xstrdup(who);
-	}
-	{
-		/* Columns in the order job_row reads them. */
-		const char *p[] = { who, NULL };
-
-		r = store_query_params(w.st, byaddr ?
-		    "SELECT id, rule, 'subject ' || subject, occurrence, state, "
-		    "reason, due_at, coalesce(recipient, email), updated_at, "
-		    "last_reply, class FROM jobs WHERE coalesce(recipient, email) "
-		    "= ?1 COLLATE NOCASE ORDER BY id" :
-		    "SELECT id, rule, 'subject ' || subject, occurrence, state, "
-		    "reason, due_at, coalesce(recipient, email), updated_at, "
-		    "last_reply, class FROM jobs WHERE customer = ?1 ORDER BY id",
-		    p, job_row, &w, &err);
-	}
-	if (r == FU_OK) {
-		if (w.njobs == 0)
-			printf("no job for %s %s\n", byaddr ? "address" :
-			    "customer", who);
-		for (int i = 0; i < w.naddrs; i++) {
-			const char *p[] = { w.addrs[i], NULL };
-			int rows = 0;
-
-			printf("consent of %s:\n", w.addrs[i]);
-			store_query_params(w.st, "SELECT 'opted out of ' || class, "
-			    "reason, created_at FROM optouts WHERE address = ?1 "
-			    "UNION ALL SELECT 'suppressed (all mail)', reason, "
-			    "created_at FROM suppressions WHERE address = ?1",
-			    p, consent_row, &rows, NULL);
-			if (rows == 0)
-				printf("  no opt-out, not suppressed\n");
-		}
-	} else
-		fprintf(stderr, "followupd why: %s\n", err);
-	for (int i = 0; i < w.naddrs; i++)
-		free(w.addrs[i]);
-	free(w.addrs);
-	free(err);
-	store_close(w.st);
-	return r == FU_OK ? (w.njobs ? EX_OK : EX_NOINPUT) :
-	    r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
 }

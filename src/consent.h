@@ -80,13 +80,6 @@ const char *consent_blocked(struct store *, const char *addr, const char *cls,
 int	consent_cap_count(struct store *, const char *addr, const char *rule,
 	    long window, time_t now, int *count, time_t *oldest, char **err);
 
-/*
- * Command line (main.c): `optout add|remove|list`, `why EMAIL|CUSTOMER`.
- * They return an exit status from <sysexits.h>.
- */
-int	consent_cmd_optout(const struct config *, int argc, char **argv);
-int	consent_cmd_why(const struct config *, int argc, char **argv);
-
 /* Open (creating the queue directory) the state database of cfg. */
 int	consent_store_open(const struct config *, struct store **, char **err);
 

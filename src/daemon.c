@@ -241,15 +241,6 @@ fail:
 	return r;
 }
 
-static void
-first_number_cb(int n, char *const *names, char *const *values, void *arg)
-{
-	(void)n;
-	(void)names;
-	if (values[0])
-		*(time_t *)arg = (time_t)strtoll(values[0], NULL, 10);
-}
-
 void
 daemon_close(struct daemon *d)
 {
@@ -273,24 +264,65 @@ daemon_close(struct daemon *d)
 
 /* A count for the progress line (the question is cheap: indexed). */
 static long
-count_due(struct daemon *d, const char *sql, time_t now)
+count_due(struct store *st, enum store_due kind, time_t now)
 {
-	char nowtext[32];
-	time_t n = 0;
+	long n = 0;
 
-	snprintf(nowtext, sizeof(nowtext), "%lld", (long long)now);
-	store_query(d->store, sql, nowtext, first_number_cb, &n, NULL);
-	return (long)n;
+	store_count_due(st, kind, now, &n, NULL);
+	return n;
+}
+
+/*
+ * What the delivering line has still to do: the due jobs and those in
+ * flight (sending: handed out while rendering, not due, not yet done).
+ */
+static long
+count_to_deliver(struct store *st, time_t now)
+{
+	long sending = 0;
+
+	store_count_state(st, JOB_SENDING, &sending, NULL);
+	return count_due(st, STORE_DUE_DELIVER, now) + sending;
 }
 
 static void
-note_error(struct daemon *d, const char *step, const char *e)
+note_error(struct store *st, const char *step, const char *e)
 {
 	char *msg = xasprintf("%s: %s", step, e ? e : "error");
 
 	log_warnx("%s", msg);
-	store_meta_set(d->store, "last_error", msg, NULL);
+	store_meta_set(st, "last_error", msg, NULL);
 	free(msg);
+}
+
+/* ---- the real steps of a tick ---- */
+
+struct tick {
+	struct daemon	*d;
+	struct deliver	*dl;
+};
+
+static int
+step_plan(void *arg, time_t now, struct plan_stats *ps, char **err)
+{
+	struct daemon *d = ((struct tick *)arg)->d;
+
+	return plan_tick(d->cfg, d->source, d->store, now, ps, err);
+}
+
+static int
+step_recover(void *arg, time_t now, char **err)
+{
+	return recover_sending(((struct tick *)arg)->d, now, err);
+}
+
+static void
+step_deliver_begin(void *arg, time_t now)
+{
+	struct tick *t = arg;
+
+	deliver_begin(t->d->cfg, t->d->store, t->d->spool, now, &daemon_stop,
+	    &t->dl);
 }
 
 /* render_tick's page_done: the page's messages are queued; hand them out. */
@@ -307,45 +339,77 @@ page_cut(void *arg)
 	return deliver_outcomes_waiting(arg);
 }
 
+static int
+step_render(void *arg, time_t now, struct render_stats *rs, char **err)
+{
+	struct tick *t = arg;
+
+	return render_tick(t->d->render, t->d->store, t->d->source,
+	    t->d->spool, now, page_rendered, page_cut, t->dl, rs, err);
+}
+
+static long
+step_delivered(void *arg)
+{
+	return deliver_done(((struct tick *)arg)->dl);
+}
+
+static int
+step_deliver_end(void *arg, struct deliver_stats *ds, char **err)
+{
+	return deliver_end(((struct tick *)arg)->dl, ds, err);
+}
+
+static const struct daemon_steps real_steps = {
+	step_plan, step_recover, step_deliver_begin, step_render,
+	step_delivered, step_deliver_end,
+};
+
 int
 daemon_tick(struct daemon *d, time_t now, char **err)
+{
+	struct tick t = { d, NULL };
+
+	return daemon_tick_steps(d->store, &real_steps, &t, now, err);
+}
+
+int
+daemon_tick_steps(struct store *st, const struct daemon_steps *s, void *arg,
+    time_t now, char **err)
 {
 	struct plan_stats ps;
 	struct render_stats rs;
 	struct deliver_stats ds;
-	struct deliver *dl;
 	char *e = NULL, when[20];
 	int r, worst = FU_OK;
-	long due;
 	struct timespec t0, t1;
 
+	memset(&ps, 0, sizeof(ps));
+	memset(&rs, 0, sizeof(rs));
+	memset(&ds, 0, sizeof(ds));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* A busy source or a full disk skips a step, never the whole tick:
 	 * what is already queued can still go out. */
-	if ((r = plan_tick(d->cfg, d->source, d->store, now, &ps, &e)) !=
-	    FU_OK) {
-		note_error(d, "plan: skipped this tick", e);
+	if ((r = s->plan(arg, now, &ps, &e)) != FU_OK) {
+		note_error(st, "plan: skipped this tick", e);
 		worst = r;
 	}
 	free(e);
 	e = NULL;
 	/* No session is in flight between ticks: a job still `sending` is
 	 * one whose outcome could not be recorded (state.db was busy). */
-	if ((r = recover_sending(d, now, &e)) != FU_OK) {
-		note_error(d, "deliver: recovering interrupted jobs", e);
+	if ((r = s->recover(arg, now, &e)) != FU_OK) {
+		note_error(st, "deliver: recovering interrupted jobs", e);
 		free(e);
 		e = NULL;
 	}
 	/* Delivery runs alongside rendering: each page rendered goes out
 	 * while the next one is built. */
-	deliver_begin(d->cfg, d->store, d->spool, now, &daemon_stop, &dl);
-	due = count_due(d, "SELECT count(*) FROM jobs WHERE state = 'planned' "
-	    "AND due_at <= CAST(?1 AS INTEGER)", now);
+	s->deliver_begin(arg, now);
 	progress_set_pulse(pulse);
-	progress_begin("rendering", due);
-	if ((r = render_tick(d->render, d->store, d->source, d->spool, now,
-	    page_rendered, page_cut, dl, &rs, &e)) != FU_OK) {
-		note_error(d, "render: stopped early", e);
+	progress_begin("rendering", count_due(st, STORE_DUE_RENDER, now));
+	if ((r = s->render(arg, now, &rs, &e)) != FU_OK) {
+		note_error(st, "render: stopped early", e);
 		worst = worst ? worst : r;
 	}
 	progress_end();
@@ -354,17 +418,16 @@ daemon_tick(struct daemon *d, time_t now, char **err)
 	pulse();
 	/* The delivering line counts the tick's deliveries, those made while
 	 * rendering included. */
-	progress_begin("delivering", deliver_done(dl) + count_due(d,
-	    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'deferred', "
-	    "'sending') AND next_attempt_at <= CAST(?1 AS INTEGER)", now));
-	progress_skip(deliver_done(dl));
-	if ((r = deliver_end(dl, &ds, &e)) != FU_OK) {
-		note_error(d, "deliver: stopped early", e);
+	progress_begin("delivering", s->delivered(arg) + count_to_deliver(st,
+	    now));
+	progress_skip(s->delivered(arg));
+	if ((r = s->deliver_end(arg, &ds, &e)) != FU_OK) {
+		note_error(st, "deliver: stopped early", e);
 		worst = worst ? worst : r;
 	}
 	progress_end();
 	free(e);
-	store_meta_set(d->store, "last_tick", clock_format_sql(now, when), NULL);
+	store_meta_set(st, "last_tick", clock_format_sql(now, when), NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("tick %s UTC: planned %d, queued %d, cancelled %d, sent %d, "
 	    "deferred %d, failed %d (%.2f s)", when, ps.planned, rs.queued,
@@ -386,11 +449,7 @@ next_due(struct daemon *d)
 {
 	time_t t = 0;
 
-	store_query(d->store, "SELECT MIN(t) FROM ("
-	    "SELECT MIN(due_at) AS t FROM jobs WHERE state = 'planned' "
-	    "UNION ALL SELECT MIN(next_attempt_at) FROM jobs "
-	    "WHERE state IN ('queued', 'deferred'))", NULL, first_number_cb, &t,
-	    NULL);
+	store_next_due(d->store, &t, NULL);
 	return t;
 }
 

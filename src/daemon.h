@@ -23,6 +23,31 @@ void	daemon_close(struct daemon *);
 int	daemon_tick(struct daemon *, time_t now, char **err);
 
 /*
+ * The sequencing of a tick, apart from what its steps do (a seam for
+ * test_daemon.c; daemon_tick passes the real steps). In this order: plan,
+ * recover (jobs left `sending`), deliver_begin, render (delivery runs
+ * alongside), deliver_end. A failing step is logged and noted in state.db
+ * (meta last_error) and the tick goes on: plan's or render's failure never
+ * keeps queued mail from going out. last_tick is recorded at the end. The
+ * result is the first failure of plan, render or deliver_end (recover's is
+ * only noted), with *err set.
+ */
+struct plan_stats;
+struct render_stats;
+struct deliver_stats;
+struct store;
+struct daemon_steps {
+	int	(*plan)(void *, time_t now, struct plan_stats *, char **err);
+	int	(*recover)(void *, time_t now, char **err);
+	void	(*deliver_begin)(void *, time_t now);
+	int	(*render)(void *, time_t now, struct render_stats *, char **err);
+	long	(*delivered)(void *);	/* outcomes recorded so far */
+	int	(*deliver_end)(void *, struct deliver_stats *, char **err);
+};
+int	daemon_tick_steps(struct store *, const struct daemon_steps *,
+	    void *arg, time_t now, char **err);
+
+/*
  * The loop: a tick, then sleep until the next tick or the earliest due
  * job, whichever is first; SIGTERM/SIGINT stop it after the SMTP session in
  * flight. SIGHUP reloads the config file (cfg->path) and the templates, all

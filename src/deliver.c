@@ -729,20 +729,12 @@ struct tidy {
 };
 
 static void
-state_cb(int ncols, char *const *names, char *const *values, void *arg)
-{
-	(void)names;
-	if (ncols > 0 && values[0] != NULL)
-		snprintf(arg, 16, "%s", values[0]);
-}
-
-static void
 tidy_one(const char *name, void *arg)
 {
-	const char *const params[] = { name, NULL };
 	struct tidy *t = arg;
-	char state[16] = "";
+	char state[16];
 	size_t digits = strspn(name, "0123456789");
+	int64_t id = 0;
 
 	/*
 	 * render names a message JOBID.SIZE.eml (JOBID.eml before): look the
@@ -750,19 +742,9 @@ tidy_one(const char *name, void *arg)
 	 * file made start-up quadratic (35 s with 20,000 messages queued).
 	 * Other names take the scan.
 	 */
-	if (digits > 0 && digits <= 18 && name[digits] == '.') {
-		char id[24];
-		const char *const byid[] = { id, name, NULL };
-
-		memcpy(id, name, digits);
-		id[digits] = '\0';
-		if (store_query_params(t->st, "SELECT state FROM jobs WHERE "
-		    "id = CAST(?1 AS INTEGER) AND spool_name = ?2", byid,
-		    state_cb, state, NULL) != FU_OK)
-			return;
-	} else if (store_query_params(t->st, "SELECT state FROM jobs WHERE "
-	    "spool_name = ?1 ORDER BY id DESC LIMIT 1", params, state_cb, state,
-	    NULL) != FU_OK)
+	if (digits > 0 && digits <= 18 && name[digits] == '.')
+		id = strtoll(name, NULL, 10);
+	if (store_spool_owner_state(t->st, id, name, state, NULL) != FU_OK)
 		return;
 	if (state[0] == '\0') {
 		log_warnx("deliver: %s in new/ belongs to no job: left alone",

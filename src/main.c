@@ -1,4 +1,4 @@
-/* main: the command line: run, once, check, preview, status, queue, optout, codes, why. */
+/* main: the command line (a table of commands): run, once, check, preview, status, queue, optout, codes, why, unsubscribe-server. */
 #include "clock.h"
 #include "codes.h"
 #include "config.h"
@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,22 +59,51 @@ static const char usage_text[] =
 "TIME is UTC: \"YYYY-MM-DD HH:MM:SS\" or \"YYYY-MM-DDTHH:MM:SSZ\".\n"
 "`followupd COMMAND --help` describes one command.\n";
 
-static const struct {
-	const char *cmd, *help;
-} command_help[] = {
+/* What a command's options asked for (parsed before the config is read). */
+struct opts {
+	int			 json;		/* status */
+	enum preview_mode_opt { OPT_MESSAGE, OPT_HTML, OPT_TEXT } mode;
+	int			 sample;	/* preview --sample N */
+};
+
+/*
+ * The commands, as smtpctl keeps them: a name, the text `followupd NAME
+ * --help` prints, an optional check of the arguments made before the
+ * configuration is read (an exit status; EX_OK goes on), the handler (its
+ * arguments are those after the name), and whether it opens the queue
+ * (state.db, the spool, the unsubscribe secret), i.e. must run as the
+ * queue's owner. cmd_args_fn gets argv from the command's name on.
+ */
+typedef int cmd_args_fn(int argc, char **argv, struct opts *);
+typedef int cmd_fn(const struct config *, int argc, char **argv,
+    const struct opts *);
+static cmd_args_fn args_none, args_now, args_preview;
+static cmd_fn cmd_run, cmd_once, cmd_check, cmd_preview, cmd_status,
+    cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_unsubscribe_server;
+
+static const struct command {
+	const char	*name;
+	const char	*usage;
+	cmd_args_fn	*args;
+	cmd_fn		*run;
+	int		 opens_queue;
+} commands[] = {
 	{ "run", "usage: followupd run\n"
 	    "Run as a daemon: a tick every `tick` seconds (or sooner when a job "
 	    "is due).\nSIGTERM or SIGINT stops it after the SMTP session in "
-	    "flight. One instance per\nqueue directory.\n" },
+	    "flight. One instance per\nqueue directory.\n",
+	    args_none, cmd_run, 1 },
 	{ "once", "usage: followupd once [--now TIME]\n"
 	    "Run exactly one tick at TIME (default: now): plan new jobs, "
 	    "render what is\ndue, deliver what is queued. Decisions are "
-	    "logged to stderr.\n" },
+	    "logged to stderr.\n",
+	    args_now, cmd_once, 1 },
 	{ "check", "usage: followupd check\n"
 	    "Validate the configuration, parse every template and prepare "
 	    "every rule's\nquery against the source. Each problem is printed "
 	    "as FILE:LINE: message.\nExit 0 when all is well, 78 (EX_CONFIG) "
-	    "otherwise.\n" },
+	    "otherwise.\n",
+	    args_none, cmd_check, 0 },
 	{ "preview", "usage: followupd preview RULE ID [--html | --text] "
 	    "[--now TIME]\n"
 	    "       followupd preview RULE --sample N [--now TIME]\n"
@@ -82,12 +113,14 @@ static const struct {
 	    "--sample N renders the first N rows of\nthe rule's query and "
 	    "reports every template variable that was missing or empty\n(exit "
 	    "65 when one is missing from the data in every row: a typo).\n"
-	    "Writes nothing, sends nothing.\n" },
+	    "Writes nothing, sends nothing.\n",
+	    args_preview, cmd_preview, 1 },
 	{ "status", "usage: followupd status [--json] [--now TIME]\n"
 	    "The daemon (pid, uptime), jobs per rule and state, cancellations "
 	    "by reason,\nthe oldest queued message, the next due time, "
 	    "deferred jobs with their last\nreply, deliveries in the last hour "
-	    "and day, the last error. --json: the same\nas one JSON object.\n" },
+	    "and day, the last error. --json: the same\nas one JSON object.\n",
+	    args_now, cmd_status, 1 },
 	{ "queue", "usage: followupd queue list [--state S] [--rule R] [--json]\n"
 	    "       followupd queue show JOB\n"
 	    "       followupd queue retry JOB|--all-deferred\n"
@@ -97,7 +130,8 @@ static const struct {
 	    "retry: due at the next tick (deferred, failed, queued or held "
 	    "jobs); cancel:\nnever sent; hold: nothing renders or sends the "
 	    "job until it is released;\nrelease: back to planned or queued, "
-	    "with its old times.\n" },
+	    "with its old times.\n",
+	    NULL, cmd_queue, 1 },
 	{ "optout", "usage: followupd optout add EMAIL [--class marketing|"
 	    "transactional|all] [--reason TEXT]\n"
 	    "       followupd optout remove EMAIL [--class marketing|"
@@ -107,21 +141,25 @@ static const struct {
 	    "jobs already\nplanned or queued are cancelled (opted-out) at "
 	    "render and before delivery.\nremove: every class unless --class; "
 	    "--class suppressed lifts a hard-bounce\nsuppression. list: "
-	    "opt-outs and suppressions.\n" },
+	    "opt-outs and suppressions.\n",
+	    NULL, cmd_optout, 1 },
 	{ "codes", "usage: followupd codes RULE\n"
 	    "Every personal code RULE gave a message, tab-separated: code, "
 	    "subject,\nrecipient, state, issued_at (UTC), under a header line."
-	    "\n" },
+	    "\n",
+	    NULL, cmd_codes, 1 },
 	{ "why", "usage: followupd why EMAIL|CUSTOMER_ID\n"
 	    "Every job for that recipient or customer with its decision (sent "
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
-	    "opt-outs and suppression.\n" },
+	    "opt-outs and suppression.\n",
+	    NULL, cmd_why, 1 },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
 	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
 	    "and port\nuntil SIGTERM or SIGINT: POST with "
 	    "List-Unsubscribe=One-Click and a valid\ntoken records the opt-out "
-	    "(200); GET shows a confirmation page; a bad token\ngets 400.\n" },
+	    "(200); GET shows a confirmation page; a bad token\ngets 400.\n",
+	    NULL, cmd_unsubscribe_server, 1 },
 };
 
 /* ---- JSON output (status --json, queue list --json) ---- */
@@ -234,15 +272,24 @@ wants_help(int argc, char **argv)
 	return 0;
 }
 
+static const struct command *
+command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 static int
 command_usage(const char *cmd, FILE *f)
 {
-	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]);
-	    i++)
-		if (strcmp(command_help[i].cmd, cmd) == 0) {
-			fputs(command_help[i].help, f);
-			return f == stdout ? EX_OK : EX_USAGE;
-		}
+	const struct command *c = command_find(cmd);
+
+	if (c != NULL) {
+		fputs(c->usage, f);
+		return f == stdout ? EX_OK : EX_USAGE;
+	}
 	fputs(usage_text, f);
 	return EX_USAGE;
 }
@@ -266,12 +313,6 @@ load_config(const char *path)
 	buf_free(&errs);
 	return cfg;
 }
-
-struct opts {
-	int			 json;		/* status */
-	enum preview_mode_opt { OPT_MESSAGE, OPT_HTML, OPT_TEXT } mode;
-	int			 sample;	/* preview --sample N */
-};
 
 /*
  * The command's options: --now TIME for every command that takes it;
@@ -359,7 +400,26 @@ check_plans(const struct config *cfg, struct source *src)
 }
 
 static int
-cmd_check(const struct config *cfg)
+cmd_run(const struct config *cfg, int argc, char **argv, const struct opts *o)
+{
+	(void)argc;
+	(void)argv;
+	(void)o;
+	return cmd_tick(cfg, 1);
+}
+
+static int
+cmd_once(const struct config *cfg, int argc, char **argv, const struct opts *o)
+{
+	(void)argc;
+	(void)argv;
+	(void)o;
+	return cmd_tick(cfg, 0);
+}
+
+static int
+cmd_check(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	struct buf errs = { 0 };
 	struct render *rd;
@@ -367,6 +427,9 @@ cmd_check(const struct config *cfg)
 	char *err = NULL;
 	int nproblems;
 
+	(void)argc;
+	(void)argv;
+	(void)o;
 	if ((rd = render_open(cfg, 1, &errs)) != NULL)
 		render_close(rd);
 	if (source_open(cfg->database, cfg->busy_timeout_ms, &src, &err) !=
@@ -437,25 +500,11 @@ enum preview_mode {
 };
 
 static void
-html_escape(struct buf *out, const char *s)
-{
-	for (; s && *s; s++)
-		switch (*s) {
-		case '&': buf_puts(out, "&amp;"); break;
-		case '<': buf_puts(out, "&lt;"); break;
-		case '>': buf_puts(out, "&gt;"); break;
-		case '"': buf_puts(out, "&quot;"); break;
-		case '\'': buf_puts(out, "&#39;"); break;
-		default: buf_putc(out, *s);
-		}
-}
-
-static void
 header_row(struct buf *b, const char *name, const char *value)
 {
 	buf_printf(b, "<tr><th style=\"text-align:right;padding:1px 8px 1px 0;"
 	    "font-weight:bold;vertical-align:top\">%s:</th><td>", name);
-	html_escape(b, value);
+	util_html_escape(b, value);
 	buf_puts(b, "</td></tr>\n");
 }
 
@@ -489,9 +538,9 @@ preview_page(const struct render_parts *p, const char *rule, const char *key,
 	header_row(&box, "Message-ID", p->message_id);
 	buf_puts(&box, "</table>\n<div style=\"color:#776\">followupd preview "
 	    "of rule ");
-	html_escape(&box, rule);
+	util_html_escape(&box, rule);
 	buf_puts(&box, ", source row ");
-	html_escape(&box, key);
+	util_html_escape(&box, key);
 	buf_puts(&box, p->html ? ": nothing was sent.</div>\n</div>\n" :
 	    ": the rule has no HTML template; this is the text part."
 	    "</div>\n</div>\n");
@@ -510,7 +559,7 @@ preview_page(const struct render_parts *p, const char *rule, const char *key,
 	} else {
 		buf_puts(out, "<!DOCTYPE html>\n<html>\n<head>\n<meta charset="
 		    "\"utf-8\">\n<title>");
-		html_escape(out, p->subject);
+		util_html_escape(out, p->subject);
 		buf_puts(out, "</title>\n</head>\n<body style=\"margin:0\">");
 		buf_puts(out, box.data);
 		if (html != NULL)
@@ -518,7 +567,7 @@ preview_page(const struct render_parts *p, const char *rule, const char *key,
 		else {
 			buf_puts(out, "<pre style=\"padding:12px 14px;"
 			    "white-space:pre-wrap\">");
-			html_escape(out, p->text);
+			util_html_escape(out, p->text);
 			buf_puts(out, "</pre>");
 		}
 		buf_puts(out, "\n</body>\n</html>\n");
@@ -646,7 +695,7 @@ preview_sample(struct render *rd, struct source *src, const char *rule,
 }
 
 static int
-cmd_preview(const struct config *cfg, const char *rule, const char *key,
+preview(const struct config *cfg, const char *rule, const char *key,
     enum preview_mode mode, int sample)
 {
 	struct buf errs = { 0 }, out = { 0 };
@@ -716,77 +765,12 @@ open_store(const struct config *cfg)
 	return st;
 }
 
-static void
-print_row(int n, char *const *names, char *const *values, void *arg)
-{
-	const char *fmt = arg;
-
-	(void)names;
-	for (int i = 0; i < n; i++) {
-		const char *v = values[i] ? values[i] : "-";
-
-		if (fmt && fmt[i] == 'l')
-			printf("%-12s", v);
-		else if (fmt && fmt[i] == 'r')
-			printf("%10s", v);
-		else
-			printf("%s%s", v, i + 1 < n ? "  " : "");
-	}
-	printf("\n");
-}
-
 /* ---- status ---- */
 
-/* A whole query result as rows of NULL-or-text columns. */
-struct table {
-	int	  ncols, nrows;
-	char	**cells;	/* nrows * ncols */
-};
-
-static void
-table_row(int n, char *const *names, char *const *values, void *arg)
-{
-	struct table *t = arg;
-
-	(void)names;
-	t->ncols = n;
-	t->cells = xrealloc(t->cells, (size_t)(t->nrows + 1) * (size_t)n *
-	    sizeof(*t->cells));
-	for (int i = 0; i < n; i++)
-		t->cells[t->nrows * n + i] = values[i] ? xstrdup(values[i]) :
-		    NULL;
-	t->nrows++;
-}
-
 static const char *
-cell(const struct table *t, int row, int col)
+cell(const struct store_table *t, int row, int col)
 {
-	return t->cells[row * t->ncols + col];
-}
-
-static void
-table_free(struct table *t)
-{
-	for (int i = 0; i < t->nrows * t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	memset(t, 0, sizeof(*t));
-}
-
-static int
-table_query(struct store *st, struct table *t, const char *sql,
-    const char *const *params)
-{
-	char *err = NULL;
-	int r;
-
-	memset(t, 0, sizeof(*t));
-	if ((r = store_query_params(st, sql, params, table_row, t, &err)) !=
-	    FU_OK) {
-		fprintf(stderr, "followupd: %s\n", err);
-		free(err);
-	}
-	return r;
+	return store_cell(t, row, col);
 }
 
 /* "2026-11-05 10:00:00 UTC" from a Unix time column ("-" when none). */
@@ -879,65 +863,26 @@ static const char *const status_states[] = { "planned", "queued", "sending",
 struct status {
 	long		 pid;
 	char		*started, *last_tick, *last_error;
-	struct table	 rules, reasons, next, deferred, oldest, recent,
-			 lasterr;
+	struct store_status q;
 	time_t		 now;
 };
 
 static int
 status_load(const struct config *cfg, struct store *st, struct status *S)
 {
-	struct buf sql = { 0 };
-	char now[32], hour[32], day[32];
-	const char *const p_now[] = { now, NULL };
-	const char *const p_recent[] = { hour, day, NULL };
+	char *err = NULL;
 	int r;
 
 	S->now = clock_now();
-	snprintf(now, sizeof(now), "%lld", (long long)S->now);
-	snprintf(hour, sizeof(hour), "%lld", (long long)S->now - 3600);
-	snprintf(day, sizeof(day), "%lld", (long long)S->now - 86400);
 	S->pid = daemon_pid(cfg);
 	S->started = store_meta_get(st, "started_at");
 	S->last_tick = store_meta_get(st, "last_tick");
 	S->last_error = store_meta_get(st, "last_error");
-	buf_puts(&sql, "SELECT rule");
-	for (size_t i = 0; i < NSTATUS_STATES; i++)
-		buf_printf(&sql, ", sum(state = '%s')", status_states[i]);
-	buf_puts(&sql, " FROM jobs GROUP BY rule ORDER BY rule");
-	r = table_query(st, &S->rules, sql.data, NULL);
-	buf_free(&sql);
-	if (r == FU_OK)
-		r = table_query(st, &S->reasons, "SELECT rule, state, reason, "
-		    "count(*) FROM jobs WHERE reason IS NOT NULL GROUP BY rule, "
-		    "state, reason ORDER BY rule, state, reason", NULL);
-	if (r == FU_OK)
-		r = table_query(st, &S->next, "SELECT id, rule, subject, state, "
-		    "t, tz FROM (SELECT id, rule, subject, state, tz, CASE state "
-		    "WHEN 'planned' THEN due_at ELSE next_attempt_at END AS t FROM jobs "
-		    "WHERE state IN ('planned', 'queued', 'deferred')) ORDER BY t, "
-		    "id LIMIT 1", NULL);
-	if (r == FU_OK)
-		r = table_query(st, &S->deferred, "SELECT id, rule, subject, "
-		    "attempts, next_attempt_at, last_reply, tz FROM jobs WHERE state = "
-		    "'deferred' ORDER BY next_attempt_at, id LIMIT 20", NULL);
-	if (r == FU_OK)
-		r = table_query(st, &S->oldest, "SELECT id, rule, subject, state, "
-		    "queued_at, max(CAST(?1 AS INTEGER) - queued_at, 0), tz FROM jobs "
-		    "WHERE state IN ('queued', 'deferred', 'sending') AND queued_at "
-		    "IS NOT NULL ORDER BY queued_at, id LIMIT 1", p_now);
-	if (r == FU_OK)
-		r = table_query(st, &S->recent, "SELECT "
-		    "coalesce(sum(at >= CAST(?1 AS INTEGER)), 0), "
-		    "coalesce(sum(at >= CAST(?2 AS INTEGER)), 0), "
-		    "(SELECT count(*) FROM events WHERE event IN "
-		    "('unknown-outcome', 'interrupted')) FROM events "
-		    "WHERE event = 'sent' AND at >= CAST(?2 AS INTEGER)", p_recent);
-	if (r == FU_OK)
-		r = table_query(st, &S->lasterr, "SELECT id, rule, subject, state, "
-		    "updated_at, last_reply, tz FROM jobs WHERE state IN ('deferred', "
-		    "'failed') AND last_reply IS NOT NULL ORDER BY updated_at DESC, "
-		    "id DESC LIMIT 1", NULL);
+	if ((r = store_status(st, S->now, status_states, (int)NSTATUS_STATES,
+	    &S->q, &err)) != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
+	}
 	return r;
 }
 
@@ -947,13 +892,7 @@ status_free(struct status *S)
 	free(S->started);
 	free(S->last_tick);
 	free(S->last_error);
-	table_free(&S->rules);
-	table_free(&S->reasons);
-	table_free(&S->next);
-	table_free(&S->deferred);
-	table_free(&S->oldest);
-	table_free(&S->recent);
-	table_free(&S->lasterr);
+	store_status_free(&S->q);
 }
 
 /* Seconds since a stored "YYYY-MM-DD HH:MM:SS" (UTC), or -1. */
@@ -1002,55 +941,55 @@ status_text(const struct config *cfg, const struct status *S)
 	for (size_t i = 0; i < NSTATUS_STATES; i++)
 		printf("%10s", status_states[i]);
 	printf("\n");
-	for (int i = 0; i < S->rules.nrows; i++) {
-		printf("%-12s", cell(&S->rules, i, 0));
+	for (int i = 0; i < S->q.rules.nrows; i++) {
+		printf("%-12s", cell(&S->q.rules, i, 0));
 		for (size_t c = 0; c < NSTATUS_STATES; c++)
-			printf("%10s", cell(&S->rules, i, 1 + (int)c) ?
-			    cell(&S->rules, i, 1 + (int)c) : "0");
+			printf("%10s", cell(&S->q.rules, i, 1 + (int)c) ?
+			    cell(&S->q.rules, i, 1 + (int)c) : "0");
 		printf("\n");
 	}
 	printf("\nwhy not sent (cancelled or failed, by reason):\n");
-	for (int i = 0; i < S->reasons.nrows; i++)
-		printf("  %s %s %s: %s\n", cell(&S->reasons, i, 0),
-		    cell(&S->reasons, i, 1), cell(&S->reasons, i, 2),
-		    cell(&S->reasons, i, 3));
+	for (int i = 0; i < S->q.reasons.nrows; i++)
+		printf("  %s %s %s: %s\n", cell(&S->q.reasons, i, 0),
+		    cell(&S->q.reasons, i, 1), cell(&S->q.reasons, i, 2),
+		    cell(&S->q.reasons, i, 3));
 	printf("\noldest waiting for delivery:\n");
-	for (int i = 0; i < S->oldest.nrows; i++) {
+	for (int i = 0; i < S->q.oldest.nrows; i++) {
 		printf("  job %s (%s %s, %s), queued %s, ",
-		    cell(&S->oldest, i, 0), cell(&S->oldest, i, 1),
-		    cell(&S->oldest, i, 2), cell(&S->oldest, i, 3),
-		    when_text(cfg, cell(&S->oldest, i, 4), cell(&S->oldest, i,
+		    cell(&S->q.oldest, i, 0), cell(&S->q.oldest, i, 1),
+		    cell(&S->q.oldest, i, 2), cell(&S->q.oldest, i, 3),
+		    when_text(cfg, cell(&S->q.oldest, i, 4), cell(&S->q.oldest, i,
 		    6), b1));
-		print_duration(strtol(cell(&S->oldest, i, 5), NULL, 10));
+		print_duration(strtol(cell(&S->q.oldest, i, 5), NULL, 10));
 		printf(" ago\n");
 	}
 	printf("\nnext due:\n");
-	for (int i = 0; i < S->next.nrows; i++)
+	for (int i = 0; i < S->q.next.nrows; i++)
 		printf("  %s  job %s (%s %s, %s)\n", when_text(cfg,
-		    cell(&S->next, i, 4), cell(&S->next, i, 5), b1),
-		    cell(&S->next, i, 0), cell(&S->next, i, 1),
-		    cell(&S->next, i, 2), cell(&S->next, i, 3));
+		    cell(&S->q.next, i, 4), cell(&S->q.next, i, 5), b1),
+		    cell(&S->q.next, i, 0), cell(&S->q.next, i, 1),
+		    cell(&S->q.next, i, 2), cell(&S->q.next, i, 3));
 	printf("\ndeferred:\n");
-	for (int i = 0; i < S->deferred.nrows; i++)
+	for (int i = 0; i < S->q.deferred.nrows; i++)
 		printf("  job %s %s %s, attempt %s, next %s: %s\n",
-		    cell(&S->deferred, i, 0), cell(&S->deferred, i, 1),
-		    cell(&S->deferred, i, 2), cell(&S->deferred, i, 3),
-		    when_text(cfg, cell(&S->deferred, i, 4),
-		    cell(&S->deferred, i, 6), b1),
-		    cell(&S->deferred, i, 5) ? cell(&S->deferred, i, 5) : "");
+		    cell(&S->q.deferred, i, 0), cell(&S->q.deferred, i, 1),
+		    cell(&S->q.deferred, i, 2), cell(&S->q.deferred, i, 3),
+		    when_text(cfg, cell(&S->q.deferred, i, 4),
+		    cell(&S->q.deferred, i, 6), b1),
+		    cell(&S->q.deferred, i, 5) ? cell(&S->q.deferred, i, 5) : "");
 	printf("\ndelivered: %s in the last hour, %s in the last day\n",
-	    S->recent.nrows ? cell(&S->recent, 0, 0) : "0",
-	    S->recent.nrows ? cell(&S->recent, 0, 1) : "0");
+	    S->q.recent.nrows ? cell(&S->q.recent, 0, 0) : "0",
+	    S->q.recent.nrows ? cell(&S->q.recent, 0, 1) : "0");
 	printf("unknown outcome (the message went, no reply came): %s, "
-	    "unknown_outcome = %s\n", S->recent.nrows && cell(&S->recent, 0,
-	    2) ? cell(&S->recent, 0, 2) : "0", cfg->unknown_outcome ==
+	    "unknown_outcome = %s\n", S->q.recent.nrows && cell(&S->q.recent, 0,
+	    2) ? cell(&S->q.recent, 0, 2) : "0", cfg->unknown_outcome ==
 	    CONFIG_UNKNOWN_HOLD ? "hold" : "retry");
 	printf("\nlast delivery error:\n");
-	for (int i = 0; i < S->lasterr.nrows; i++)
-		printf("  job %s %s %s (%s, %s): %s\n", cell(&S->lasterr, i, 0),
-		    cell(&S->lasterr, i, 1), cell(&S->lasterr, i, 2),
-		    cell(&S->lasterr, i, 3), when_text(cfg, cell(&S->lasterr, i,
-		    4), cell(&S->lasterr, i, 6), b1), cell(&S->lasterr, i, 5));
+	for (int i = 0; i < S->q.lasterr.nrows; i++)
+		printf("  job %s %s %s (%s, %s): %s\n", cell(&S->q.lasterr, i, 0),
+		    cell(&S->q.lasterr, i, 1), cell(&S->q.lasterr, i, 2),
+		    cell(&S->q.lasterr, i, 3), when_text(cfg, cell(&S->q.lasterr, i,
+		    4), cell(&S->q.lasterr, i, 6), b1), cell(&S->q.lasterr, i, 5));
 	if (S->last_error != NULL)
 		printf("\nlast tick problem:\n  %s\n", S->last_error);
 	if (S->last_tick != NULL)
@@ -1070,10 +1009,10 @@ json_sqltime(FILE *f, const char *v)
 		json_str(f, clock_format_iso(t, iso));
 }
 
+/* status --json: the queue, now, the daemon. */
 static void
-status_json(const struct config *cfg, const struct status *S)
+status_json_daemon(FILE *f, const struct config *cfg, const struct status *S)
 {
-	FILE *f = stdout;
 	char iso[21];
 
 	fputs("{\n  \"queue\": ", f);
@@ -1096,111 +1035,130 @@ status_json(const struct config *cfg, const struct status *S)
 		fprintf(f, "%ld", since(S->started, time(NULL)));
 	else
 		fputs("null", f);
+}
+
+/* status --json: jobs per rule and state, reasons. */
+static void
+status_json_rules(FILE *f, const struct config *cfg, const struct status *S)
+{
+	(void)cfg;
 	fputs("},\n  \"rules\": {", f);
-	for (int i = 0; i < S->rules.nrows; i++) {
+	for (int i = 0; i < S->q.rules.nrows; i++) {
 		fprintf(f, "%s\n    ", i ? "," : "");
-		json_str(f, cell(&S->rules, i, 0));
+		json_str(f, cell(&S->q.rules, i, 0));
 		fputs(": {", f);
 		for (size_t c = 0; c < NSTATUS_STATES; c++) {
-			const char *v = cell(&S->rules, i, 1 + (int)c);
+			const char *v = cell(&S->q.rules, i, 1 + (int)c);
 
 			fprintf(f, "%s\"%s\": %s", c ? ", " : "",
 			    status_states[c], v ? v : "0");
 		}
 		fputs("}", f);
 	}
-	fputs(S->rules.nrows ? "\n  },\n  \"reasons\": [" :
+	fputs(S->q.rules.nrows ? "\n  },\n  \"reasons\": [" :
 	    "},\n  \"reasons\": [", f);
-	for (int i = 0; i < S->reasons.nrows; i++) {
+	for (int i = 0; i < S->q.reasons.nrows; i++) {
 		fprintf(f, "%s\n    {\"rule\": ", i ? "," : "");
-		json_str(f, cell(&S->reasons, i, 0));
+		json_str(f, cell(&S->q.reasons, i, 0));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->reasons, i, 1));
+		json_str(f, cell(&S->q.reasons, i, 1));
 		fputs(", \"reason\": ", f);
-		json_str(f, cell(&S->reasons, i, 2));
+		json_str(f, cell(&S->q.reasons, i, 2));
 		fputs(", \"count\": ", f);
-		json_num(f, cell(&S->reasons, i, 3));
+		json_num(f, cell(&S->q.reasons, i, 3));
 		fputs("}", f);
 	}
-	fputs(S->reasons.nrows ? "\n  ],\n  \"oldest_queued\": " :
+	fputs(S->q.reasons.nrows ? "\n  ],\n  \"oldest_queued\": " :
 	    "],\n  \"oldest_queued\": ", f);
-	if (S->oldest.nrows) {
+}
+
+/* status --json: the oldest queued, the next due, the deferred jobs. */
+static void
+status_json_jobs(FILE *f, const struct config *cfg, const struct status *S)
+{
+	if (S->q.oldest.nrows) {
 		fputs("{\"job\": ", f);
-		json_num(f, cell(&S->oldest, 0, 0));
+		json_num(f, cell(&S->q.oldest, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->oldest, 0, 1));
+		json_str(f, cell(&S->q.oldest, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->oldest, 0, 2));
+		json_str(f, cell(&S->q.oldest, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->oldest, 0, 3));
+		json_str(f, cell(&S->q.oldest, 0, 3));
 		fputs(", \"queued_at\": ", f);
-		json_time(f, cell(&S->oldest, 0, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->oldest, 0, 6)),
-		    "queued_at", cell(&S->oldest, 0, 4));
+		json_time(f, cell(&S->q.oldest, 0, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.oldest, 0, 6)),
+		    "queued_at", cell(&S->q.oldest, 0, 4));
 		fputs(", \"age_seconds\": ", f);
-		json_num(f, cell(&S->oldest, 0, 5));
+		json_num(f, cell(&S->q.oldest, 0, 5));
 		fputs("}", f);
 	} else
 		fputs("null", f);
 	fputs(",\n  \"next_due\": ", f);
-	if (S->next.nrows) {
+	if (S->q.next.nrows) {
 		fputs("{\"job\": ", f);
-		json_num(f, cell(&S->next, 0, 0));
+		json_num(f, cell(&S->q.next, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->next, 0, 1));
+		json_str(f, cell(&S->q.next, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->next, 0, 2));
+		json_str(f, cell(&S->q.next, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->next, 0, 3));
+		json_str(f, cell(&S->q.next, 0, 3));
 		fputs(", \"at\": ", f);
-		json_time(f, cell(&S->next, 0, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->next, 0, 5)), "at",
-		    cell(&S->next, 0, 4));
+		json_time(f, cell(&S->q.next, 0, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.next, 0, 5)), "at",
+		    cell(&S->q.next, 0, 4));
 		fputs("}", f);
 	} else
 		fputs("null", f);
 	fputs(",\n  \"deferred\": [", f);
-	for (int i = 0; i < S->deferred.nrows; i++) {
+	for (int i = 0; i < S->q.deferred.nrows; i++) {
 		fprintf(f, "%s\n    {\"job\": ", i ? "," : "");
-		json_num(f, cell(&S->deferred, i, 0));
+		json_num(f, cell(&S->q.deferred, i, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->deferred, i, 1));
+		json_str(f, cell(&S->q.deferred, i, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->deferred, i, 2));
+		json_str(f, cell(&S->q.deferred, i, 2));
 		fputs(", \"attempts\": ", f);
-		json_num(f, cell(&S->deferred, i, 3));
+		json_num(f, cell(&S->q.deferred, i, 3));
 		fputs(", \"next_attempt_at\": ", f);
-		json_time(f, cell(&S->deferred, i, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->deferred, i, 6)),
-		    "next_attempt_at", cell(&S->deferred, i, 4));
+		json_time(f, cell(&S->q.deferred, i, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.deferred, i, 6)),
+		    "next_attempt_at", cell(&S->q.deferred, i, 4));
 		fputs(", \"last_reply\": ", f);
-		json_str(f, cell(&S->deferred, i, 5));
+		json_str(f, cell(&S->q.deferred, i, 5));
 		fputs("}", f);
 	}
-	fputs(S->deferred.nrows ? "\n  ],\n" : "],\n", f);
+	fputs(S->q.deferred.nrows ? "\n  ],\n" : "],\n", f);
+}
+
+/* status --json: deliveries, the last errors, the last tick. */
+static void
+status_json_tail(FILE *f, const struct config *cfg, const struct status *S)
+{
 	fputs("  \"delivered\": {\"last_hour\": ", f);
-	json_num(f, S->recent.nrows ? cell(&S->recent, 0, 0) : "0");
+	json_num(f, S->q.recent.nrows ? cell(&S->q.recent, 0, 0) : "0");
 	fputs(", \"last_day\": ", f);
-	json_num(f, S->recent.nrows ? cell(&S->recent, 0, 1) : "0");
+	json_num(f, S->q.recent.nrows ? cell(&S->q.recent, 0, 1) : "0");
 	fputs("},\n  \"unknown_outcomes\": ", f);
-	json_num(f, S->recent.nrows && cell(&S->recent, 0, 2) ?
-	    cell(&S->recent, 0, 2) : "0");
+	json_num(f, S->q.recent.nrows && cell(&S->q.recent, 0, 2) ?
+	    cell(&S->q.recent, 0, 2) : "0");
 	fputs(",\n  \"last_delivery_error\": ", f);
-	if (S->lasterr.nrows) {
+	if (S->q.lasterr.nrows) {
 		fputs("{\"job\": ", f);
-		json_num(f, cell(&S->lasterr, 0, 0));
+		json_num(f, cell(&S->q.lasterr, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 1));
+		json_str(f, cell(&S->q.lasterr, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 2));
+		json_str(f, cell(&S->q.lasterr, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 3));
+		json_str(f, cell(&S->q.lasterr, 0, 3));
 		fputs(", \"at\": ", f);
-		json_time(f, cell(&S->lasterr, 0, 4));
-		json_local_field(f, job_zone(cfg, cell(&S->lasterr, 0, 6)), "at",
-		    cell(&S->lasterr, 0, 4));
+		json_time(f, cell(&S->q.lasterr, 0, 4));
+		json_local_field(f, job_zone(cfg, cell(&S->q.lasterr, 0, 6)), "at",
+		    cell(&S->q.lasterr, 0, 4));
 		fputs(", \"reply\": ", f);
-		json_str(f, cell(&S->lasterr, 0, 5));
+		json_str(f, cell(&S->q.lasterr, 0, 5));
 		fputs("}", f);
 	} else
 		fputs("null", f);
@@ -1211,18 +1169,30 @@ status_json(const struct config *cfg, const struct status *S)
 	fputs("\n}\n", f);
 }
 
+static void
+status_json(const struct config *cfg, const struct status *S)
+{
+	status_json_daemon(stdout, cfg, S);
+	status_json_rules(stdout, cfg, S);
+	status_json_jobs(stdout, cfg, S);
+	status_json_tail(stdout, cfg, S);
+}
+
 static int
-cmd_status(const struct config *cfg, int json)
+cmd_status(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	struct store *st = open_store(cfg);
 	struct status S;
 	int r;
 
+	(void)argc;
+	(void)argv;
 	if (st == NULL)
 		return EX_TEMPFAIL;
 	memset(&S, 0, sizeof(S));
 	if ((r = status_load(cfg, st, &S)) == FU_OK) {
-		if (json)
+		if (o->json)
 			status_json(cfg, &S);
 		else
 			status_text(cfg, &S);
@@ -1246,14 +1216,77 @@ parse_job_id(const char *s, int64_t *id)
 	return 0;
 }
 
+/* queue list --json: one object a job, UTC and the recipient's local times. */
+static void
+queue_list_json(const struct config *cfg, const struct store_table *t)
+{
+	static const char *const keys[] = { "id", "rule", "subject",
+	    "occurrence", "state", "due_at", "next_attempt_at",
+	    "attempts", "recipient", "reason", "last_reply" };
+
+	fputs("[", stdout);
+	for (int i = 0; i < t->nrows; i++) {
+		fputs(i ? ",\n  {" : "\n  {", stdout);
+		for (int c = 0; c < 11; c++) {
+			printf("%s\"%s\": ", c ? ", " : "", keys[c]);
+			if (c == 0 || c == 7)
+				json_num(stdout, cell(t, i, c));
+			else if (c == 5 || c == 6)
+				json_time(stdout, cell(t, i, c));
+			else
+				json_str(stdout, cell(t, i, c));
+		}
+		/* The recipient's wall clock next to each UTC time. */
+		fputs(", \"due_at_local\": ", stdout);
+		json_local(stdout, job_zone(cfg, cell(t, i, 12)),
+		    cell(t, i, 5));
+		json_local_field(stdout, job_zone(cfg, cell(t, i, 12)),
+		    "next_attempt_at", cell(t, i, 6));
+		fputs("}", stdout);
+	}
+	fputs(t->nrows ? "\n]\n" : "]\n", stdout);
+}
+
+/* queue list: a table, the local column as wide as its longest zone needs. */
+static void
+queue_list_text(const struct config *cfg, const struct store_table *t)
+{
+	char b[32], lb[LOCAL_TEXT_MAX];
+	int lw = (int)strlen("due/next (recipient's time)");
+
+	/* The local column is as wide as its longest zone name needs. */
+	for (int i = 0; i < t->nrows; i++) {
+		int n = (int)strlen(local_text(cfg, cell(t, i, 11),
+		    cell(t, i, 12), lb));
+
+		lw = n > lw ? n : lw;
+	}
+	printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s\n", "id",
+	    "rule", "subject", "state", "due/next (UTC)", lw,
+	    "due/next (recipient's time)", "recipient",
+	    "reason / reply");
+	for (int i = 0; i < t->nrows; i++) {
+		const char *reason = cell(t, i, 9), *reply =
+		    cell(t, i, 10);
+
+		printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s%s%s\n",
+		    cell(t, i, 0), cell(t, i, 1), cell(t, i, 2),
+		    cell(t, i, 4), utc_text(cell(t, i, 11), b), lw,
+		    local_text(cfg, cell(t, i, 11), cell(t, i, 12), lb),
+		    cell(t, i, 8) ? cell(t, i, 8) : "-",
+		    reason ? reason : "", reason && reply ? " " : "",
+		    reply ? reply : "");
+	}
+}
+
 static int
 queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 {
-	const char *state = NULL, *rule = NULL, *params[3] = { NULL };
+	const char *state = NULL, *rule = NULL;
 	enum job_state s;
-	struct table t;
-	struct buf sql = { 0 };
-	int r, json = 0, np = 0;
+	struct store_table t;
+	char *err = NULL;
+	int r, json = 0;
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
@@ -1271,80 +1304,34 @@ queue_list(const struct config *cfg, struct store *st, int argc, char **argv)
 		    "cancelled)\n", state);
 		return EX_USAGE;
 	}
-	/* The filter values are compared, not pasted: bound parameters. */
-	buf_puts(&sql, "SELECT id, rule, subject, occurrence, state, due_at, "
-	    "next_attempt_at, attempts, recipient, reason, last_reply, "
-	    "CASE WHEN state IN ('queued', 'deferred') THEN next_attempt_at "
-	    "ELSE due_at END, tz FROM jobs WHERE 1");
-	if (state) {
-		params[np++] = state;
-		buf_printf(&sql, " AND state = ?%d", np);
-	}
-	if (rule) {
-		params[np++] = rule;
-		buf_printf(&sql, " AND rule = ?%d", np);
-	}
-	buf_puts(&sql, " ORDER BY id");
-	r = table_query(st, &t, sql.data, params);
-	buf_free(&sql);
-	if (r != FU_OK)
+	if ((r = store_jobs_list(st, state, rule, &t, &err)) != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
 		return exit_for(r);
-	if (json) {
-		static const char *const keys[] = { "id", "rule", "subject",
-		    "occurrence", "state", "due_at", "next_attempt_at",
-		    "attempts", "recipient", "reason", "last_reply" };
-
-		fputs("[", stdout);
-		for (int i = 0; i < t.nrows; i++) {
-			fputs(i ? ",\n  {" : "\n  {", stdout);
-			for (int c = 0; c < 11; c++) {
-				printf("%s\"%s\": ", c ? ", " : "", keys[c]);
-				if (c == 0 || c == 7)
-					json_num(stdout, cell(&t, i, c));
-				else if (c == 5 || c == 6)
-					json_time(stdout, cell(&t, i, c));
-				else
-					json_str(stdout, cell(&t, i, c));
-			}
-			/* The recipient's wall clock next to each UTC time. */
-			fputs(", \"due_at_local\": ", stdout);
-			json_local(stdout, job_zone(cfg, cell(&t, i, 12)),
-			    cell(&t, i, 5));
-			json_local_field(stdout, job_zone(cfg, cell(&t, i, 12)),
-			    "next_attempt_at", cell(&t, i, 6));
-			fputs("}", stdout);
-		}
-		fputs(t.nrows ? "\n]\n" : "]\n", stdout);
-	} else {
-		char b[32], lb[LOCAL_TEXT_MAX];
-		int lw = (int)strlen("due/next (recipient's time)");
-
-		/* The local column is as wide as its longest zone name needs. */
-		for (int i = 0; i < t.nrows; i++) {
-			int n = (int)strlen(local_text(cfg, cell(&t, i, 11),
-			    cell(&t, i, 12), lb));
-
-			lw = n > lw ? n : lw;
-		}
-		printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s\n", "id",
-		    "rule", "subject", "state", "due/next (UTC)", lw,
-		    "due/next (recipient's time)", "recipient",
-		    "reason / reply");
-		for (int i = 0; i < t.nrows; i++) {
-			const char *reason = cell(&t, i, 9), *reply =
-			    cell(&t, i, 10);
-
-			printf("%-6s %-12s %-10s %-10s %-24s %-*s %-24s %s%s%s\n",
-			    cell(&t, i, 0), cell(&t, i, 1), cell(&t, i, 2),
-			    cell(&t, i, 4), utc_text(cell(&t, i, 11), b), lw,
-			    local_text(cfg, cell(&t, i, 11), cell(&t, i, 12), lb),
-			    cell(&t, i, 8) ? cell(&t, i, 8) : "-",
-			    reason ? reason : "", reason && reply ? " " : "",
-			    reply ? reply : "");
-		}
 	}
-	table_free(&t);
+	if (json)
+		queue_list_json(cfg, &t);
+	else
+		queue_list_text(cfg, &t);
+	store_table_free(&t);
 	return EX_OK;
+}
+
+/* A job's events, one a line: "INDENT2026-11-05 10:00:00 UTC  event: detail". */
+static void
+print_history(struct store *st, int64_t id, const char *indent)
+{
+	struct store_event *ev;
+	char when[20];
+	int n;
+
+	if (store_job_history(st, id, &ev, &n, NULL) != FU_OK)
+		return;
+	for (int i = 0; i < n; i++)
+		printf("%s%s UTC  %s%s%s\n", indent, clock_format_sql(ev[i].at,
+		    when), ev[i].event, ev[i].detail ? ": " : "",
+		    ev[i].detail ? ev[i].detail : "");
+	store_events_free(ev, n);
 }
 
 static int
@@ -1352,7 +1339,7 @@ queue_show(const struct config *cfg, struct store *st, int64_t id)
 {
 	struct job j;
 	const struct clock_zone *z;
-	char *err = NULL, *tz, idtext[32];
+	char *err = NULL, *tz;
 	char due[20], next[20], local[32];
 	int r;
 
@@ -1385,10 +1372,7 @@ queue_show(const struct config *cfg, struct store *st, int64_t id)
 	if (j.last_reply)
 		printf("last reply:   %s\n", j.last_reply);
 	printf("\nhistory:\n");
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	store_query(st, "SELECT '  ' || datetime(at, 'unixepoch') || ' UTC  ' "
-	    "|| event || coalesce(': ' || detail, '') FROM events WHERE "
-	    "job_id = ?1 ORDER BY id", idtext, print_row, NULL, NULL);
+	print_history(st, id, "  ");
 	if (j.spool_name && (j.state == JOB_QUEUED || j.state == JOB_DEFERRED ||
 	    j.state == JOB_SENDING || j.state == JOB_HELD)) {
 		struct spool *sp;
@@ -1439,30 +1423,29 @@ queue_done_text(const char *action)
 static int
 queue_act_all(struct store *st, const char *action, const char *state)
 {
-	const char *const params[] = { state, NULL };
-	struct table t;
+	enum job_state s = JOB_NSTATES;
+	int64_t *ids = NULL;
 	char *err = NULL;
-	int r;
+	int r, n = 0;
 
+	(void)store_state_parse(state, &s);	/* deferred or held */
 	if ((r = store_begin(st, &err)) != FU_OK)
 		goto fail;
-	if ((r = store_query_params(st, "SELECT id FROM jobs WHERE state = ?1 "
-	    "ORDER BY id", params, table_row, memset(&t, 0, sizeof(t)),
-	    &err)) != FU_OK)
-		goto fail;
-	for (int i = 0; i < t.nrows && r == FU_OK; i++)
-		r = queue_act(st, action, strtoll(cell(&t, i, 0), NULL, 10),
-		    &err);
-	if (r == FU_OK)
-		r = store_commit(st, &err);
-	if (r != FU_OK) {
+	if ((r = store_job_ids(st, s, &ids, &n, &err)) != FU_OK) {
 		store_rollback(st);
-		table_free(&t);
 		goto fail;
 	}
-	printf("%d %s job%s: %s\n", t.nrows, state, t.nrows == 1 ? "" : "s",
+	for (int i = 0; i < n && r == FU_OK; i++)
+		r = queue_act(st, action, ids[i], &err);
+	if (r == FU_OK)
+		r = store_commit(st, &err);
+	free(ids);
+	if (r != FU_OK) {
+		store_rollback(st);
+		goto fail;
+	}
+	printf("%d %s job%s: %s\n", n, state, n == 1 ? "" : "s",
 	    queue_done_text(action));
-	table_free(&t);
 	return EX_OK;
 fail:
 	fprintf(stderr, "followupd queue %s: %s\n", action, err);
@@ -1471,7 +1454,8 @@ fail:
 }
 
 static int
-cmd_queue(const struct config *cfg, int argc, char **argv)
+cmd_queue(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
 {
 	static const char *const actions[] = { "retry", "cancel", "hold",
 	    "release", NULL };
@@ -1481,6 +1465,7 @@ cmd_queue(const struct config *cfg, int argc, char **argv)
 	char *err = NULL;
 	int r, status, action = 0;
 
+	(void)o;
 	if (argc < 1)
 		return command_usage("queue", stderr);
 	for (int i = 0; actions[i]; i++)
@@ -1527,12 +1512,415 @@ cmd_queue(const struct config *cfg, int argc, char **argv)
 	return status;
 }
 
+/* ---- optout, why, codes: consent and personal codes ---- */
+
+static int
+optout_usage(void)
+{
+	fputs("usage: followupd optout add EMAIL [--class marketing|"
+	    "transactional|all] [--reason TEXT]\n"
+	    "       followupd optout remove EMAIL [--class marketing|"
+	    "transactional|all|suppressed]\n"
+	    "       followupd optout list\n", stderr);
+	return EX_USAGE;
+}
+
+/* The state database for optout, why and codes (the queue may be new). */
+static struct store *
+open_consent_store(const struct config *cfg, int *status)
+{
+	struct store *st;
+	char *err = NULL;
+	int r;
+
+	if ((r = consent_store_open(cfg, &st, &err)) != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
+		*status = r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
+		return NULL;
+	}
+	return st;
+}
+
+static int
+optout_list(struct store *st, char **err)
+{
+	struct store_optout *o;
+	char when[20];
+	int r, n;
+
+	printf("address\tclass\tsince\treason\n");
+	if ((r = store_optouts_list(st, &o, &n, err)) != FU_OK)
+		return r;
+	for (int i = 0; i < n; i++)
+		printf("%s\t%s\t%s UTC\t%s\n", o[i].addr, o[i].cls,
+		    clock_format_sql(o[i].since, when), o[i].reason ?
+		    o[i].reason : "-");
+	store_optouts_free(o, n);
+	return FU_OK;
+}
+
+/* optout add|remove ADDR: the change and a line saying what it did. */
+static int
+optout_change(struct store *st, int add, const char *addr, const char *cls,
+    const char *reason, char **err)
+{
+	int r, n = 0;
+
+	if (add) {
+		if (cls == NULL)
+			cls = "marketing";
+		r = consent_optout_add(st, addr, cls, reason ? reason :
+		    "added by an operator", clock_now(), &n, err);
+		if (r == FU_OK)
+			printf("%s: %s for %s mail\n", addr, n ? "opted out" :
+			    "already opted out", cls);
+		return r;
+	}
+	r = consent_optout_remove(st, addr, cls, &n, err);
+	if (r == FU_OK)
+		printf("%s: %d %s removed\n", addr, n, cls != NULL &&
+		    strcmp(cls, "suppressed") == 0 ? "suppression" :
+		    n == 1 ? "opt-out" : "opt-outs");
+	return r;
+}
+
+static int
+cmd_optout(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	const char *cls = NULL, *reason = NULL, *addr = NULL;
+	struct store *st;
+	char *err = NULL;
+	int r, add, list, status;
+
+	(void)o;
+	if (argc < 1)
+		return optout_usage();
+	add = strcmp(argv[0], "add") == 0;
+	list = strcmp(argv[0], "list") == 0;
+	if (!add && !list && strcmp(argv[0], "remove") != 0)
+		return optout_usage();
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--class") == 0 && i + 1 < argc && !list)
+			cls = argv[++i];
+		else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc && add)
+			reason = argv[++i];
+		else if (argv[i][0] != '-' && addr == NULL && !list)
+			addr = argv[i];
+		else {
+			fprintf(stderr, "followupd optout: unexpected argument "
+			    "'%s'\n", argv[i]);
+			return optout_usage();
+		}
+	}
+	if (!list && addr == NULL)
+		return optout_usage();
+	if (cls != NULL && !consent_class_ok(cls) && !(!add &&
+	    strcmp(cls, "suppressed") == 0)) {
+		fprintf(stderr, "followupd optout: --class '%s': use marketing, "
+		    "transactional or all%s\n", cls, add ? "" : " (or suppressed)");
+		return EX_USAGE;
+	}
+	if (addr != NULL && (strchr(addr, '@') == NULL || strlen(addr) > 254)) {
+		fprintf(stderr, "followupd optout: '%s' is not an address\n",
+		    addr);
+		return EX_DATAERR;
+	}
+	if ((st = open_consent_store(cfg, &status)) == NULL)
+		return status;
+	r = list ? optout_list(st, &err) : optout_change(st, add, addr, cls,
+	    reason, &err);
+	if (r != FU_OK)
+		fprintf(stderr, "followupd optout: %s\n", err);
+	free(err);
+	store_close(st);
+	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
+}
+
+/* One line that answers "why (not)": the job's decision in words. */
+static void
+why_decision(const struct store_why_job *j, struct buf *out)
+{
+	char a[20];
+
+	if (strcmp(j->state, "sent") == 0)
+		buf_printf(out, "sent at %s UTC", clock_format_sql(j->updated_at,
+		    a));
+	else if (strcmp(j->state, "cancelled") == 0)
+		buf_printf(out, "cancelled because %s", j->reason ? j->reason :
+		    "?");
+	else if (strcmp(j->state, "failed") == 0)
+		buf_printf(out, "failed: %s%s%s", j->reason ? j->reason : "?",
+		    j->last_reply ? ": " : "", j->last_reply ? j->last_reply :
+		    "");
+	else if (strcmp(j->state, "planned") == 0)
+		buf_printf(out, "planned, due %s UTC", clock_format_sql(j->due_at,
+		    a));
+	else
+		buf_printf(out, "%s%s%s", j->state, j->last_reply ? ": " : "",
+		    j->last_reply ? j->last_reply : "");
+}
+
+/* Add addr to the list of addresses met (once, compared without case). */
+static void
+why_note_addr(char ***addrs, int *n, const char *addr)
+{
+	for (int i = 0; i < *n; i++)
+		if (strcasecmp((*addrs)[i], addr) == 0)
+			return;
+	*addrs = xrealloc(*addrs, (size_t)(*n + 1) * sizeof(**addrs));
+	(*addrs)[(*n)++] = xstrdup(addr);
+}
+
+static void
+why_consent(struct store *st, const char *addr)
+{
+	struct store_optout *o;
+	char when[20];
+	int n;
+
+	printf("consent of %s:\n", addr);
+	if (store_optouts_of(st, addr, &o, &n, NULL) != FU_OK)
+		n = 0, o = NULL;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(o[i].cls, "suppressed") == 0)
+			printf("  suppressed (all mail)");
+		else
+			printf("  opted out of %s", o[i].cls);
+		printf(" since %s UTC%s%s\n", clock_format_sql(o[i].since,
+		    when), o[i].reason ? ": " : "", o[i].reason ? o[i].reason :
+		    "");
+	}
+	if (n == 0)
+		printf("  no opt-out, not suppressed\n");
+	store_optouts_free(o, n);
+}
+
+static int
+cmd_why(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	struct store_why_job *jobs = NULL;
+	struct store *st;
+	char *err = NULL, **addrs = NULL;
+	const char *who;
+	int r, byaddr, njobs = 0, naddrs = 0, status;
+
+	(void)o;
+	if (argc != 1 || argv[0][0] == '\0' || argv[0][0] == '-') {
+		fputs("usage: followupd why EMAIL|CUSTOMER_ID\n", stderr);
+		return EX_USAGE;
+	}
+	who = argv[0];
+	byaddr = strchr(who, '@') != NULL;
+	if ((st = open_consent_store(cfg, &status)) == NULL)
+		return status;
+	if (byaddr)
+		why_note_addr(&addrs, &naddrs, who);
+	if ((r = store_why_jobs(st, who, byaddr, &jobs, &njobs, &err)) ==
+	    FU_OK) {
+		for (int i = 0; i < njobs; i++) {
+			const struct store_why_job *j = &jobs[i];
+			struct buf d = { 0 };
+
+			why_decision(j, &d);
+			printf("job %lld  %s (%s)  subject %s %s  to %s: %s\n",
+			    (long long)j->id, j->rule, j->cls ? j->cls :
+			    "transactional", j->subject, j->occurrence, j->addr ?
+			    j->addr : "-", buf_cstr(&d));
+			buf_free(&d);
+			print_history(st, j->id, "    ");
+			if (j->addr != NULL)
+				why_note_addr(&addrs, &naddrs, j->addr);
+		}
+		if (njobs == 0)
+			printf("no job for %s %s\n", byaddr ? "address" :
+			    "customer", who);
+		for (int i = 0; i < naddrs; i++)
+			why_consent(st, addrs[i]);
+	} else
+		fprintf(stderr, "followupd why: %s\n", err);
+	for (int i = 0; i < naddrs; i++)
+		free(addrs[i]);
+	free(addrs);
+	store_why_jobs_free(jobs, njobs);
+	free(err);
+	store_close(st);
+	return r == FU_OK ? (njobs ? EX_OK : EX_NOINPUT) :
+	    r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
+}
+
+/*
+ * `codes RULE`: every code given by RULE as tab-separated lines (code,
+ * subject, recipient, state, issued_at UTC) under a header, for import
+ * into the shop.
+ */
+static int
+cmd_codes(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	const struct rule_config *rule;
+	struct store_code *c = NULL;
+	struct store *st;
+	char *err = NULL, when[20];
+	int r, n = 0, status;
+
+	(void)o;
+	if (argc != 1 || argv[0][0] == '-') {
+		fputs("usage: followupd codes RULE\n", stderr);
+		return EX_USAGE;
+	}
+	if ((rule = config_rule(cfg, argv[0])) == NULL) {
+		fprintf(stderr, "followupd codes: no rule '%s' in %s\n", argv[0],
+		    cfg->path);
+		return EX_USAGE;
+	}
+	if (rule->code == NULL)
+		fprintf(stderr, "followupd codes: rule '%s' gives no codes (no "
+		    "`code` key)\n", rule->name);
+	if ((st = open_consent_store(cfg, &status)) == NULL)
+		return status;
+	printf("code\tsubject\trecipient\tstate\tissued_at\n");
+	if ((r = store_codes_list(st, rule->name, &c, &n, &err)) == FU_OK)
+		for (int i = 0; i < n; i++)
+			printf("%s\t%s\t%s\t%s\t%s UTC\n", c[i].code, c[i].subject,
+			    c[i].recipient ? c[i].recipient : "-", c[i].state,
+			    clock_format_sql(c[i].issued_at, when));
+	else
+		fprintf(stderr, "followupd codes: %s\n", err);
+	store_codes_free(c, n);
+	free(err);
+	store_close(st);
+	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL :
+	    EX_DATAERR;
+}
+
+/* Serve the one-click unsubscribe endpoint until SIGTERM or SIGINT. */
+static int
+cmd_unsubscribe_server(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	struct consent *c = NULL;
+	struct spool *sp;
+	struct http *h;
+	char *err = NULL, *path;
+	sigset_t set;
+	int sig, r;
+
+	(void)argv;
+	(void)o;
+	if (argc != 0) {
+		fputs("usage: followupd unsubscribe-server\n", stderr);
+		return EX_USAGE;
+	}
+	if (cfg->unsubscribe_url == NULL) {
+		fprintf(stderr, "followupd unsubscribe-server: %s: set "
+		    "[unsubscribe] url first\n", cfg->path);
+		return EX_CONFIG;
+	}
+	if ((r = spool_open(cfg->queue_dir, &sp, &err)) == FU_OK) {
+		spool_close(sp);
+		r = consent_open(cfg, 1, &c, &err);
+	}
+	if (r != FU_OK) {
+		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		free(err);
+		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
+	}
+	/* Blocked here (and so in the server's thread): sigwait takes them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	h = http_new();
+	unsubscribe_routes(h, cfg, c);
+	if ((r = http_start(h, cfg->unsubscribe_listen, cfg->unsubscribe_port,
+	    &err)) != FU_OK) {
+		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		free(err);
+		http_free(h);
+		consent_free(c);
+		return EX_TEMPFAIL;
+	}
+	path = unsubscribe_path(cfg);
+	log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
+	    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
+	    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen, ':') ?
+	    "]" : "", http_port(h), path, cfg->unsubscribe_url);
+	free(path);
+	sigwait(&set, &sig);
+	log_info("unsubscribe: %s: stopping", sig == SIGTERM ? "SIGTERM" :
+	    "SIGINT");
+	http_free(h);
+	unsubscribe_flush(cfg);
+	consent_free(c);
+	return EX_OK;
+}
+
+/* A command without arguments. */
+static int
+args_none(int argc, char **argv, struct opts *o)
+{
+	(void)o;
+	return argc > 1 ? command_usage(argv[0], stderr) : EX_OK;
+}
+
+/* once, status: --now TIME (status: --json). */
+static int
+args_now(int argc, char **argv, struct opts *o)
+{
+	return parse_now(argc, argv, 1, argv[0], o) != 0 ? EX_USAGE : EX_OK;
+}
+
+/* preview RULE ID [--html | --text] [--now TIME], preview RULE --sample N. */
+static int
+args_preview(int argc, char **argv, struct opts *o)
+{
+	int first = 3;
+
+	if (argc < 3)
+		return command_usage(argv[0], stderr);
+	if (strcmp(argv[2], "--sample") == 0) {
+		char *end;
+		long n = argc > 3 ? strtol(argv[3], &end, 10) : 0;
+
+		if (argc < 4 || *argv[3] == '\0' || *end != '\0' || n < 1 ||
+		    n > 100000) {
+			fprintf(stderr, "followupd preview: --sample needs a "
+			    "number of rows (1 to 100000)\n");
+			return EX_USAGE;
+		}
+		o->sample = (int)n;
+		first = 4;
+	}
+	if (parse_now(argc, argv, first, argv[0], o) != 0)
+		return EX_USAGE;
+	if (o->sample && o->mode != OPT_MESSAGE) {
+		fprintf(stderr, "followupd preview: --sample reports on many "
+		    "rows; --html and --text show one\n");
+		return EX_USAGE;
+	}
+	return EX_OK;
+}
+
+static int
+cmd_preview(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	(void)argc;
+	return preview(cfg, argv[0], argv[1], o->mode == OPT_HTML ?
+	    PREVIEW_HTML : o->mode == OPT_TEXT ? PREVIEW_TEXT :
+	    PREVIEW_MESSAGE, o->sample);
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *conf = getenv("FOLLOWUPD_CONFIG");
 	struct config *cfg;
 	struct opts opts;
+	const struct command *c;
 	int ch, foreground = 0, verbose = 0, status;
 	const char *cmd;
 
@@ -1577,70 +1965,15 @@ main(int argc, char **argv)
 		return command_usage(cmd, stdout);
 	/* Only the daemon goes to syslog; commands talk to the terminal. */
 	log_init(strcmp(cmd, "run") != 0 || foreground, verbose);
-
-	if (strcmp(cmd, "run") == 0 || strcmp(cmd, "once") == 0 ||
-	    strcmp(cmd, "preview") == 0 || strcmp(cmd, "status") == 0) {
-		int first = strcmp(cmd, "preview") == 0 ? 3 : 1;
-
-		if (strcmp(cmd, "preview") == 0 && argc < 3)
-			return command_usage(cmd, stderr);
-		if (strcmp(cmd, "preview") == 0 &&
-		    strcmp(argv[2], "--sample") == 0) {
-			char *end;
-			long n = argc > 3 ? strtol(argv[3], &end, 10) : 0;
-
-			if (argc < 4 || *argv[3] == '\0' || *end != '\0' ||
-			    n < 1 || n > 100000) {
-				fprintf(stderr, "followupd preview: --sample "
-				    "needs a number of rows (1 to 100000)\n");
-				return EX_USAGE;
-			}
-			opts.sample = (int)n;
-			first = 4;
-		}
-		if (strcmp(cmd, "run") == 0 && argc > 1)
-			return command_usage(cmd, stderr);
-		if (parse_now(argc, argv, first, cmd, &opts) != 0)
-			return EX_USAGE;
-		if (opts.sample && opts.mode != OPT_MESSAGE) {
-			fprintf(stderr, "followupd preview: --sample reports "
-			    "on many rows; --html and --text show one\n");
-			return EX_USAGE;
-		}
-	} else if (strcmp(cmd, "check") == 0 && argc > 1)
-		return command_usage(cmd, stderr);
-	else if (strcmp(cmd, "check") != 0 && strcmp(cmd, "status") != 0 &&
-	    strcmp(cmd, "queue") != 0 && strcmp(cmd, "optout") != 0 &&
-	    strcmp(cmd, "codes") != 0 && strcmp(cmd, "why") != 0 &&
-	    strcmp(cmd, "unsubscribe-server") != 0) {
+	if ((c = command_find(cmd)) == NULL) {
 		fprintf(stderr, "followupd: unknown command '%s'\n", cmd);
 		return usage();
 	}
-
+	if (c->args != NULL && (status = c->args(argc, argv, &opts)) != EX_OK)
+		return status;
 	if ((cfg = load_config(conf)) == NULL)
 		return EX_CONFIG;
-	if (strcmp(cmd, "run") == 0)
-		status = cmd_tick(cfg, 1);
-	else if (strcmp(cmd, "once") == 0)
-		status = cmd_tick(cfg, 0);
-	else if (strcmp(cmd, "check") == 0)
-		status = cmd_check(cfg);
-	else if (strcmp(cmd, "preview") == 0)
-		status = cmd_preview(cfg, argv[1], argv[2], opts.mode ==
-		    OPT_HTML ? PREVIEW_HTML : opts.mode == OPT_TEXT ?
-		    PREVIEW_TEXT : PREVIEW_MESSAGE, opts.sample);
-	else if (strcmp(cmd, "status") == 0)
-		status = cmd_status(cfg, opts.json);
-	else if (strcmp(cmd, "optout") == 0)	/* consent.c */
-		status = consent_cmd_optout(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "why") == 0)
-		status = consent_cmd_why(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "codes") == 0)	/* codes.c */
-		status = codes_cmd(cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "unsubscribe-server") == 0)	/* unsubscribe.c */
-		status = unsubscribe_cmd(cfg, argc - 1, argv + 1);
-	else
-		status = cmd_queue(cfg, argc - 1, argv + 1);
+	status = c->run(cfg, argc - 1, argv + 1, &opts);
 	config_free(cfg);
 	return status;
 }

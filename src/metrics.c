@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "log.h"
 #include "store.h"
+#include "unsubscribe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,91 +69,56 @@ num(const char *v)
 	return v && *v ? v : "0";
 }
 
+/* One line per row of t: NAME{rule="…",KEY="…"} COUNT (rule, key, count). */
 static void
-jobs_row(int n, char *const *names, char *const *v, void *arg)
+rule_key_lines(struct buf *out, const char *name, const char *key,
+    const struct store_table *t)
 {
-	struct buf *out = arg;
-
-	(void)n;
-	(void)names;
-	buf_puts(out, "followupd_jobs{rule=\"");
-	label(out, v[0]);
-	buf_puts(out, "\",state=\"");
-	label(out, v[1]);
-	buf_printf(out, "\"} %s\n", num(v[2]));
+	for (int i = 0; i < t->nrows; i++) {
+		buf_printf(out, "%s{rule=\"", name);
+		label(out, store_cell(t, i, 0));
+		buf_printf(out, "\",%s=\"", key);
+		label(out, store_cell(t, i, 1));
+		buf_printf(out, "\"} %s\n", num(store_cell(t, i, 2)));
+	}
 }
 
+/* Row i of the latency table: rule, count, sum, then one cumulative count per bucket. */
 static void
-totals_row(int n, char *const *names, char *const *v, void *arg)
+latency_lines(struct buf *out, const struct store_table *t, int i)
 {
-	struct buf *out = arg;
+	const char *rule = store_cell(t, i, 0);
 
-	(void)n;
-	(void)names;
-	buf_puts(out, "followupd_messages_total{rule=\"");
-	label(out, v[0]);
-	buf_puts(out, "\",outcome=\"");
-	label(out, v[1]);
-	buf_printf(out, "\"} %s\n", num(v[2]));
-}
-
-/* v: rule, count, sum, then one cumulative count per bucket. */
-static void
-latency_row(int n, char *const *names, char *const *v, void *arg)
-{
-	struct buf *out = arg;
-
-	(void)names;
-	for (size_t i = 0; i < NBUCKETS && (int)(3 + i) < n; i++) {
+	for (size_t b = 0; b < NBUCKETS && (int)(3 + b) < t->ncols; b++) {
 		buf_puts(out, "followupd_delivery_latency_seconds_bucket{rule=\"");
-		label(out, v[0]);
-		buf_printf(out, "\",le=\"%ld\"} %s\n", latency_buckets[i],
-		    num(v[3 + i]));
+		label(out, rule);
+		buf_printf(out, "\",le=\"%ld\"} %s\n", latency_buckets[b],
+		    num(store_cell(t, i, 3 + (int)b)));
 	}
 	buf_puts(out, "followupd_delivery_latency_seconds_bucket{rule=\"");
-	label(out, v[0]);
-	buf_printf(out, "\",le=\"+Inf\"} %s\n", num(v[1]));
+	label(out, rule);
+	buf_printf(out, "\",le=\"+Inf\"} %s\n", num(store_cell(t, i, 1)));
 	buf_puts(out, "followupd_delivery_latency_seconds_sum{rule=\"");
-	label(out, v[0]);
-	buf_printf(out, "\"} %s\n", num(v[2]));
+	label(out, rule);
+	buf_printf(out, "\"} %s\n", num(store_cell(t, i, 2)));
 	buf_puts(out, "followupd_delivery_latency_seconds_count{rule=\"");
-	label(out, v[0]);
-	buf_printf(out, "\"} %s\n", num(v[1]));
-}
-
-static void
-one_value(int n, char *const *names, char *const *v, void *arg)
-{
-	char **dst = arg;
-
-	(void)n;
-	(void)names;
-	free(*dst);
-	*dst = v[0] ? xstrdup(v[0]) : NULL;
-}
-
-static char *
-scalar(struct store *st, const char *sql, const char *param, char **err,
-    int *r)
-{
-	char *v = NULL;
-
-	if (*r == FU_OK)
-		*r = store_query(st, sql, param, one_value, &v, err);
-	return v;
+	label(out, rule);
+	buf_printf(out, "\"} %s\n", num(store_cell(t, i, 1)));
 }
 
 int
 metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 {
-	struct buf sql = { 0 };
-	char nowtext[32], *v;
+	struct store_metrics sm;
+	char *rejected;
 	int r;
 
 	if (m->store == NULL && (r = store_open(m->state_path,
 	    m->busy_timeout_ms, &m->store, err)) != FU_OK)
 		return r;
-	snprintf(nowtext, sizeof(nowtext), "%lld", (long long)now);
+	if ((r = store_metrics(m->store, now, latency_buckets, (int)NBUCKETS,
+	    &sm, err)) != FU_OK)
+		return r;
 
 	help(out, "followupd_up", "gauge", "1 while the daemon serves.");
 	buf_puts(out, "followupd_up 1\n");
@@ -162,54 +128,38 @@ metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 	    (long long)m->started);
 
 	help(out, "followupd_jobs", "gauge", "Jobs by rule and state.");
-	r = store_query(m->store, "SELECT rule, state, count(*) FROM jobs "
-	    "GROUP BY rule, state ORDER BY rule, state", NULL, jobs_row, out,
-	    err);
+	rule_key_lines(out, "followupd_jobs", "state", &sm.jobs);
 
 	help(out, "followupd_messages_total", "counter", "Delivery outcomes "
 	    "by rule: sent, deferred (each temporary failure), failed.");
-	if (r == FU_OK)
-		r = store_query(m->store, "SELECT j.rule, e.event, count(*) "
-		    "FROM events e JOIN jobs j ON j.id = e.job_id WHERE e.event "
-		    "IN ('sent', 'deferred', 'failed') GROUP BY j.rule, e.event "
-		    "ORDER BY j.rule, e.event", NULL, totals_row, out, err);
+	rule_key_lines(out, "followupd_messages_total", "outcome", &sm.outcomes);
 
 	help(out, "followupd_delivery_latency_seconds", "histogram",
 	    "Time from a message's due time to its delivery, by rule.");
-	buf_puts(&sql, "SELECT rule, count(*), coalesce(sum(l), 0)");
-	for (size_t i = 0; i < NBUCKETS; i++)
-		buf_printf(&sql, ", coalesce(sum(l <= %ld), 0)",
-		    latency_buckets[i]);
-	buf_puts(&sql, " FROM (SELECT rule, max(sent_at - due_at, 0) AS l "
-	    "FROM jobs WHERE state = 'sent' AND sent_at IS NOT NULL) "
-	    "GROUP BY rule ORDER BY rule");
-	if (r == FU_OK)
-		r = store_query(m->store, sql.data, NULL, latency_row, out, err);
-	buf_free(&sql);
+	for (int i = 0; i < sm.latency.nrows; i++)
+		latency_lines(out, &sm.latency, i);
 
 	help(out, "followupd_queue_oldest_age_seconds", "gauge", "Age of the "
 	    "oldest message waiting for delivery (queued or deferred; 0: none).");
-	v = scalar(m->store, "SELECT max(CAST(?1 AS INTEGER) - min(queued_at), "
-	    "0) FROM jobs WHERE state IN ('queued', 'deferred', 'sending') "
-	    "AND queued_at IS NOT NULL", nowtext, err, &r);
-	buf_printf(out, "followupd_queue_oldest_age_seconds %s\n", num(v));
-	free(v);
-
+	buf_printf(out, "followupd_queue_oldest_age_seconds %lld\n",
+	    sm.oldest_age);
 	help(out, "followupd_last_tick_timestamp_seconds", "gauge",
 	    "The instant of the last finished tick (Unix time; 0: none yet).");
-	v = scalar(m->store, "SELECT strftime('%s', value) FROM meta WHERE "
-	    "key = 'last_tick'", NULL, err, &r);
-	buf_printf(out, "followupd_last_tick_timestamp_seconds %s\n", num(v));
-	free(v);
-
+	buf_printf(out, "followupd_last_tick_timestamp_seconds %lld\n",
+	    sm.last_tick);
 	help(out, "followupd_next_due_timestamp_seconds", "gauge",
 	    "When the next job falls due (Unix time; 0: none).");
-	v = scalar(m->store, "SELECT min(CASE state WHEN 'planned' THEN due_at "
-	    "ELSE next_attempt_at END) FROM jobs WHERE state IN ('planned', "
-	    "'queued', 'deferred')", NULL, err, &r);
-	buf_printf(out, "followupd_next_due_timestamp_seconds %s\n", num(v));
-	free(v);
-	return r;
+	buf_printf(out, "followupd_next_due_timestamp_seconds %lld\n",
+	    (long long)sm.next_due);
+	rejected = store_meta_get(m->store, UNSUB_REJECTED_KEY);
+	help(out, "followupd_unsubscribe_rejected_tokens_total", "counter",
+	    "Requests to unsubscribe-server with a bad token (counted when "
+	    "logged: at most once a minute, and at its stop).");
+	buf_printf(out, "followupd_unsubscribe_rejected_tokens_total %lld\n",
+	    rejected ? strtoll(rejected, NULL, 10) : 0);
+	free(rejected);
+	store_metrics_free(&sm);
+	return FU_OK;
 }
 
 static void

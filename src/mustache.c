@@ -1011,30 +1011,23 @@ emit_lines(struct rs *rs, const char *s, size_t len)
 	}
 }
 
-/* The five characters {{x}} escapes, and what each becomes. */
-static const char *const html_ent[256] = {
-	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;",
-	['\''] = "&#39;",
-};
-static const unsigned char html_len[256] = {
-	['&'] = 5, ['<'] = 4, ['>'] = 4, ['"'] = 6, ['\''] = 5,
-};
-
+/* {{x}}: runs that need no escape are copied whole (util_html_span). */
 static void
 emit_html(struct rs *rs, const char *s, size_t len)
 {
-	size_t i, run = 0;
+	size_t run, n = 0;
+	const char *ent;
 
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (html_len[c] == 0)
-			continue;
-		emit(rs, s + run, i - run);
-		emit(rs, html_ent[c], html_len[c]);
-		run = i + 1;
+	while (len > 0) {
+		run = util_html_span(s, len);
+		emit(rs, s, run);
+		if (run == len)
+			break;
+		ent = util_html_entity((unsigned char)s[run], &n);
+		emit(rs, ent, n);
+		s += run + 1;
+		len -= run + 1;
 	}
-	emit(rs, s + run, len - run);
 }
 
 /*

@@ -468,38 +468,18 @@ feed_agent(const char *name)
 	return buf_steal(&b);
 }
 
-/* tmp, fsync, rename, fsync(dir): a reader sees the old feed or the new one. */
+/* Atomically (util_write_atomic): a reader sees the old feed or the new one. */
 static int
 feed_write(const char *dir, const char *name, const struct buf *b)
 {
 	char *path = xasprintf("%s/%s.ics", dir, name);
-	char *tmp = xasprintf("%s/.%s.ics.tmp", dir, name);
-	int fd, ok = 0;
+	const char *what;
+	int ok;
 
-	/* A leftover (or something planted) at the temporary name goes; the
-	 * new one is ours alone: never through a symlink. */
-	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0640)) != -1) {
-		ok = write(fd, b->data, b->len) == (ssize_t)b->len &&
-		    fsync(fd) == 0;
-		ok = close(fd) == 0 && ok;
-		if (ok && rename(tmp, path) == 0) {
-			int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-			if (dfd != -1) {
-				fsync(dfd);
-				close(dfd);
-			}
-		} else {
-			ok = 0;
-			unlink(tmp);
-		}
-	}
+	ok = util_write_atomic(path, b->data, b->len, 0640, 0, &what) == 0;
 	if (!ok)
-		log_warn("plan: calendar feed %s", path);
+		log_warn("plan: calendar feed %s: %s", path, what);
 	free(path);
-	free(tmp);
 	return ok;
 }
 

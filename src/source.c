@@ -1,6 +1,7 @@
 /* source: the help desk's database, opened read-only; rows become template data. */
 #include "source.h"
 #include "log.h"
+#include "sqlerr.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -125,20 +126,6 @@ over_time(void *arg)
 	return 1;
 }
 
-static int
-classify(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_IOERR:
-	case SQLITE_PROTOCOL:
-		return FU_TEMPFAIL;
-	default:
-		return FU_PERMFAIL;
-	}
-}
-
 /* The error of the last call on db; a lock held by the help desk says so. */
 static void
 db_err(char **err, const char *path, sqlite3 *db, int rc)
@@ -182,7 +169,7 @@ source_open(const char *path, int busy_timeout_ms, struct source **out,
 		    sqlite3_errstr(rc));
 		sqlite3_close(src->db);
 		free(src);
-		return classify(rc);
+		return sqlerr_result(rc);
 	}
 	sqlite3_busy_timeout(src->db, busy_timeout_ms);
 	/*
@@ -206,7 +193,7 @@ source_open(const char *path, int busy_timeout_ms, struct source **out,
 		set_err(err, "%s: %s", path, sqlite3_errmsg(src->db));
 		sqlite3_close(src->db);
 		free(src);
-		return classify(rc);
+		return sqlerr_result(rc);
 	}
 	src->path = xstrdup(path);
 	*out = src;
@@ -245,7 +232,7 @@ prepare_cached(struct source *src, const char *sql, struct cached_stmt **out,
 	rc = sqlite3_prepare_v2(src->db, sql, -1, &s, &tail);
 	if (rc != SQLITE_OK) {
 		db_err(err, src->path, src->db, rc);
-		return classify(rc);
+		return sqlerr_result(rc);
 	}
 	/* What `check` demands, enforced at run time too: one statement that
 	 * returns rows and writes nothing (the file is read-only anyway). */
@@ -385,7 +372,7 @@ source_select(struct source *src, const char *sql,
 		r = FU_TEMPFAIL;
 	} else if (r == FU_OK && rc != SQLITE_DONE) {
 		db_err(err, src->path, src->db, rc);
-		r = classify(rc);
+		r = sqlerr_result(rc);
 	}
 	sqlite3_reset(s);
 	return r;
@@ -493,7 +480,7 @@ source_read_begin(struct source *src, char **err)
 
 	if (rc != SQLITE_OK) {
 		db_err(err, src->path, src->db, rc);
-		return classify(rc);
+		return sqlerr_result(rc);
 	}
 	return FU_OK;
 }

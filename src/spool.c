@@ -664,26 +664,6 @@ spool_dir(const struct spool *sp)
 	return sp->dir;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {	/* should not happen for a regular file */
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * A message written and not yet in new/: either a free file rewritten in
  * place (pooled: free/SLOT) or tmp/NAME.
@@ -731,7 +711,7 @@ stage(struct spool *sp, const char *name, const void *data, size_t len,
 {
 	const char *what;
 	struct stat st;
-	int fd, e, r, retried = 0;
+	int e, r, retried = 0;
 	char *tpath;
 
 	s->name = NULL;
@@ -754,41 +734,22 @@ again:
 		goto fail;
 	}
 	tpath = xasprintf("%s/%s", sp->path[SUB_TMP], name);
-	fd = openat(sp->fd[SUB_TMP], name, O_CREAT | O_EXCL | O_WRONLY |
-	    O_CLOEXEC, 0600);
-	if (fd == -1) {
+	/* O_EXCL, 0600; removed again on any failure. */
+	if (util_write_new(sp->fd[SUB_TMP], name, data, len, 0600, sync,
+	    &what) == -1) {
 		e = errno;
-		if (e == EEXIST) {
+		if (e == EEXIST && strcmp(what, "create") == 0) {
 			exists_err(err, sp, name);
 			free(tpath);
 			return FU_TEMPFAIL;
 		}
-		io_err(err, sp, "create", tpath, e);
+		io_err(err, sp, what, tpath, e);
 		free(tpath);
 		goto fail;
 	}
-	what = "write";
-	if (write_all(fd, data, len) == -1)
-		goto io;
-	what = "fsync";
-	if (sync && fsync(fd) == -1)
-		goto io;
-	what = "close";		/* NFS reports deferred write errors here */
-	e = close(fd);
-	fd = -1;
-	if (e == -1)
-		goto io;
 	free(tpath);
 	s->name = xstrdup(name);
 	return FU_OK;
-io:
-	e = errno;
-	io_err(err, sp, what, tpath, e);
-	if (fd != -1)
-		close(fd);
-	if (unlinkat(sp->fd[SUB_TMP], name, 0) == -1)
-		log_warn("spool: unlink %s", tpath);
-	free(tpath);
 fail:
 	if ((e == ENOSPC || e == EDQUOT) && !retried && pool_drain(sp) > 0) {
 		retried = 1;

@@ -1,6 +1,7 @@
 /* store: queue/state.db: schema and migrations, jobs and their decision history. */
 #include "store.h"
 #include "log.h"
+#include "sqlerr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +171,97 @@ static const char *const migrations[] = {
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+/*
+ * A new state.db is made at STORE_VERSION by this script in one step; the
+ * migrations above are for databases made by older versions. The two must
+ * give the same tables, columns (in the same order) and indexes: when
+ * appending a migration, change this script to match (test_store compares
+ * a fresh database with one migrated from version 1).
+ */
+static const char schema_current[] =
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  occurrence TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  due_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  queued_at INTEGER,"
+	"  sent_at INTEGER,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  recipient TEXT,"
+	"  message_id TEXT,"
+	"  spool_name TEXT,"
+	"  reason TEXT,"
+	"  last_reply TEXT,"
+	"  tz TEXT,"		/* the recipient's zone when planned */
+	"  class TEXT,"		/* consent class; NULL: transactional */
+	"  email TEXT,"		/* recipient as planned */
+	"  customer TEXT,"	/* customer as planned */
+	"  UNIQUE (rule, subject, occurrence));"
+	"CREATE INDEX jobs_state_due ON jobs(state, due_at);"
+	"CREATE INDEX jobs_state_next ON jobs(state, next_attempt_at);"
+	"CREATE INDEX jobs_recipient ON jobs(recipient COLLATE NOCASE, "
+	"  queued_at);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  detail TEXT);"
+	"CREATE INDEX events_job ON events(job_id, id);"
+	"CREATE TABLE suppressions ("
+	"  address TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  reason TEXT,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE optouts ("
+	"  address TEXT NOT NULL COLLATE NOCASE,"
+	"  class TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (address, class));"
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT);"
+	"CREATE TABLE reminders ("
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  uid TEXT NOT NULL,"
+	"  sequence INTEGER NOT NULL,"
+	"  active INTEGER NOT NULL,"
+	"  agent TEXT,"
+	"  agent_name TEXT,"
+	"  tz TEXT NOT NULL,"
+	"  at TEXT NOT NULL,"
+	"  dtstart INTEGER NOT NULL,"
+	"  dtend INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (rule, subject));"
+	"CREATE TABLE reminder_messages ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  uid TEXT NOT NULL,"
+	"  sequence INTEGER NOT NULL,"
+	"  agent TEXT NOT NULL,"
+	"  agent_name TEXT,"
+	"  tz TEXT NOT NULL,"
+	"  dtstart INTEGER NOT NULL,"
+	"  dtend INTEGER NOT NULL);"
+	"CREATE INDEX reminder_messages_subject ON reminder_messages(rule, "
+	"  subject, job_id);"
+	"CREATE TABLE job_codes ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  code TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  UNIQUE (rule, code));";
+
 const char *
 store_state_name(enum job_state s)
 {
@@ -187,28 +279,11 @@ store_state_parse(const char *s, enum job_state *out)
 	return FU_PERMFAIL;
 }
 
-/* Busy, locked and I/O errors are worth retrying; the rest is not. */
-static int
-classify(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_IOERR:
-	case SQLITE_FULL:
-	case SQLITE_CANTOPEN:
-	case SQLITE_PROTOCOL:
-		return FU_TEMPFAIL;
-	default:
-		return FU_PERMFAIL;
-	}
-}
-
 static int
 db_fail(struct store *st, int rc, const char *what, char **err)
 {
 	set_err(err, "state.db: %s: %s", what, sqlite3_errmsg(st->db));
-	return classify(rc);
+	return sqlerr_result(rc);
 }
 
 static int
@@ -220,7 +295,7 @@ exec_sql(struct store *st, const char *sql, char **err)
 	if (rc != SQLITE_OK) {
 		set_err(err, "state.db: %s", msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
-		return classify(rc);
+		return sqlerr_result(rc);
 	}
 	return FU_OK;
 }
@@ -329,7 +404,7 @@ exec_cached(struct store *st, const char *sql, char **err)
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		/* The words sqlite3_exec gave before the cache. */
 		set_err(err, "state.db: %s", sqlite3_errmsg(st->db));
-		r = classify(rc);
+		r = sqlerr_result(rc);
 	}
 	stmt_done(&h);
 	return r;
@@ -352,14 +427,46 @@ user_version(struct store *st, int *v, char **err)
 	return FU_OK;
 }
 
+/* 1 when the database has no schema at all (a file just created). */
+static int
+is_empty(struct store *st, int *empty, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM "
+	    "sqlite_master", -1, &s, NULL)) != SQLITE_OK)
+		return db_fail(st, rc, "schema", err);
+	rc = sqlite3_step(s);
+	*empty = rc == SQLITE_ROW && sqlite3_column_int(s, 0) == 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return db_fail(st, rc, "schema", err);
+	return FU_OK;
+}
+
+static int
+set_version(struct store *st, int v, char **err)
+{
+	char pragma[64];
+
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v);
+	return exec_sql(st, pragma, err);
+}
+
+/*
+ * In one transaction: a new database gets the current schema at once, an
+ * older one each migration from its version on.
+ */
 static int
 migrate(struct store *st, const char *path, char **err)
 {
-	int v, r;
+	int v, r, empty;
 
 	if ((r = exec_sql(st, "BEGIN IMMEDIATE", err)) != FU_OK)
 		return r;
-	if ((r = user_version(st, &v, err)) != FU_OK)
+	if ((r = user_version(st, &v, err)) != FU_OK ||
+	    (r = is_empty(st, &empty, err)) != FU_OK)
 		goto fail;
 	if (v > STORE_VERSION) {
 		set_err(err, "%s: schema version %d is newer than this "
@@ -368,14 +475,17 @@ migrate(struct store *st, const char *path, char **err)
 		r = FU_PERMFAIL;
 		goto fail;
 	}
-	for (; v < STORE_VERSION; v++) {
-		char pragma[64];
-
-		if ((r = exec_sql(st, migrations[v], err)) != FU_OK)
+	if (v == 0 && empty) {
+		if ((r = exec_sql(st, schema_current, err)) != FU_OK ||
+		    (r = set_version(st, STORE_VERSION, err)) != FU_OK)
 			goto fail;
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
-		    v + 1);
-		if ((r = exec_sql(st, pragma, err)) != FU_OK)
+		log_debug("store: %s created at schema version %d", path,
+		    STORE_VERSION);
+		return exec_sql(st, "COMMIT", err);
+	}
+	for (; v < STORE_VERSION; v++) {
+		if ((r = exec_sql(st, migrations[v], err)) != FU_OK ||
+		    (r = set_version(st, v + 1, err)) != FU_OK)
 			goto fail;
 		log_info("store: %s migrated to schema version %d", path, v + 1);
 	}
@@ -416,7 +526,7 @@ store_open(const char *path, int busy_timeout_ms, struct store **out,
 	if (rc != SQLITE_OK) {
 		set_err(err, "%s: cannot open state database: %s", path,
 		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-		r = classify(rc);
+		r = sqlerr_result(rc);
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, busy_timeout_ms);
@@ -521,23 +631,6 @@ prepare(struct store *st, struct stmt *h, const char *sql, char **err,
 		stmt_done(h);
 		return r;
 	}
-	return FU_OK;
-}
-
-/* Bind text parameters ?1..?n (NULL-terminated list; NULL: none). */
-static int
-bind_params(struct store *st, struct stmt *h, const char *const *params,
-    char **err)
-{
-	int rc, r;
-
-	for (int i = 0; params && params[i]; i++)
-		if ((rc = sqlite3_bind_text(h->s, i + 1, params[i], -1,
-		    SQLITE_STATIC)) != SQLITE_OK) {
-			r = db_fail(st, rc, "bind", err);
-			stmt_done(h);
-			return r;
-		}
 	return FU_OK;
 }
 
@@ -1050,59 +1143,6 @@ store_meta_get(struct store *st, const char *key)
 	return v;
 }
 
-/* Hand each row of a prepared statement to cb; done with h. */
-static int
-query_rows(struct store *st, struct stmt *h, store_row_cb cb, void *arg,
-    char **err)
-{
-	int rc, n, r = FU_OK;
-
-	n = sqlite3_column_count(h->s);
-	{
-		char *names[n + 1], *values[n + 1];
-
-		for (int i = 0; i < n; i++)
-			names[i] = (char *)(uintptr_t)sqlite3_column_name(h->s,
-			    i);
-		names[n] = values[n] = NULL;
-		while ((rc = sqlite3_step(h->s)) == SQLITE_ROW) {
-			for (int i = 0; i < n; i++)
-				values[i] = (char *)(uintptr_t)
-				    sqlite3_column_text(h->s, i);
-			cb(n, names, values, arg);
-		}
-	}
-	if (rc != SQLITE_DONE)
-		r = db_fail(st, rc, "query", err);
-	stmt_done(h);
-	return r;
-}
-
-int
-store_query(struct store *st, const char *sql, const char *param,
-    store_row_cb cb, void *arg, char **err)
-{
-	struct stmt h;
-	int r;
-
-	if ((r = prepare(st, &h, sql, err, param ? "t" : "", param)) != FU_OK)
-		return r;
-	return query_rows(st, &h, cb, arg, err);
-}
-
-int
-store_query_params(struct store *st, const char *sql,
-    const char *const *params, store_row_cb cb, void *arg, char **err)
-{
-	struct stmt h;
-	int r;
-
-	if ((r = stmt_get(st, sql, &h, err)) != FU_OK ||
-	    (r = bind_params(st, &h, params, err)) != FU_OK)
-		return r;
-	return query_rows(st, &h, cb, arg, err);
-}
-
 /* ---- agent reminders (schema 2) ---- */
 
 void
@@ -1362,15 +1402,741 @@ store_job_tz(struct store *st, int64_t id)
 	return v;
 }
 
+/* ---- reading the queue: status, queue list/show, why, codes, metrics ---- */
+
+const char *
+store_cell(const struct store_table *t, int row, int col)
+{
+	return t->cells[row * t->ncols + col];
+}
+
+void
+store_table_free(struct store_table *t)
+{
+	for (int i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Every row of a prepared statement as text cells; done with h. */
+static int
+table_fill(struct store *st, struct stmt *h, struct store_table *t,
+    char **err)
+{
+	int rc, r = FU_OK, cap = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->ncols = sqlite3_column_count(h->s);
+	while ((rc = sqlite3_step(h->s)) == SQLITE_ROW) {
+		if (t->nrows == cap) {
+			cap = cap ? cap * 2 : 8;
+			t->cells = xrealloc(t->cells, (size_t)cap *
+			    (size_t)t->ncols * sizeof(*t->cells));
+		}
+		for (int i = 0; i < t->ncols; i++)
+			t->cells[t->nrows * t->ncols + i] = col_text(h->s, i);
+		t->nrows++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "query", err);
+		store_table_free(t);
+	}
+	stmt_done(h);
+	return r;
+}
+
+/* A statement with a format as for prepare, read into a table. */
+static int
+table_query(struct store *st, struct store_table *t, const char *sql,
+    char **err, const char *fmt, ...)
+{
+	struct stmt h;
+	va_list ap;
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	/* prepare is variadic; the few parameters used here are time_t. */
+	va_start(ap, fmt);
+	if (*fmt == '\0')
+		r = prepare(st, &h, sql, err, "");
+	else if (strcmp(fmt, "T") == 0)
+		r = prepare(st, &h, sql, err, "T", va_arg(ap, time_t));
+	else if (strcmp(fmt, "TT") == 0) {
+		time_t a = va_arg(ap, time_t), b = va_arg(ap, time_t);
+
+		r = prepare(st, &h, sql, err, "TT", a, b);
+	} else
+		fatalx("store: table_query format %s", fmt);
+	va_end(ap);
+	if (r != FU_OK)
+		return r;
+	return table_fill(st, &h, t, err);
+}
+
+/* When a job becomes due, and which jobs can: the one definition of "due". */
+#define DUE_STATES	"state IN ('planned', 'queued', 'deferred')"
+#define DUE_TIME	"CASE state WHEN 'planned' THEN due_at " \
+			"ELSE next_attempt_at END"
+#define DELIVER_STATES	"state IN ('queued', 'deferred')"
+/* Messages spooled and not yet finished: what "oldest queued" measures. */
+#define WAITING_STATES	"state IN ('queued', 'deferred', 'sending')"
+
+static int
+status_rules(struct store *st, const char *const *states, int nstates,
+    struct store_table *t, char **err)
+{
+	struct buf sql = { 0 };
+	struct stmt h;
+	int r;
+
+	buf_puts(&sql, "SELECT rule");
+	for (int i = 0; i < nstates; i++)
+		buf_printf(&sql, ", sum(state = '%s')", states[i]);
+	buf_puts(&sql, " FROM jobs GROUP BY rule ORDER BY rule");
+	if ((r = prepare(st, &h, sql.data, err, "")) == FU_OK)
+		r = table_fill(st, &h, t, err);
+	buf_free(&sql);
+	return r;
+}
+
 int
-store_exec(struct store *st, const char *sql, const char *const *params,
-    int *changes, char **err)
+store_status(struct store *st, time_t now, const char *const *states,
+    int nstates, struct store_status *S, char **err)
+{
+	int r;
+
+	memset(S, 0, sizeof(*S));
+	r = status_rules(st, states, nstates, &S->rules, err);
+	if (r == FU_OK)
+		r = table_query(st, &S->reasons, "SELECT rule, state, reason, "
+		    "count(*) FROM jobs WHERE reason IS NOT NULL GROUP BY rule, "
+		    "state, reason ORDER BY rule, state, reason", err, "");
+	if (r == FU_OK)
+		r = table_query(st, &S->next, "SELECT id, rule, subject, state, "
+		    "t, tz FROM (SELECT id, rule, subject, state, tz, " DUE_TIME
+		    " AS t FROM jobs WHERE " DUE_STATES ") ORDER BY t, id LIMIT 1",
+		    err, "");
+	if (r == FU_OK)
+		r = table_query(st, &S->deferred, "SELECT id, rule, subject, "
+		    "attempts, next_attempt_at, last_reply, tz FROM jobs WHERE "
+		    "state = 'deferred' ORDER BY next_attempt_at, id LIMIT 20",
+		    err, "");
+	if (r == FU_OK)
+		r = table_query(st, &S->oldest, "SELECT id, rule, subject, "
+		    "state, queued_at, max(?1 - queued_at, 0), tz FROM jobs WHERE "
+		    WAITING_STATES " AND queued_at IS NOT NULL ORDER BY "
+		    "queued_at, id LIMIT 1", err, "T", now);
+	if (r == FU_OK)
+		r = table_query(st, &S->recent, "SELECT "
+		    "coalesce(sum(at >= ?1), 0), coalesce(sum(at >= ?2), 0), "
+		    "(SELECT count(*) FROM events WHERE event IN "
+		    "('unknown-outcome', 'interrupted')) FROM events "
+		    "WHERE event = 'sent' AND at >= ?2", err, "TT", now - 3600,
+		    now - 86400);
+	if (r == FU_OK)
+		r = table_query(st, &S->lasterr, "SELECT id, rule, subject, "
+		    "state, updated_at, last_reply, tz FROM jobs WHERE state IN "
+		    "('deferred', 'failed') AND last_reply IS NOT NULL ORDER BY "
+		    "updated_at DESC, id DESC LIMIT 1", err, "");
+	if (r != FU_OK)
+		store_status_free(S);
+	return r;
+}
+
+void
+store_status_free(struct store_status *S)
+{
+	store_table_free(&S->rules);
+	store_table_free(&S->reasons);
+	store_table_free(&S->next);
+	store_table_free(&S->deferred);
+	store_table_free(&S->oldest);
+	store_table_free(&S->recent);
+	store_table_free(&S->lasterr);
+}
+
+int
+store_jobs_list(struct store *st, const char *state, const char *rule,
+    struct store_table *t, char **err)
 {
 	struct stmt h;
 	int r;
 
-	if ((r = stmt_get(st, sql, &h, err)) != FU_OK ||
-	    (r = bind_params(st, &h, params, err)) != FU_OK)
+	/* The filters are bound, never pasted; NULL matches every job. */
+	if ((r = prepare(st, &h, "SELECT id, rule, subject, occurrence, state, "
+	    "due_at, next_attempt_at, attempts, recipient, reason, last_reply, "
+	    "CASE WHEN state IN ('queued', 'deferred') THEN next_attempt_at "
+	    "ELSE due_at END, tz FROM jobs WHERE (?1 IS NULL OR state = ?1) "
+	    "AND (?2 IS NULL OR rule = ?2) ORDER BY id", err, "tt", state,
+	    rule)) != FU_OK)
 		return r;
-	return run(st, &h, changes, err);
+	return table_fill(st, &h, t, err);
+}
+
+int
+store_job_ids(struct store *st, enum job_state state, int64_t **ids, int *n,
+    char **err)
+{
+	struct stmt h;
+	int r, rc, cap = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT id FROM jobs WHERE state = ? ORDER BY "
+	    "id", err, "t", store_state_name(state))) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*ids = xrealloc(*ids, (size_t)cap * sizeof(**ids));
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(h.s, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "select job ids", err);
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	stmt_done(&h);
+	return r;
+}
+
+int
+store_job_history(struct store *st, int64_t id, struct store_event **out,
+    int *n, char **err)
+{
+	struct stmt h;
+	int r, rc, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT at, event, detail FROM events WHERE "
+	    "job_id = ? ORDER BY id", err, "i", id)) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		struct store_event *e;
+
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
+		}
+		e = &(*out)[(*n)++];
+		e->at = (time_t)sqlite3_column_int64(h.s, 0);
+		e->event = col_text(h.s, 1);
+		e->detail = col_text(h.s, 2);
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "select events", err);
+		store_events_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	stmt_done(&h);
+	return r;
+}
+
+void
+store_events_free(struct store_event *e, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(e[i].event);
+		free(e[i].detail);
+	}
+	free(e);
+}
+
+/* The first column of the one row a statement gives, as an integer. */
+static int
+scalar_int(struct store *st, struct stmt *h, long long *v, const char *what,
+    char **err)
+{
+	int rc = sqlite3_step(h->s), r = FU_OK;
+
+	*v = 0;
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(h->s, 0);	/* NULL reads as 0 */
+	else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, what, err);
+	stmt_done(h);
+	return r;
+}
+
+int
+store_count_due(struct store *st, enum store_due kind, time_t now, long *n,
+    char **err)
+{
+	struct stmt h;
+	long long v;
+	int r;
+
+	*n = 0;
+	if (kind == STORE_DUE_RENDER)
+		r = prepare(st, &h, "SELECT count(*) FROM jobs WHERE state = "
+		    "'planned' AND due_at <= ?", err, "T", now);
+	else
+		r = prepare(st, &h, "SELECT count(*) FROM jobs WHERE "
+		    DELIVER_STATES " AND next_attempt_at <= ?", err, "T", now);
+	if (r != FU_OK || (r = scalar_int(st, &h, &v, "count due jobs", err)) !=
+	    FU_OK)
+		return r;
+	*n = (long)v;
+	return FU_OK;
+}
+
+int
+store_next_due(struct store *st, time_t *t, char **err)
+{
+	struct stmt h;
+	long long v;
+	int r;
+
+	/* DUE_TIME over DUE_STATES, in a form each index answers. */
+	*t = 0;
+	if ((r = prepare(st, &h, "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t "
+	    "FROM jobs WHERE state = 'planned' UNION ALL SELECT "
+	    "MIN(next_attempt_at) FROM jobs WHERE " DELIVER_STATES ")", err,
+	    "")) != FU_OK ||
+	    (r = scalar_int(st, &h, &v, "next due job", err)) != FU_OK)
+		return r;
+	*t = (time_t)v;
+	return FU_OK;
+}
+
+int
+store_count_state(struct store *st, enum job_state state, long *n,
+    char **err)
+{
+	struct stmt h;
+	long long v;
+	int r;
+
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT count(*) FROM jobs WHERE state = ?",
+	    err, "t", store_state_name(state))) != FU_OK ||
+	    (r = scalar_int(st, &h, &v, "count jobs", err)) != FU_OK)
+		return r;
+	*n = (long)v;
+	return FU_OK;
+}
+
+/* ---- consent: opt-outs, suppressions, frequency caps ---- */
+
+int
+store_optout_add(struct store *st, const char *addr, const char *cls,
+    const char *reason, time_t now, int *added, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "INSERT OR IGNORE INTO optouts (address, "
+	    "class, reason, created_at) VALUES (?, ?, ?, ?)", err, "tttT", addr,
+	    cls, reason, now)) != FU_OK)
+		return r;
+	return run(st, &h, added, err);
+}
+
+int
+store_optout_remove(struct store *st, const char *addr, const char *cls,
+    int *removed, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "DELETE FROM optouts WHERE address = ?1 AND "
+	    "(?2 IS NULL OR class = ?2)", err, "tt", addr, cls)) != FU_OK)
+		return r;
+	return run(st, &h, removed, err);
+}
+
+int
+store_suppression_remove(struct store *st, const char *addr, int *removed,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "DELETE FROM suppressions WHERE address = ?",
+	    err, "t", addr)) != FU_OK)
+		return r;
+	return run(st, &h, removed, err);
+}
+
+/* Rows of (address, class, reason, created_at); done with h. */
+static int
+optouts_read(struct store *st, struct stmt *h, struct store_optout **out,
+    int *n, char **err)
+{
+	int rc, r = FU_OK, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(h->s)) == SQLITE_ROW) {
+		struct store_optout *o;
+
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
+		}
+		o = &(*out)[(*n)++];
+		o->addr = col_text(h->s, 0);
+		o->cls = col_text(h->s, 1);
+		o->reason = col_text(h->s, 2);
+		o->since = (time_t)sqlite3_column_int64(h->s, 3);
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "select opt-outs", err);
+		store_optouts_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	stmt_done(h);
+	return r;
+}
+
+int
+store_optouts_list(struct store *st, struct store_optout **out, int *n,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT address, class, reason, created_at "
+	    "FROM optouts UNION ALL SELECT address, 'suppressed', reason, "
+	    "created_at FROM suppressions ORDER BY 1, 2", err, "")) != FU_OK)
+		return r;
+	return optouts_read(st, &h, out, n, err);
+}
+
+int
+store_optouts_of(struct store *st, const char *addr,
+    struct store_optout **out, int *n, char **err)
+{
+	struct stmt h;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT address, class, reason, created_at "
+	    "FROM optouts WHERE address = ?1 UNION ALL SELECT address, "
+	    "'suppressed', reason, created_at FROM suppressions WHERE address "
+	    "= ?1", err, "t", addr)) != FU_OK)
+		return r;
+	return optouts_read(st, &h, out, n, err);
+}
+
+void
+store_optouts_free(struct store_optout *o, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(o[i].addr);
+		free(o[i].cls);
+		free(o[i].reason);
+	}
+	free(o);
+}
+
+int
+store_cap_count(struct store *st, const char *addr, const char *rule,
+    time_t since, int *count, time_t *oldest, char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*count = 0;
+	*oldest = 0;
+	if ((r = prepare(st, &h, "SELECT count(*), min(queued_at) FROM jobs "
+	    "WHERE recipient = ?1 COLLATE NOCASE AND class = 'marketing' AND "
+	    "state IN ('queued', 'sending', 'sent', 'deferred', 'held') AND "
+	    "queued_at > ?2 AND (?3 IS NULL OR rule = ?3)", err, "tTt", addr,
+	    since, rule)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		*count = sqlite3_column_int(h.s, 0);
+		*oldest = (time_t)sqlite3_column_int64(h.s, 1);
+	} else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "count capped messages", err);
+	stmt_done(&h);
+	return r;
+}
+
+int
+store_why_jobs(struct store *st, const char *who, int byaddr,
+    struct store_why_job **out, int *n, char **err)
+{
+	struct stmt h;
+	int r, rc, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	/* An address as rendered, else as planned (never rendered yet). */
+	if ((r = prepare(st, &h, byaddr ?
+	    "SELECT id, rule, subject, occurrence, state, reason, due_at, "
+	    "coalesce(recipient, email), updated_at, last_reply, class FROM "
+	    "jobs WHERE coalesce(recipient, email) = ?1 COLLATE NOCASE ORDER "
+	    "BY id" :
+	    "SELECT id, rule, subject, occurrence, state, reason, due_at, "
+	    "coalesce(recipient, email), updated_at, last_reply, class FROM "
+	    "jobs WHERE customer = ?1 ORDER BY id", err, "t", who)) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		struct store_why_job *j;
+
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
+		}
+		j = &(*out)[(*n)++];
+		j->id = sqlite3_column_int64(h.s, 0);
+		j->rule = col_text(h.s, 1);
+		j->subject = col_text(h.s, 2);
+		j->occurrence = col_text(h.s, 3);
+		j->state = col_text(h.s, 4);
+		j->reason = col_text(h.s, 5);
+		j->due_at = (time_t)sqlite3_column_int64(h.s, 6);
+		j->addr = col_text(h.s, 7);
+		j->updated_at = (time_t)sqlite3_column_int64(h.s, 8);
+		j->last_reply = col_text(h.s, 9);
+		j->cls = col_text(h.s, 10);
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "select jobs", err);
+		store_why_jobs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	stmt_done(&h);
+	return r;
+}
+
+void
+store_why_jobs_free(struct store_why_job *j, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(j[i].rule);
+		free(j[i].subject);
+		free(j[i].occurrence);
+		free(j[i].state);
+		free(j[i].reason);
+		free(j[i].addr);
+		free(j[i].last_reply);
+		free(j[i].cls);
+	}
+	free(j);
+}
+
+/* ---- personal codes (job_codes) ---- */
+
+/* The first column of at most one row as text (*v NULL: none); done with h. */
+static int
+scalar_text(struct store *st, struct stmt *h, char **v, const char *what,
+    char **err)
+{
+	int rc = sqlite3_step(h->s), r = FU_OK;
+
+	*v = NULL;
+	if (rc == SQLITE_ROW)
+		*v = col_text(h->s, 0);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, what, err);
+	stmt_done(h);
+	return r;
+}
+
+int
+store_code_get(struct store *st, int64_t job_id, char **code, char **err)
+{
+	struct stmt h;
+	int r;
+
+	*code = NULL;
+	if ((r = prepare(st, &h, "SELECT code FROM job_codes WHERE job_id = ?",
+	    err, "i", job_id)) != FU_OK)
+		return r;
+	return scalar_text(st, &h, code, "select code", err);
+}
+
+int
+store_code_taken(struct store *st, const char *rule, const char *code,
+    int *taken, char **err)
+{
+	struct stmt h;
+	int r;
+
+	*taken = 0;
+	if ((r = prepare(st, &h, "SELECT 1 FROM job_codes WHERE rule = ? AND "
+	    "code = ?", err, "tt", rule, code)) != FU_OK)
+		return r;
+	return exists(st, &h, taken, "select code", err);
+}
+
+int
+store_code_put(struct store *st, int64_t job_id, const char *rule,
+    const char *subject, const char *code, time_t now, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "INSERT INTO job_codes (job_id, rule, "
+	    "subject, code, created_at) VALUES (?, ?, ?, ?, ?)", err, "itttT",
+	    job_id, rule, subject, code, now)) != FU_OK)
+		return r;
+	return run(st, &h, NULL, err);
+}
+
+int
+store_code_for_subject(struct store *st, const char *rule,
+    const char *subject, char **code, char **err)
+{
+	struct stmt h;
+	int r;
+
+	*code = NULL;
+	if ((r = prepare(st, &h, "SELECT code FROM job_codes WHERE rule = ? "
+	    "AND subject = ? ORDER BY job_id DESC LIMIT 1", err, "tt", rule,
+	    subject)) != FU_OK)
+		return r;
+	return scalar_text(st, &h, code, "select code", err);
+}
+
+int
+store_codes_list(struct store *st, const char *rule, struct store_code **out,
+    int *n, char **err)
+{
+	struct stmt h;
+	int r, rc, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT c.code, c.subject, "
+	    "coalesce(j.recipient, j.email), coalesce(j.state, 'removed'), "
+	    "c.created_at FROM job_codes c LEFT JOIN jobs j ON j.id = c.job_id "
+	    "WHERE c.rule = ? ORDER BY c.job_id", err, "t", rule)) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		struct store_code *c;
+
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
+		}
+		c = &(*out)[(*n)++];
+		c->code = col_text(h.s, 0);
+		c->subject = col_text(h.s, 1);
+		c->recipient = col_text(h.s, 2);
+		c->state = col_text(h.s, 3);
+		c->issued_at = (time_t)sqlite3_column_int64(h.s, 4);
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(st, rc, "select codes", err);
+		store_codes_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	stmt_done(&h);
+	return r;
+}
+
+void
+store_codes_free(struct store_code *c, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(c[i].code);
+		free(c[i].subject);
+		free(c[i].recipient);
+		free(c[i].state);
+	}
+	free(c);
+}
+
+/* ---- metrics ---- */
+
+static int
+metrics_latency(struct store *st, const long *buckets, int nbuckets,
+    struct store_table *t, char **err)
+{
+	struct buf sql = { 0 };
+	struct stmt h;
+	int r;
+
+	buf_puts(&sql, "SELECT rule, count(*), coalesce(sum(l), 0)");
+	for (int i = 0; i < nbuckets; i++)
+		buf_printf(&sql, ", coalesce(sum(l <= %ld), 0)", buckets[i]);
+	buf_puts(&sql, " FROM (SELECT rule, max(sent_at - due_at, 0) AS l "
+	    "FROM jobs WHERE state = 'sent' AND sent_at IS NOT NULL) "
+	    "GROUP BY rule ORDER BY rule");
+	if ((r = prepare(st, &h, sql.data, err, "")) == FU_OK)
+		r = table_fill(st, &h, t, err);
+	buf_free(&sql);
+	return r;
+}
+
+int
+store_metrics(struct store *st, time_t now, const long *buckets,
+    int nbuckets, struct store_metrics *m, char **err)
+{
+	struct stmt h;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	r = table_query(st, &m->jobs, "SELECT rule, state, count(*) FROM jobs "
+	    "GROUP BY rule, state ORDER BY rule, state", err, "");
+	if (r == FU_OK)
+		r = table_query(st, &m->outcomes, "SELECT j.rule, e.event, "
+		    "count(*) FROM events e JOIN jobs j ON j.id = e.job_id WHERE "
+		    "e.event IN ('sent', 'deferred', 'failed') GROUP BY j.rule, "
+		    "e.event ORDER BY j.rule, e.event", err, "");
+	if (r == FU_OK)
+		r = metrics_latency(st, buckets, nbuckets, &m->latency, err);
+	if (r == FU_OK && (r = prepare(st, &h, "SELECT max(? - min(queued_at), "
+	    "0) FROM jobs WHERE " WAITING_STATES " AND queued_at IS NOT NULL",
+	    err, "T", now)) == FU_OK)
+		r = scalar_int(st, &h, &m->oldest_age, "oldest job", err);
+	if (r == FU_OK && (r = prepare(st, &h, "SELECT strftime('%s', value) "
+	    "FROM meta WHERE key = 'last_tick'", err, "")) == FU_OK)
+		r = scalar_int(st, &h, &m->last_tick, "last tick", err);
+	if (r == FU_OK)
+		r = store_next_due(st, &m->next_due, err);
+	if (r != FU_OK)
+		store_metrics_free(m);
+	return r;
+}
+
+void
+store_metrics_free(struct store_metrics *m)
+{
+	store_table_free(&m->jobs);
+	store_table_free(&m->outcomes);
+	store_table_free(&m->latency);
+}
+
+/* ---- the spool's tidying at start-up (deliver.c) ---- */
+
+int
+store_spool_owner_state(struct store *st, int64_t id, const char *name,
+    char state[16], char **err)
+{
+	struct stmt h;
+	char *v = NULL;
+	int r;
+
+	/* By primary key when the name gives the job (spool_name has no
+	 * index: a scan per file made start-up quadratic). */
+	state[0] = '\0';
+	if (id > 0)
+		r = prepare(st, &h, "SELECT state FROM jobs WHERE id = ? AND "
+		    "spool_name = ?", err, "it", id, name);
+	else
+		r = prepare(st, &h, "SELECT state FROM jobs WHERE spool_name = ? "
+		    "ORDER BY id DESC LIMIT 1", err, "t", name);
+	if (r != FU_OK || (r = scalar_text(st, &h, &v, "spool file's job",
+	    err)) != FU_OK)
+		return r;
+	if (v != NULL)
+		snprintf(state, 16, "%s", v);
+	free(v);
+	return FU_OK;
 }

@@ -183,29 +183,6 @@ int	store_meta_set(struct store *, const char *key, const char *value,
 	    char **err);
 char	*store_meta_get(struct store *, const char *key);	/* caller frees; NULL if absent */
 
-/*
- * Read-only queries for status and queue commands: the prepared statement
- * is run and each row handed to the callback as NULL-terminated column
- * name/value arrays (values may be NULL). Used only with SQL written in
- * this program, never with user input.
- */
-typedef void (*store_row_cb)(int ncols, char *const *names,
-    char *const *values, void *arg);
-int	store_query(struct store *, const char *sql, const char *param,
-	    store_row_cb, void *arg, char **err);
-/* The same with several text parameters ?1..?n (NULL-terminated; a NULL list is none). */
-int	store_query_params(struct store *, const char *sql,
-	    const char *const *params, store_row_cb, void *arg, char **err);
-
-/*
- * A statement that returns no rows, with text parameters ?1..?n
- * (NULL-terminated list; NULL: none); *changes (may be NULL) gets the rows
- * it changed. Only SQL written in this program (consent.c, codes.c).
- * Constraint violations are FU_PERMFAIL.
- */
-int	store_exec(struct store *, const char *sql, const char *const *params,
-	    int *changes, char **err);
-
 /* The recipient's IANA zone of a job (schema 2), for showing local times. */
 int	store_job_set_tz(struct store *, int64_t id, const char *tz, char **err);
 char	*store_job_tz(struct store *, int64_t id);	/* caller frees; NULL if unknown */
@@ -261,5 +238,169 @@ int	store_reminder_supersede(struct store *, const char *rule,
 /* 1 when a REQUEST for (rule, subject) to agent left the planned state. */
 int	store_reminder_delivered(struct store *, const char *rule,
 	    const char *subject, const char *agent, int *yes, char **err);
+
+/* ---- reading the queue: status, queue list/show, why, codes, metrics ---- */
+
+/*
+ * A result table as text, the way the commands print it: nrows rows of
+ * ncols cells, each NULL (SQL NULL) or text (numbers in SQLite's decimal
+ * form). Free with store_table_free.
+ */
+struct store_table {
+	int	  ncols, nrows;
+	char	**cells;	/* nrows * ncols, row-major */
+};
+const char	*store_cell(const struct store_table *, int row, int col);
+void		 store_table_free(struct store_table *);
+
+/*
+ * `followupd status` (each table's columns in order):
+ *   rules:    rule, then one count per state of `states` (NULL when 0 rows)
+ *   reasons:  rule, state, reason, count          (cancelled/failed jobs)
+ *   next:     id, rule, subject, state, due, tz   (store_next_due's job)
+ *   deferred: id, rule, subject, attempts, next_attempt_at, last_reply, tz
+ *   oldest:   id, rule, subject, state, queued_at, age, tz (awaiting delivery)
+ *   recent:   sent in the last hour, in the last day, unknown outcomes
+ *   lasterr:  id, rule, subject, state, updated_at, last_reply, tz
+ */
+struct store_status {
+	struct store_table	 rules, reasons, next, deferred, oldest, recent,
+				 lasterr;
+};
+int	store_status(struct store *, time_t now, const char *const *states,
+	    int nstates, struct store_status *, char **err);
+void	store_status_free(struct store_status *);
+
+/*
+ * `queue list`: jobs (state and rule may be NULL: any), by id. Columns: id,
+ * rule, subject, occurrence, state, due_at, next_attempt_at, attempts,
+ * recipient, reason, last_reply, when (next attempt for queued/deferred,
+ * else due_at), tz.
+ */
+int	store_jobs_list(struct store *, const char *state, const char *rule,
+	    struct store_table *, char **err);
+/* The ids of every job in `state`, by id (*ids allocated, caller frees). */
+int	store_job_ids(struct store *, enum job_state, int64_t **ids, int *n,
+	    char **err);
+
+/* A job's history (events), oldest first. */
+struct store_event {
+	time_t	 at;
+	char	*event;
+	char	*detail;	/* may be NULL */
+};
+int	store_job_history(struct store *, int64_t id, struct store_event **,
+	    int *n, char **err);
+void	store_events_free(struct store_event *, int n);
+
+/*
+ * "Due", defined here once: a planned job is due when due_at <= now; a
+ * queued or deferred one when next_attempt_at <= now. A `sending` job is
+ * never due: it is in flight, or (between ticks) its outcome is unknown and
+ * store_recover_sending decides, so the daemon does not wake for it.
+ * store_count_due counts the due jobs of one kind; store_next_due gives the
+ * earliest instant a job becomes due (*t 0 when none).
+ */
+enum store_due {
+	STORE_DUE_RENDER,	/* planned */
+	STORE_DUE_DELIVER,	/* queued, deferred */
+};
+int	store_count_due(struct store *, enum store_due, time_t now, long *n,
+	    char **err);
+int	store_next_due(struct store *, time_t *t, char **err);
+/* Jobs in one state (e.g. sending: in flight during a tick). */
+int	store_count_state(struct store *, enum job_state, long *n, char **err);
+
+/* ---- consent: opt-outs, suppressions, frequency caps ---- */
+
+/* *added 0 when (address, class) was there already. */
+int	store_optout_add(struct store *, const char *addr, const char *cls,
+	    const char *reason, time_t now, int *added, char **err);
+/* cls NULL removes every class. */
+int	store_optout_remove(struct store *, const char *addr, const char *cls,
+	    int *removed, char **err);
+int	store_suppression_remove(struct store *, const char *addr,
+	    int *removed, char **err);
+
+/* An opt-out, or a suppression (cls "suppressed"). */
+struct store_optout {
+	char	*addr, *cls, *reason;	/* reason may be NULL */
+	time_t	 since;
+};
+/* Every opt-out and suppression, by address then class. */
+int	store_optouts_list(struct store *, struct store_optout **, int *n,
+	    char **err);
+/* Those of one address: its opt-outs, then its suppression. */
+int	store_optouts_of(struct store *, const char *addr,
+	    struct store_optout **, int *n, char **err);
+void	store_optouts_free(struct store_optout *, int n);
+
+/*
+ * Frequency caps: marketing jobs to addr (any rule when rule is NULL)
+ * queued after `since` and now queued, sending, sent, deferred or held; *oldest the earliest
+ * queued_at of them (0: none).
+ */
+int	store_cap_count(struct store *, const char *addr, const char *rule,
+	    time_t since, int *count, time_t *oldest, char **err);
+
+/* `why`: the jobs of an address (recipient, else email as planned) or a customer. */
+struct store_why_job {
+	int64_t	 id;
+	char	*rule, *subject, *occurrence, *state, *reason;
+	char	*addr, *last_reply, *cls;	/* may be NULL */
+	time_t	 due_at, updated_at;
+};
+int	store_why_jobs(struct store *, const char *who, int byaddr,
+	    struct store_why_job **, int *n, char **err);
+void	store_why_jobs_free(struct store_why_job *, int n);
+
+/* ---- personal codes (job_codes) ---- */
+
+/* The code of a job (NULL: none). */
+int	store_code_get(struct store *, int64_t job_id, char **code,
+	    char **err);
+/* *taken 1 when another job of rule has code. */
+int	store_code_taken(struct store *, const char *rule, const char *code,
+	    int *taken, char **err);
+int	store_code_put(struct store *, int64_t job_id, const char *rule,
+	    const char *subject, const char *code, time_t now, char **err);
+/* The code of the latest job of (rule, subject) (NULL: none). */
+int	store_code_for_subject(struct store *, const char *rule,
+	    const char *subject, char **code, char **err);
+/* `codes RULE`: state "removed" when the job is gone. */
+struct store_code {
+	char	*code, *subject, *recipient, *state;	/* recipient may be NULL */
+	time_t	 issued_at;
+};
+int	store_codes_list(struct store *, const char *rule,
+	    struct store_code **, int *n, char **err);
+void	store_codes_free(struct store_code *, int n);
+
+/* ---- metrics ---- */
+
+/*
+ * The figures /metrics shows. jobs: rule, state, count. outcomes: rule,
+ * event (sent, deferred, failed), count. latency: rule, count, sum, then
+ * one cumulative count per bucket of `buckets` (seconds from due to sent).
+ * oldest_age: of the oldest job awaiting delivery (0: none); last_tick: of
+ * the last finished tick (0: none); next_due: store_next_due.
+ */
+struct store_metrics {
+	struct store_table	 jobs, outcomes, latency;
+	long long		 oldest_age, last_tick;
+	time_t			 next_due;
+};
+int	store_metrics(struct store *, time_t now, const long *buckets,
+	    int nbuckets, struct store_metrics *, char **err);
+void	store_metrics_free(struct store_metrics *);
+
+/* ---- the spool's tidying at start-up (deliver.c) ---- */
+
+/*
+ * The state of the job a spool file belongs to ("" when none): the job
+ * `id` if it has that spool_name (id 0: looked up by name alone, a scan).
+ */
+int	store_spool_owner_state(struct store *, int64_t id, const char *name,
+	    char state[16], char **err);
 
 #endif

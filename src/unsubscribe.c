@@ -2,16 +2,13 @@
 #include "unsubscribe.h"
 #include "clock.h"
 #include "log.h"
-#include "spool.h"
 #include "store.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 
 struct unsub {
 	const struct config	*cfg;
@@ -116,20 +113,6 @@ page(struct http_response *res, int status, const char *title,
 	    "%s</h1>\n%s</body>\n</html>\n", title, title, body_html);
 }
 
-static void
-html_escape(struct buf *b, const char *s)
-{
-	for (; *s; s++)
-		switch (*s) {
-		case '&': buf_puts(b, "&amp;"); break;
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
-		default: buf_putc(b, *s);
-		}
-}
-
 /* "a…@example.com": enough for the reader to recognise, little for a forwardee. */
 static void
 masked(struct buf *b, const char *addr)
@@ -137,9 +120,9 @@ masked(struct buf *b, const char *addr)
 	const char *at = strrchr(addr, '@');
 	char first[2] = { addr[0], '\0' };
 
-	html_escape(b, first);
+	util_html_escape(b, first);
 	buf_puts(b, "…");
-	html_escape(b, at ? at : "");
+	util_html_escape(b, at ? at : "");
 }
 
 static int
@@ -203,11 +186,11 @@ on_get(const struct http_request *rq, struct http_response *res, void *arg)
 	 * unsubscribe anyone. The button POSTs what a mail client's
 	 * one-click POST sends (RFC 8058 3.2). */
 	buf_puts(&b, "<p>Stop ");
-	html_escape(&b, cls);
+	util_html_escape(&b, cls);
 	buf_puts(&b, " mail to <strong>");
 	masked(&b, addr);
 	buf_puts(&b, "</strong>?</p>\n<form method=\"post\" action=\"?t=");
-	html_escape(&b, token);
+	util_html_escape(&b, token);
 	buf_puts(&b, "\">\n<input type=\"hidden\" name=\"List-Unsubscribe\" "
 	    "value=\"One-Click\">\n<button type=\"submit\" id=\"unsubscribe\" "
 	    "style=\"font-size:1em; padding:0.5em 1.2em;\">Unsubscribe</button>\n"
@@ -284,61 +267,8 @@ unsubscribe_routes(struct http *h, const struct config *cfg,
 	free(path);
 }
 
-int
-unsubscribe_cmd(const struct config *cfg, int argc, char **argv)
+void
+unsubscribe_flush(const struct config *cfg)
 {
-	struct consent *c = NULL;
-	struct spool *sp;
-	struct http *h;
-	char *err = NULL, *path;
-	sigset_t set;
-	int sig, r;
-
-	(void)argv;
-	if (argc != 0) {
-		fputs("usage: followupd unsubscribe-server\n", stderr);
-		return EX_USAGE;
-	}
-	if (cfg->unsubscribe_url == NULL) {
-		fprintf(stderr, "followupd unsubscribe-server: %s: set "
-		    "[unsubscribe] url first\n", cfg->path);
-		return EX_CONFIG;
-	}
-	if ((r = spool_open(cfg->queue_dir, &sp, &err)) == FU_OK) {
-		spool_close(sp);
-		r = consent_open(cfg, 1, &c, &err);
-	}
-	if (r != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
-		free(err);
-		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
-	}
-	/* Blocked here (and so in the server's thread): sigwait takes them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	h = http_new();
-	unsubscribe_routes(h, cfg, c);
-	if ((r = http_start(h, cfg->unsubscribe_listen, cfg->unsubscribe_port,
-	    &err)) != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
-		free(err);
-		http_free(h);
-		consent_free(c);
-		return EX_TEMPFAIL;
-	}
-	path = unsubscribe_path(cfg);
-	log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
-	    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
-	    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen, ':') ?
-	    "]" : "", http_port(h), path, cfg->unsubscribe_url);
-	free(path);
-	sigwait(&set, &sig);
-	log_info("unsubscribe: %s: stopping", sig == SIGTERM ? "SIGTERM" :
-	    "SIGINT");
-	http_free(h);
 	rejected_note(cfg, 0, 1);
-	consent_free(c);
-	return EX_OK;
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,4 +316,177 @@ util_crashpoint(const char *name)
 		log_warnx("crashpoint %s: SIGKILL (FOLLOWUPD_CRASHPOINT)", name);
 		raise(SIGKILL);
 	}
+}
+
+/* ---- HTML escaping ---- */
+
+static const char *const html_ent[256] = {
+	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;",
+	['\''] = "&#39;",
+};
+static const unsigned char html_len[256] = {
+	['&'] = 5, ['<'] = 4, ['>'] = 4, ['"'] = 6, ['\''] = 5,
+};
+
+size_t
+util_html_span(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (html_len[(unsigned char)s[i]] != 0)
+			break;
+	return i;
+}
+
+const char *
+util_html_entity(unsigned char c, size_t *n)
+{
+	*n = html_len[c];
+	return html_ent[c];
+}
+
+void
+util_html_escape(struct buf *out, const char *s)
+{
+	size_t len = s ? strlen(s) : 0, run, n = 0;
+	const char *ent;
+
+	while (len > 0) {
+		run = util_html_span(s, len);
+		buf_append(out, s, run);
+		if (run == len)
+			break;
+		ent = util_html_entity((unsigned char)s[run], &n);
+		buf_append(out, ent, n);
+		s += run + 1;
+		len -= run + 1;
+	}
+}
+
+/* ---- durable writes ---- */
+
+int
+util_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {	/* should not happen for a regular file */
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+util_write_new(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode, int sync, const char **what)
+{
+	int fd, e;
+
+	*what = "create";
+	fd = openat(dirfd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY |
+	    O_CLOEXEC, mode);
+	if (fd == -1)
+		return -1;
+	*what = "write";
+	if (util_write_all(fd, data, len) == -1)
+		goto fail;
+	*what = "fsync";
+	if (sync && fsync(fd) == -1)
+		goto fail;
+	*what = "close";	/* NFS reports deferred write errors here */
+	e = close(fd);
+	fd = -1;
+	if (e == -1)
+		goto fail;
+	return 0;
+fail:
+	e = errno;
+	if (fd != -1)
+		close(fd);
+	if (unlinkat(dirfd, name, 0) == -1)
+		log_warn("util: unlink %s after a failed %s", name, *what);
+	errno = e;
+	return -1;
+}
+
+/* fsync a directory; a file system that cannot (EINVAL) is no failure. */
+static int
+fsync_dir(int dfd)
+{
+	return fsync(dfd) == -1 && errno != EINVAL ? -1 : 0;
+}
+
+/* tmp → name in dfd; with UTIL_NOREPLACE never over an existing name. */
+static int
+rename_into(int dfd, const char *tmp, const char *name, int flags)
+{
+	if (!(flags & UTIL_NOREPLACE))
+		return renameat(dfd, tmp, dfd, name);
+	if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -1;
+	/* A file system without RENAME_NOREPLACE: a link fails on EEXIST too. */
+	if (linkat(dfd, tmp, dfd, name, 0) == -1)
+		return -1;
+	(void)unlinkat(dfd, tmp, 0);
+	return 0;
+}
+
+int
+util_write_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, int flags, const char **what)
+{
+	char *dcopy = xstrdup(path), *ncopy = xstrdup(path), *tmp = NULL;
+	const char *name = basename(ncopy);
+	int dfd, r = -1, e = 0;
+
+	*what = "open directory";
+	if ((dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1) {
+		e = errno;
+		goto done;
+	}
+	tmp = xasprintf(".%s.tmp", name);
+	if ((r = util_write_new(dfd, tmp, data, len, mode, 1, what)) == -1 &&
+	    errno == EEXIST && strcmp(*what, "create") == 0 &&
+	    unlinkat(dfd, tmp, 0) == 0)	/* a crash's leftover */
+		r = util_write_new(dfd, tmp, data, len, mode, 1, what);
+	if (r == -1) {
+		e = errno;
+		goto done;
+	}
+	r = -1;
+	*what = "rename";
+	if (rename_into(dfd, tmp, name, flags) == -1) {
+		e = errno;
+		(void)unlinkat(dfd, tmp, 0);
+		goto done;
+	}
+	*what = "fsync directory";
+	if (fsync_dir(dfd) == -1) {
+		e = errno;
+		goto done;
+	}
+	r = 0;
+done:
+	if (dfd != -1)
+		close(dfd);
+	free(tmp);
+	free(dcopy);
+	free(ncopy);
+	errno = e;
+	return r;
 }

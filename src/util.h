@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Every call that can fail returns one of these. TEMPFAIL: try again later
@@ -65,6 +66,41 @@ int	 utf8_valid(const char *s, size_t len);
  * boundary (with "…"). Appends to out.
  */
 void	 utf8_sanitize(const char *s, size_t len, size_t max, struct buf *out);
+
+/*
+ * HTML escaping, the one place it is decided: & < > " ' become entities
+ * (what Mustache's {{x}} escapes). util_html_escape appends s escaped;
+ * util_html_span gives the length of the longest prefix of s[0..len) that
+ * needs none, util_html_entity the entity of a character that does (its
+ * length in *n), for callers that copy runs themselves (mustache.c).
+ */
+void	 util_html_escape(struct buf *, const char *s);
+size_t	 util_html_span(const char *s, size_t len);
+const char *util_html_entity(unsigned char c, size_t *n);
+
+/*
+ * Durable writes (STYLE.md habit 3). All return 0, or -1 with errno set
+ * and *what naming the step that failed ("create", "write", "fsync",
+ * "close", "rename", "fsync directory").
+ *
+ * util_write_all: all of data to fd (EINTR and short writes retried).
+ * util_write_new: create NAME in the directory dirfd (AT_FDCWD: the
+ * current one) with O_CREAT|O_EXCL|O_NOFOLLOW and `mode`, write data,
+ * fsync it when `sync`, close. A file it created is unlinked again on any
+ * failure; an existing NAME is left alone (EEXIST, step "create").
+ * util_write_atomic: the file at path replaced at once: data goes to
+ * ".NAME.tmp" beside it (util_write_new, fsync'd; a leftover of a crash is
+ * removed first, so one writer per path at a time), renamed over path and
+ * the directory fsync'd. A reader sees the old file or the new one, never
+ * a part. With UTIL_NOREPLACE an existing file at path is kept: EEXIST,
+ * step "rename".
+ */
+#define UTIL_NOREPLACE	0x1
+int	 util_write_all(int fd, const void *data, size_t len);
+int	 util_write_new(int dirfd, const char *name, const void *data,
+	    size_t len, mode_t mode, int sync, const char **what);
+int	 util_write_atomic(const char *path, const void *data, size_t len,
+	    mode_t mode, int flags, const char **what);
 
 /*
  * Test hook for the crash test (tests/crash/run.py): when the environment

@@ -202,6 +202,48 @@ def rejected(t, env, port, stderr_path):
          "(rate-limited)", "".join(lines))
 
 
+def metrics(t, env, srv):
+    """The daemon's /metrics shows the count."""
+    mport = fx.closed_port()
+    conf = env.write_config(port=srv.port, rule_checkin=None,
+                            path=os.path.join(env.dir, "metrics.conf"),
+                            rule_birthday={"kind": "birthday",
+                                           "send_at": "09:00"},
+                            unsubscribe={"url": UNSUB},
+                            queue={"tick": "1h"},
+                            extra_lines=["", "[metrics]", "enabled = yes",
+                                         "listen = 127.0.0.1",
+                                         "port = %d" % mport])
+    p = env.spawn("-d", "run", conf=conf)
+    text = ""
+    try:
+        def fetch():
+            nonlocal text
+            s = socket.socket()
+            s.settimeout(10)
+            try:
+                s.connect(("127.0.0.1", mport))
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                text = data.decode("utf-8", "replace")
+                return "HTTP/1.1 200" in text
+            except OSError:
+                return False
+            finally:
+                s.close()
+        fx.wait_for(lambda: fetch() or p.poll() is not None, timeout=60)
+    finally:
+        fx.kill(p, fx.signal.SIGTERM)
+    t.ok("\nfollowupd_unsubscribe_rejected_tokens_total 30\n" in text,
+         "/metrics: followupd_unsubscribe_rejected_tokens_total 30", text)
+
+
 def body(t):
     fx.require_binary(t)
     with fx.Env("http-limits") as env, fx.SmtpServer() as srv:
@@ -243,6 +285,7 @@ def body(t):
                       "'unsubscribe_rejected_tokens'")
         t.eq([int(x["value"]) for x in n], [30],
              "the 30 bad tokens are counted in state.db for the metrics")
+        metrics(t, env, srv)
 
         env.write_config(port=srv.port, rule_checkin=None,
                          unsubscribe={"url": UNSUB + "?x=1",

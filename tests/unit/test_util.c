@@ -1,8 +1,115 @@
-/* test_util: the growable buffer, UTF-8 validation and sanitising. */
+/* test_util: the growable buffer, UTF-8, HTML escaping, durable writes. */
 #include "util.h"
 #include "tap.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void
+test_html(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "", "" },
+		{ "plain text", "plain text" },
+		{ "<b>&amp;\"x\"'", "&lt;b&gt;&amp;amp;&quot;x&quot;&#39;" },
+		{ "a<", "a&lt;" },
+		{ ">a", "&gt;a" },
+		{ "caf\xc3\xa9 & co", "caf\xc3\xa9 &amp; co" },
+	};
+	struct buf b = { 0 };
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf_reset(&b);
+		util_html_escape(&b, cases[i].in);
+		tap_str(buf_cstr(&b), cases[i].want, "html escape case %zu", i);
+	}
+	buf_reset(&b);
+	util_html_escape(&b, NULL);
+	tap_str(buf_cstr(&b), "", "html escape of NULL is empty");
+	tap_ok(util_html_span("abc<d", 5) == 3 && util_html_span("abc", 3) == 3,
+	    "html span stops at the first character to escape");
+	tap_ok(util_html_entity('x', &n) == NULL && n == 0 &&
+	    strcmp(util_html_entity('"', &n), "&quot;") == 0 && n == 6,
+	    "html entity");
+	buf_free(&b);
+}
+
+static char *
+slurp(const char *path)
+{
+	struct buf b = { 0 };
+
+	if (read_file(path, &b, NULL) != FU_OK)
+		return NULL;
+	return buf_steal(&b);
+}
+
+static void
+test_durable(void)
+{
+	char dir[] = "/tmp/test_util.XXXXXX", path[300], tmp[300], link[300];
+	const char *what = NULL;
+	struct stat sb;
+	char *v;
+	int dfd;
+
+	if (mkdtemp(dir) == NULL) {
+		tap_ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/feed.ics", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.feed.ics.tmp", dir);
+	tap_ok(util_write_atomic(path, "one\n", 4, 0640, 0, &what) == 0 &&
+	    stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640,
+	    "atomic write: a new file with the caller's mode");
+	v = slurp(path);
+	tap_str(v, "one\n", "atomic write: its content");
+	free(v);
+	/* A crash's leftover temporary file does not block the next write. */
+	dfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	close(dfd);
+	tap_ok(util_write_atomic(path, "two\n", 4, 0640, 0, &what) == 0 &&
+	    access(tmp, F_OK) == -1, "atomic write: replaces, no tmp left");
+	v = slurp(path);
+	tap_str(v, "two\n", "atomic write: the new content");
+	free(v);
+	tap_ok(util_write_atomic(path, "three\n", 6, 0600, UTIL_NOREPLACE,
+	    &what) == -1 && errno == EEXIST && strcmp(what, "rename") == 0 &&
+	    access(tmp, F_OK) == -1, "atomic write, no replace: EEXIST");
+	v = slurp(path);
+	tap_str(v, "two\n", "atomic write, no replace: the old file kept");
+	free(v);
+	snprintf(link, sizeof(link), "%s/nodir/x", dir);
+	tap_ok(util_write_atomic(link, "x", 1, 0600, 0, &what) == -1 &&
+	    errno == ENOENT && strcmp(what, "open directory") == 0,
+	    "atomic write: a missing directory says so");
+
+	/* util_write_new: O_EXCL and O_NOFOLLOW; an existing file is kept. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	tap_ok(util_write_new(dfd, "new", "abc", 3, 0600, 1, &what) == 0 &&
+	    fstatat(dfd, "new", &sb, 0) == 0 && sb.st_size == 3 &&
+	    (sb.st_mode & 0777) == 0600, "write new: created 0600");
+	tap_ok(util_write_new(dfd, "new", "x", 1, 0600, 1, &what) == -1 &&
+	    errno == EEXIST && strcmp(what, "create") == 0 &&
+	    fstatat(dfd, "new", &sb, 0) == 0 && sb.st_size == 3,
+	    "write new: an existing file is left alone");
+	tap_ok(symlinkat("new", dfd, "sym") == 0 &&
+	    util_write_new(dfd, "sym", "x", 1, 0600, 1, &what) == -1 &&
+	    errno == EEXIST, "write new: never through a symlink");
+	unlinkat(dfd, "sym", 0);
+	unlinkat(dfd, "new", 0);
+	close(dfd);
+	unlink(path);
+	rmdir(dir);
+}
 
 int
 main(void)
@@ -59,5 +166,7 @@ main(void)
 	    "buffer grows");
 	buf_free(&b);
 	tap_str(buf_cstr(&b), "", "freed buffer reads empty");
+	test_html();
+	test_durable();
 	return tap_done();
 }
