@@ -115,10 +115,11 @@ take_lock(struct daemon *d, char **err)
  * real, effective and saved ids) after the config (the password file) and
  * the source are open, before anything in the queue is created or opened.
  * Templates and ca_file are read afterwards: NAME must be able to read
- * them. Not root: nothing to drop (a note when NAME is someone else).
+ * them. Not root: nothing to drop (with `note`, a line when NAME is
+ * someone else).
  */
-static int
-drop_privileges(const struct config *cfg, char **err)
+int
+daemon_drop_privileges(const struct config *cfg, int note, char **err)
 {
 	struct passwd *pw;
 	gid_t gid;
@@ -133,7 +134,7 @@ drop_privileges(const struct config *cfg, char **err)
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;
 	if (geteuid() != 0) {
-		if (geteuid() != uid)
+		if (note && geteuid() != uid)
 			log_info("daemon: not started as root: [queue] user %s "
 			    "ignored, running as uid %ld", cfg->user,
 			    (long)geteuid());
@@ -199,7 +200,7 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	 * then the queue, which so belongs to the user. */
 	if (cfg->user != NULL && ((r = source_open(cfg->database,
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK ||
-	    (r = drop_privileges(cfg, err)) != FU_OK))
+	    (r = daemon_drop_privileges(cfg, 1, err)) != FU_OK))
 		goto fail;
 	if ((r = spool_open(cfg->queue_dir, &d->spool, err)) != FU_OK)
 		goto fail;

@@ -81,29 +81,41 @@ static cmd_args_fn args_none, args_now, args_preview;
 static cmd_fn cmd_run, cmd_once, cmd_check, cmd_preview, cmd_status,
     cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_unsubscribe_server;
 
+/*
+ * What a command does with the queue, for the drop to [queue] user: every
+ * command that touches it runs as that user (daemon_drop_privileges), so
+ * nothing there is ever created by root.
+ */
+enum queue_use {
+	QUEUE_NONE,		/* never touches it (check) */
+	QUEUE_OPENS,		/* main drops first, then runs the command */
+	QUEUE_AFTER_SOURCE,	/* opens the source (maybe root's only), then
+				 * drops itself: run, once, preview */
+};
+
 static const struct command {
 	const char	*name;
 	const char	*usage;
 	cmd_args_fn	*args;
 	cmd_fn		*run;
-	int		 opens_queue;
+	enum queue_use	 opens_queue;
 } commands[] = {
 	{ "run", "usage: followupd run\n"
 	    "Run as a daemon: a tick every `tick` seconds (or sooner when a job "
 	    "is due).\nSIGTERM or SIGINT stops it after the SMTP session in "
 	    "flight. One instance per\nqueue directory.\n",
-	    args_none, cmd_run, 1 },
+	    args_none, cmd_run, QUEUE_AFTER_SOURCE },
 	{ "once", "usage: followupd once [--now TIME]\n"
 	    "Run exactly one tick at TIME (default: now): plan new jobs, "
 	    "render what is\ndue, deliver what is queued. Decisions are "
 	    "logged to stderr.\n",
-	    args_now, cmd_once, 1 },
+	    args_now, cmd_once, QUEUE_AFTER_SOURCE },
 	{ "check", "usage: followupd check\n"
 	    "Validate the configuration, parse every template and prepare "
 	    "every rule's\nquery against the source. Each problem is printed "
 	    "as FILE:LINE: message.\nExit 0 when all is well, 78 (EX_CONFIG) "
 	    "otherwise.\n",
-	    args_none, cmd_check, 0 },
+	    args_none, cmd_check, QUEUE_NONE },
 	{ "preview", "usage: followupd preview RULE ID [--html | --text] "
 	    "[--now TIME]\n"
 	    "       followupd preview RULE --sample N [--now TIME]\n"
@@ -114,13 +126,13 @@ static const struct command {
 	    "reports every template variable that was missing or empty\n(exit "
 	    "65 when one is missing from the data in every row: a typo).\n"
 	    "Writes nothing, sends nothing.\n",
-	    args_preview, cmd_preview, 1 },
+	    args_preview, cmd_preview, QUEUE_AFTER_SOURCE },
 	{ "status", "usage: followupd status [--json] [--now TIME]\n"
 	    "The daemon (pid, uptime), jobs per rule and state, cancellations "
 	    "by reason,\nthe oldest queued message, the next due time, "
 	    "deferred jobs with their last\nreply, deliveries in the last hour "
 	    "and day, the last error. --json: the same\nas one JSON object.\n",
-	    args_now, cmd_status, 1 },
+	    args_now, cmd_status, QUEUE_OPENS },
 	{ "queue", "usage: followupd queue list [--state S] [--rule R] [--json]\n"
 	    "       followupd queue show JOB\n"
 	    "       followupd queue retry JOB|--all-deferred\n"
@@ -131,7 +143,7 @@ static const struct command {
 	    "jobs); cancel:\nnever sent; hold: nothing renders or sends the "
 	    "job until it is released;\nrelease: back to planned or queued, "
 	    "with its old times.\n",
-	    NULL, cmd_queue, 1 },
+	    NULL, cmd_queue, QUEUE_OPENS },
 	{ "optout", "usage: followupd optout add EMAIL [--class marketing|"
 	    "transactional|all] [--reason TEXT]\n"
 	    "       followupd optout remove EMAIL [--class marketing|"
@@ -142,24 +154,24 @@ static const struct command {
 	    "render and before delivery.\nremove: every class unless --class; "
 	    "--class suppressed lifts a hard-bounce\nsuppression. list: "
 	    "opt-outs and suppressions.\n",
-	    NULL, cmd_optout, 1 },
+	    NULL, cmd_optout, QUEUE_OPENS },
 	{ "codes", "usage: followupd codes RULE\n"
 	    "Every personal code RULE gave a message, tab-separated: code, "
 	    "subject,\nrecipient, state, issued_at (UTC), under a header line."
 	    "\n",
-	    NULL, cmd_codes, 1 },
+	    NULL, cmd_codes, QUEUE_OPENS },
 	{ "why", "usage: followupd why EMAIL|CUSTOMER_ID\n"
 	    "Every job for that recipient or customer with its decision (sent "
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
 	    "opt-outs and suppression.\n",
-	    NULL, cmd_why, 1 },
+	    NULL, cmd_why, QUEUE_OPENS },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
 	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
 	    "and port\nuntil SIGTERM or SIGINT: POST with "
 	    "List-Unsubscribe=One-Click and a valid\ntoken records the opt-out "
 	    "(200); GET shows a confirmation page; a bad token\ngets 400.\n",
-	    NULL, cmd_unsubscribe_server, 1 },
+	    NULL, cmd_unsubscribe_server, QUEUE_OPENS },
 };
 
 /* ---- JSON output (status --json, queue list --json) ---- */
@@ -705,19 +717,27 @@ preview(const struct config *cfg, const char *rule, const char *key,
 	char *err = NULL;
 	int r;
 
-	if ((rd = render_open(cfg, 1, &errs)) == NULL) {
-		fputs(buf_cstr(&errs), stderr);
-		buf_free(&errs);
-		return EX_CONFIG;
-	}
+	/* As run does: the source (maybe root's only) first, then the drop
+	 * to [queue] user, then the templates and the queue's secret. */
 	if ((r = source_open(cfg->database, cfg->busy_timeout_ms, &src,
 	    &err)) != FU_OK) {
 		fprintf(stderr, "followupd preview: %s\n", err);
 		free(err);
-		render_close(rd);
 		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_NOINPUT;
 	}
 	source_set_query_timeout(src, cfg->query_timeout_ms);
+	if (daemon_drop_privileges(cfg, 0, &err) != FU_OK) {
+		fprintf(stderr, "followupd preview: %s\n", err);
+		free(err);
+		source_close(src);
+		return EX_CONFIG;
+	}
+	if ((rd = render_open(cfg, 1, &errs)) == NULL) {
+		fputs(buf_cstr(&errs), stderr);
+		buf_free(&errs);
+		source_close(src);
+		return EX_CONFIG;
+	}
 	if (sample > 0) {
 		r = preview_sample(rd, src, rule, sample);
 		source_close(src);
@@ -1923,6 +1943,7 @@ main(int argc, char **argv)
 	const struct command *c;
 	int ch, foreground = 0, verbose = 0, status;
 	const char *cmd;
+	char *err = NULL;
 
 	term_guard_stdio();	/* no terminal escapes from data, anywhere */
 	memset(&opts, 0, sizeof(opts));
@@ -1973,6 +1994,13 @@ main(int argc, char **argv)
 		return status;
 	if ((cfg = load_config(conf)) == NULL)
 		return EX_CONFIG;
+	if (c->opens_queue == QUEUE_OPENS &&
+	    daemon_drop_privileges(cfg, 0, &err) != FU_OK) {
+		fprintf(stderr, "followupd %s: %s\n", cmd, err);
+		free(err);
+		config_free(cfg);
+		return EX_CONFIG;
+	}
 	status = c->run(cfg, argc - 1, argv + 1, &opts);
 	config_free(cfg);
 	return status;

@@ -6,6 +6,10 @@ As root only (each part says SKIP otherwise):
   password_file is re-read through the descriptor opened at start, so the
   reload succeeds exactly as a start would, and a message that needs AUTH
   goes out after it.
+- Every command that touches the queue drops to [queue] user before it
+  creates anything: each one, run as root on a queue that does not exist
+  yet, leaves only files owned by that user (unsubscribe-server's
+  directories and unsubscribe.key included), and `run` can start on it.
 """
 
 import os
@@ -88,9 +92,85 @@ def reload_after_drop(t):
         env.cleanup()
 
 
+COMMANDS = [
+    ("optout", ["optout", "add", "zoe@example.com"]),
+    ("why", ["why", "ana@example.com"]),
+    ("queue-list", ["queue", "list"]),
+    ("status", ["status"]),
+    ("codes", ["codes", "checkin"]),
+    ("preview", ["preview", "checkin", "1"]),
+]
+
+
+def owners(top):
+    """{relative path: uid} of everything under top (top included)."""
+    out = {".": os.lstat(top).st_uid}
+    for d, dirs, files in os.walk(top):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            out[os.path.relpath(p, top)] = os.lstat(p).st_uid
+    return out
+
+
+def commands_drop(t):
+    who = nobody()
+    if who is None:
+        t.ok(True, "commands drop privileges # SKIP not root or no nobody")
+        return
+    env = fx.Env("priv-cmds")
+    os.chmod(env.dir, 0o755)
+    try:
+        env.make_source(customers=[dict(id=1, email="ana@example.com",
+                                        name="Ana", first_name="Ana")],
+                        tickets=[dict(id=1, customer_id=1, subject="T",
+                                      status="resolved",
+                                      created_at="2026-11-01 09:00:00",
+                                      resolved_at="2026-11-02 09:00:00",
+                                      updated_at="2026-11-02 09:00:00")])
+        os.chmod(env.source, 0o600)     # root's only, as run allows
+        for name, argv in COMMANDS:
+            queue = os.path.join(env.dir, "q-" + name)
+            conf = env.write_config(
+                port=fx.closed_port(), path=os.path.join(
+                    env.dir, name + ".conf"),
+                queue={"dir": queue, "user": "nobody"})
+            r = env.run(*argv, conf=conf)
+            t.ok(r.rc in (0, 65, 66, 69), "%s as root runs" % name, r)
+            got = owners(queue) if os.path.exists(queue) else {}
+            root = sorted(p for p, uid in got.items() if uid != who.pw_uid)
+            t.eq(root, [], "%s: everything it created in the queue is "
+                 "nobody's (%d entries)" % (name, len(got)), r)
+        # unsubscribe-server: its directories and unsubscribe.key.
+        queue = os.path.join(env.dir, "q-unsub")
+        port = fx.closed_port()
+        conf = env.write_config(
+            port=fx.closed_port(), path=os.path.join(env.dir, "unsub.conf"),
+            queue={"dir": queue, "user": "nobody"},
+            unsubscribe={"url": "https://u.example/unsubscribe",
+                         "listen": "127.0.0.1", "port": str(port)})
+        p = env.spawn("unsubscribe-server", conf=conf)
+        try:
+            key = os.path.join(queue, "unsubscribe.key")
+            t.ok(fx.wait_for(lambda: os.path.exists(key) or
+                             p.poll() is not None, timeout=60) and
+                 p.poll() is None, "unsubscribe-server as root starts")
+            got = owners(queue) if os.path.exists(queue) else {}
+            t.eq(sorted(p for p, uid in got.items() if uid != who.pw_uid),
+                 [], "unsubscribe-server: the queue, its directories and "
+                 "unsubscribe.key are nobody's", got)
+        finally:
+            fx.kill(p, signal.SIGTERM)
+        r = env.run("once", "--now", "2026-11-05 12:00:00", conf=conf)
+        t.eq(r.rc, 0, "run/once (as nobody) can use the queue that "
+             "unsubscribe-server created", r)
+    finally:
+        env.cleanup()
+
+
 def body(t):
     fx.require_binary(t)
     reload_after_drop(t)
+    commands_drop(t)
 
 
 if __name__ == "__main__":
