@@ -1434,55 +1434,6 @@ check_reply_to(struct loader *l, struct inst *in, const struct key *k, int line)
 }
 
 /*
- * Secret files stay open for the life of the process: a root-owned 0600
- * password_file is read as root at start, and a reload after the drop to
- * [queue] user re-reads it through the same descriptor, so a reload reads
- * what a start would (an edit in place included). Only a file replaced
- * by another (a new inode) needs a restart then; the reload says so.
- */
-#define KEPT_MAX	8
-static struct {
-	char	*path;
-	int	 fd;
-} kept[KEPT_MAX];
-
-/* Open a secret file: afresh, else (no longer allowed) the kept descriptor. */
-static int
-secret_open(const char *path, int *replaced)
-{
-	int fd, i, err;
-
-	*replaced = 0;
-	/* O_NONBLOCK: a FIFO must not hang start-up (it is refused later). */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	err = errno;
-	for (i = 0; i < KEPT_MAX && kept[i].path != NULL; i++)
-		if (strcmp(kept[i].path, path) == 0)
-			break;
-	if (fd != -1) {
-		if (i < KEPT_MAX && kept[i].path == NULL &&
-		    (kept[i].fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) != -1)
-			kept[i].path = xstrdup(path);
-		return fd;
-	}
-	if ((err == EACCES || err == EPERM) && i < KEPT_MAX &&
-	    kept[i].path != NULL) {
-		struct stat st, now;
-
-		if (fstat(kept[i].fd, &st) == 0 && (stat(path, &now) == -1 ||
-		    now.st_dev != st.st_dev || now.st_ino != st.st_ino))
-			*replaced = 1;
-		if (!*replaced && (fd = fcntl(kept[i].fd, F_DUPFD_CLOEXEC, 3)) !=
-		    -1 && lseek(fd, 0, SEEK_SET) == 0)
-			return fd;
-		if (fd != -1)
-			close(fd);
-	}
-	errno = err;
-	return -1;
-}
-
-/*
  * The password is the first line of a file only we can read (OpenSMTPD
  * and msmtp refuse secrets others can see; so do we). The file is opened
  * once and checked through the descriptor: no window between check and use.
@@ -1499,7 +1450,7 @@ check_password(struct loader *l, struct inst *in, const struct key *k, int line)
 
 	(void)in;
 	(void)k;
-	if ((fd = secret_open(path, &replaced)) == -1) {
+	if ((fd = util_secret_open(path, 0, &replaced)) == -1) {
 		if (replaced)
 			errat(l, line, "password_file %s: %s, and the file was "
 			    "replaced since start: restart followupd to read "

@@ -125,6 +125,8 @@ daemon_drop_privileges(const struct config *cfg, int note, char **err)
 	gid_t gid;
 	uid_t uid;
 
+	if (cfg->user == NULL)
+		return FU_OK;
 	errno = 0;
 	if ((pw = getpwnam(cfg->user)) == NULL) {
 		set_err(err, "[queue] user %s: no such user%s%s", cfg->user,

@@ -10,6 +10,10 @@ As root only (each part says SKIP otherwise):
   creates anything: each one, run as root on a queue that does not exist
   yet, leaves only files owned by that user (unsubscribe-server's
   directories and unsubscribe.key included), and `run` can start on it.
+- The unsubscribe secret is checked through the descriptor it is read
+  from: a symlink to a good secret is refused (O_NOFOLLOW), a FIFO is
+  refused without blocking, and (as root) a secret owned by another user
+  is refused; the real file itself is accepted.
 """
 
 import os
@@ -167,10 +171,61 @@ def commands_drop(t):
         env.cleanup()
 
 
+def secret_checks(t):
+    env = fx.Env("priv-secret")
+    try:
+        env.make_source()
+        good = os.path.join(env.dir, "unsub.secret")
+        fd = os.open(good, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"0123456789abcdef0123456789abcdef-secret\n")
+        os.close(fd)
+        link = os.path.join(env.dir, "unsub.link")
+        os.symlink(good, link)
+        fifo = os.path.join(env.dir, "unsub.fifo")
+        os.mkfifo(fifo, 0o600)
+
+        def serve(secret):
+            conf = env.write_config(
+                port=fx.closed_port(), unsubscribe={
+                    "url": "https://u.example/unsubscribe",
+                    "listen": "127.0.0.1", "port": str(fx.closed_port()),
+                    "secret_file": secret})
+            p = env.spawn("unsubscribe-server", conf=conf)
+            try:
+                p.wait(20)
+            except Exception:
+                pass
+            rc = p.poll()
+            fx.kill(p, signal.SIGTERM)
+            with open(os.path.join(env.dir, "spawned.stderr"),
+                      errors="replace") as f:
+                return rc, f.read()
+        rc, err = serve(link)
+        t.ok(rc == 78 and "symbolic link" in err,
+             "a symlink as the unsubscribe secret is refused", (rc, err))
+        rc, err = serve(fifo)
+        t.ok(rc == 78 and "regular file" in err,
+             "a FIFO as the unsubscribe secret is refused without "
+             "blocking", (rc, err))
+        rc, _ = serve(good)
+        t.eq(rc, None, "the file itself is accepted (the server runs)")
+        who = nobody()
+        if who is None:
+            t.ok(True, "a secret owned by another user # SKIP not root")
+        else:
+            os.chown(good, who.pw_uid, who.pw_gid)
+            rc, err = serve(good)
+            t.ok(rc == 78 and "owned by uid %d" % who.pw_uid in err,
+                 "a secret owned by another user is refused", (rc, err))
+    finally:
+        env.cleanup()
+
+
 def body(t):
     fx.require_binary(t)
     reload_after_drop(t)
     commands_drop(t)
+    secret_checks(t)
 
 
 if __name__ == "__main__":
