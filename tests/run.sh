@@ -3,6 +3,10 @@
 # tests/e2e) and print the totals as "N passed, N failed" on the last line.
 # Each test speaks TAP: "ok N - ..." and "not ok N - ..." lines.
 # VALGRIND=1 runs the unit tests under valgrind (errors and leaks fail).
+# When anything fails, the output ends with each failing test's failed
+# checks and the tail of its log. `make check-loaded` runs this script with
+# two CPU hogs and a disk writer alongside (tools/loaded.sh): tests wait for
+# the condition they need, with generous bounds, never for a fixed time.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 E2E=${E2E:-tests/e2e}	# another directory: tests/e2e/test_runner.py

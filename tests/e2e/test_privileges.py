@@ -18,6 +18,7 @@ As root only (each part says SKIP otherwise):
 
 import os
 import pwd
+import shutil
 import signal
 import sys
 
@@ -26,6 +27,18 @@ import fixture as fx  # noqa: E402
 
 USER = "relay-user"
 PASSWORD = "Pw-priv-4c1d-secret"
+
+
+def readable_templates(env):
+    """A copy of the templates that [queue] user can read (the checkout
+    may sit in a private directory)."""
+    dst = os.path.join(env.dir, "templates")
+    shutil.copytree(fx.TEMPLATES, dst)
+    for d, dirs, files in os.walk(dst):
+        os.chmod(d, 0o755)
+        for n in files:
+            os.chmod(os.path.join(d, n), 0o644)
+    return dst
 
 
 def nobody():
@@ -67,6 +80,7 @@ def reload_after_drop(t):
         conf = env.write_config(
             port=srv.port, queue={"dir": "queue", "user": "nobody",
                                   "tick": "1s"},
+            templates={"dir": readable_templates(env)},
             smtp={"starttls": "required", "ca_file": ca,
                   "username": USER, "password_file": pw, "timeout": "10s"})
         p = env.spawn("-d", "run", conf=conf)
@@ -132,12 +146,14 @@ def commands_drop(t):
                                       resolved_at="2026-11-02 09:00:00",
                                       updated_at="2026-11-02 09:00:00")])
         os.chmod(env.source, 0o600)     # root's only, as run allows
+        templates = readable_templates(env)
         for name, argv in COMMANDS:
             queue = os.path.join(env.dir, "q-" + name)
             conf = env.write_config(
                 port=fx.closed_port(), path=os.path.join(
                     env.dir, name + ".conf"),
-                queue={"dir": queue, "user": "nobody"})
+                queue={"dir": queue, "user": "nobody"},
+                templates={"dir": templates})
             r = env.run(*argv, conf=conf)
             t.ok(r.rc in (0, 65, 66, 69), "%s as root runs" % name, r)
             got = owners(queue) if os.path.exists(queue) else {}
@@ -150,6 +166,7 @@ def commands_drop(t):
         conf = env.write_config(
             port=fx.closed_port(), path=os.path.join(env.dir, "unsub.conf"),
             queue={"dir": queue, "user": "nobody"},
+            templates={"dir": templates},
             unsubscribe={"url": "https://u.example/unsubscribe",
                          "listen": "127.0.0.1", "port": str(port)})
         p = env.spawn("unsubscribe-server", conf=conf)
