@@ -55,14 +55,22 @@ TEST_DEPS_ical     = ical clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver store spool smtp mime clock util log progress \
-		     term
-TEST_DEPS_consent  = consent codes rules ical source value store spool config \
-		     clock util log
+TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config \
+		     store spool smtp mime clock util log progress term
+TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
+		     config mime clock util log
+TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
+		     source value store spool config clock util log
+TEST_DEPS_render   = render compose format gate consent codes rules ical \
+		     mustache mime source value store spool config clock progress \
+		     util log term
+TEST_DEPS_consent  = consent codes rules format ical source value store spool \
+		     config clock util log
 TEST_DEPS_plan     = plan rules ical source value store config clock util log
-TEST_DEPS_daemon   = daemon deliver render plan metrics http notify progress \
-		     unsubscribe consent codes rules ical source value mustache \
-		     mime smtp spool store config clock util log term explain
+TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
+		     http notify progress unsubscribe consent codes rules ical \
+		     source value mustache mime smtp spool store config clock \
+		     util log term explain
 
 .PHONY: all check check-loaded unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test

@@ -8,7 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "mime.h"
-#include "render.h"
+#include "preview.h"
 #include "source.h"
 #include "util.h"
 
@@ -24,9 +24,9 @@
  *	before the clock starts; the clock then runs over rendering them
  *	only (the values render derives, the subject, text and html
  *	templates, parsed once, and the MIME message), through
- *	render_loaded_build, the code render_preview and render_tick run.
+ *	preview_loaded_build, which calls compose_message as render_tick does.
  *   with-queries N SECONDS BYTES
- *	the same COUNT messages through render_preview: the source
+ *	the same COUNT messages through preview_message: the source
  *	queries (re-check, history) and the rendering, a source read
  *	transaction per 1,000 as in render_tick.
  *
@@ -62,10 +62,10 @@ int
 main(int argc, char **argv)
 {
 	struct buf errs = { 0 }, out = { 0 };
-	struct render_loaded **ld;
+	struct preview_loaded **ld;
 	struct config *cfg;
 	struct source *src;
-	struct render *rd;
+	struct preview *rd;
 	struct timespec a;
 	char *err = NULL, key[32];
 	long first, count, bytes = 0;
@@ -89,7 +89,7 @@ main(int argc, char **argv)
 	if (source_open(cfg->database, cfg->busy_timeout_ms, &src, &err) !=
 	    FU_OK)
 		fatalx("%s", err);
-	if ((rd = render_open(cfg, 0, &errs)) == NULL)
+	if ((rd = preview_open(cfg, &errs)) == NULL)
 		fatalx("%s", buf_cstr(&errs));
 
 	/* templates + MIME: every row loaded first, off the clock. */
@@ -97,7 +97,7 @@ main(int argc, char **argv)
 	for (long i = 0; i < count; i++) {
 		page_turn(src, i);
 		snprintf(key, sizeof(key), "%ld", first + i);
-		if (render_load(rd, src, argv[2], key, now, &ld[i], &err) !=
+		if (preview_load(rd, src, argv[2], key, now, &ld[i], &err) !=
 		    FU_OK)
 			fatalx("key %s: %s", key, err);
 	}
@@ -105,25 +105,25 @@ main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < count; i++) {
 		buf_reset(&out);
-		if (render_loaded_build(rd, ld[i], &out, &err) != FU_OK)
+		if (preview_loaded_build(rd, ld[i], &out, &err) != FU_OK)
 			fatalx("key %ld: %s", first + i, err);
 		bytes += (long)out.len;
 	}
 	secs = since(&a);
 	for (long i = 0; i < count; i++)
-		render_loaded_free(ld[i]);
+		preview_loaded_free(ld[i]);
 	free(ld);
 	printf("templates+mime %ld %.6f %ld\n", count, secs, bytes);
 	fflush(stdout);
 
-	/* with queries: render_preview, as before. */
+	/* with queries: preview_message, as before. */
 	bytes = 0;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < count; i++) {
 		page_turn(src, i);
 		snprintf(key, sizeof(key), "%ld", first + i);
 		buf_reset(&out);
-		if (render_preview(rd, src, argv[2], key, now, &out, &err) !=
+		if (preview_message(rd, src, argv[2], key, now, &out, &err) !=
 		    FU_OK)
 			fatalx("key %s: %s", key, err);
 		bytes += (long)out.len;
@@ -134,7 +134,7 @@ main(int argc, char **argv)
 
 	buf_free(&out);
 	buf_free(&errs);
-	render_close(rd);
+	preview_close(rd);
 	source_close(src);
 	config_free(cfg);
 	return 0;

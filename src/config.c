@@ -1694,6 +1694,9 @@ config_load(const char *path, struct buf *errs)
 		config_free(l.cfg);
 		return NULL;
 	}
+	l.cfg->derived = xcalloc(1, sizeof(*l.cfg->derived));
+	for (int i = 0; i < l.cfg->nrules; i++)
+		l.cfg->rules[i].config = l.cfg;
 	return l.cfg;
 }
 
@@ -1712,6 +1715,9 @@ config_free(struct config *c)
 
 	if (c == NULL)
 		return;
+	if (c->derived != NULL && c->derived->free != NULL)
+		c->derived->free(c->derived->data);
+	free(c->derived);
 	for (size_t s = 0; s < NKEYS(sections); s++)
 		if (!sections[s].is_rule)
 			free_fields(c, sections[s].keys, sections[s].nkeys);

@@ -93,6 +93,17 @@ struct rule_config {
 	int		 over_cap;	/* enum rule_over_cap */
 	char		*max_marketing;	/* the rule's own cap, as written */
 	struct config_cap cap;		/* per recipient, messages of this rule */
+	const struct config *config;	/* the config it belongs to */
+};
+
+/*
+ * What another module derives from a config and keeps with it (rules.c:
+ * zones, holiday sets, generated queries): made on first use, freed by
+ * config_free through `free`, so config.c needs to know nothing of it.
+ */
+struct config_derived {
+	void		*data;
+	void		(*free)(void *);
 };
 
 struct config {
@@ -157,6 +168,8 @@ struct config {
 
 	struct rule_config *rules;
 	int		 nrules;
+
+	struct config_derived *derived;	/* never NULL in a loaded config */
 };
 
 /*

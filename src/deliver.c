@@ -1,5 +1,6 @@
 /* deliver: tick step 3: queued messages over SMTP, outcomes and retries. */
 #include "deliver.h"
+#include "gate.h"
 #include "log.h"
 #include "mime.h"
 #include "progress.h"
@@ -61,89 +62,36 @@ suppress_item(const struct smtp_item *it)
 	return 1;
 }
 
-/*
- * The job's consent class: its rule's; transactional for a rule now gone.
- * (Read from the config's table directly: deliver links without config.o
- * in its unit test.)
- */
-static const char *
-job_class(const struct config *cfg, const struct job *job)
-{
-	/* The class the job was planned with: a rule renamed or re-classed
-	 * since must not turn a marketing message into a transactional one. */
-	if (job->cls != NULL && *job->cls)
-		return job->cls;
-	for (int i = 0; i < cfg->nrules; i++)
-		if (strcmp(cfg->rules[i].name, job->rule) == 0)
-			return cfg->rules[i].cls == RULE_CLASS_MARKETING ?
-			    "marketing" : "transactional";
-	return "transactional";
-}
-
-/*
- * 1 unless the name records a size (JOBID.SIZE.eml) that differs from
- * what was read.
- */
-static int
-size_matches(const char *name, size_t len)
-{
-	const char *p = strchr(name, '.');
-	char *end;
-	unsigned long long want;
-
-	if (p == NULL || p[1] < '0' || p[1] > '9')
-		return 1;	/* JOBID.eml: written before sizes were kept */
-	want = strtoull(p + 1, &end, 10);
-	if (strcmp(end, ".eml") != 0)
-		return 1;
-	return want == (unsigned long long)len;
-}
-
 /* Decide whether a queued job may still be sent; load its message. */
 static int
 prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
     const struct job *job, time_t now, struct buf *msg,
     struct deliver_stats *stats, int *ready, char **err)
 {
+	struct gate_result g;
 	const char *why = NULL;
 	char *e = NULL;
-	int yes, r;
+	int r;
 
-	(void)cfg;
 	*ready = 0;
-	const char *reason = NULL;
-
-	if ((r = store_suppressed(st, job->recipient, &yes, err)) != FU_OK)
+	if ((r = gate_deliver(cfg, st, job, &g, err)) != FU_OK)
 		return r;
-	if (yes)
-		reason = "suppressed";
-	else if ((r = store_opted_out(st, job->recipient, job_class(cfg, job),
-	    &yes, err)) != FU_OK)
-		return r;
-	else if (yes)
-		reason = "opted-out";
-	if (reason != NULL) {
-		/* The same reasons render gives, checked again at the last moment. */
-		if ((r = store_job_cancel(st, job->id, reason, strcmp(reason,
-		    "suppressed") == 0 ? "the address was suppressed after a "
-		    "permanent failure since the message was queued" :
-		    "the recipient opted out since the message was queued",
-		    now, err)) == FU_OK) {
+	if (g.verdict != GATE_GO) {
+		/* The gate's reasons, checked again at the last moment. */
+		if ((r = store_job_cancel(st, job->id, g.reason, g.detail, now,
+		    err)) == FU_OK) {
 			stats->cancelled++;
 			spool_finish(sp, job->spool_name, SPOOL_FAILED, 0, NULL);
 			log_info("deliver: job %lld (%s %s): cancelled for "
 			    "@%s: %s", (long long)job->id, job->rule,
 			    job->subject, mime_address_domain(job->recipient),
-			    reason);
+			    g.reason);
 		}
+		gate_result_clear(&g);
 		return r;
 	}
-	r = spool_read(sp, job->spool_name, msg, &e);
-	if (r == FU_OK && !size_matches(job->spool_name, msg->len)) {
-		r = FU_PERMFAIL;
-		set_err(&e, "%s: %zu bytes, not the size it was written with",
-		    job->spool_name, msg->len);
-	} else if (r == FU_OK && !mime_message_complete(msg->data, msg->len,
+	r = spool_read_message(sp, job->spool_name, msg, &e);
+	if (r == FU_OK && !mime_message_complete(msg->data, msg->len,
 	    &why)) {
 		/* Cut short: never send half a message. Keep it for a human. */
 		r = FU_PERMFAIL;
@@ -177,13 +125,48 @@ prepare_job(const struct config *cfg, struct store *st, struct spool *sp,
 	return FU_OK;
 }
 
+/*
+ * The data went, no reply came: the relay may have the message. Counted
+ * (status), then the configured policy: retry it (same Message-ID: at
+ * worst a second copy with the same id) or hold it for an operator (at
+ * worst it never arrives; *held is 1).
+ */
+static int
+record_unknown(const struct config *cfg, struct store *st,
+    const struct job *job, const struct smtp_item *it, time_t now,
+    struct deliver_stats *stats, int *held, char **err)
+{
+	int hold = cfg->unknown_outcome == CONFIG_UNKNOWN_HOLD, r;
+	char *d = xasprintf("%s (unknown_outcome = %s)", it->reply,
+	    hold ? "hold" : "retry");
+
+	*held = 0;
+	r = store_event(st, job->id, now, "unknown-outcome", d, err);
+	free(d);
+	if (r != FU_OK)
+		return r;
+	log_warnx("deliver: job %lld (%s %s): outcome unknown for @%s "
+	    "(the message went, no reply came): %s", (long long)job->id,
+	    job->rule, job->subject, mime_address_domain(job->recipient), hold ?
+	    "held (queue release JOB to send it again)" :
+	    "it will be sent again with the same Message-ID");
+	if (!hold)
+		return FU_OK;
+	if ((r = store_job_deferred(st, job->id, it->reply, now, now, err)) !=
+	    FU_OK || (r = store_job_hold(st, job->id, now, err)) != FU_OK)
+		return r;
+	stats->deferred++;
+	*held = 1;
+	return FU_OK;
+}
+
 static int
 record_outcome(const struct config *cfg, struct store *st,
     const struct job *job, const struct smtp_item *it, time_t now,
     struct deliver_stats *stats, char **err)
 {
 	const char *domain = mime_address_domain(job->recipient);
-	int r;
+	int r, held;
 
 	if (it->result == FU_OK) {
 		if ((r = store_job_sent(st, job->id, it->reply, now, err)) ==
@@ -209,35 +192,9 @@ record_outcome(const struct config *cfg, struct store *st,
 		    " (address suppressed)" : "");
 		return FU_OK;
 	}
-	if (it->unknown) {
-		/*
-		 * The data went, no reply came: the relay may have the message.
-		 * Counted (status), then the configured policy: retry it (same
-		 * Message-ID: at worst a second copy with the same id) or hold
-		 * it for an operator (at worst it never arrives).
-		 */
-		int hold = cfg->unknown_outcome == CONFIG_UNKNOWN_HOLD;
-		char *d = xasprintf("%s (unknown_outcome = %s)", it->reply,
-		    hold ? "hold" : "retry");
-
-		r = store_event(st, job->id, now, "unknown-outcome", d, err);
-		free(d);
-		if (r != FU_OK)
-			return r;
-		log_warnx("deliver: job %lld (%s %s): outcome unknown for @%s "
-		    "(the message went, no reply came): %s", (long long)job->id,
-		    job->rule, job->subject, domain, hold ?
-		    "held (queue release JOB to send it again)" :
-		    "it will be sent again with the same Message-ID");
-		if (hold) {
-			if ((r = store_job_deferred(st, job->id, it->reply, now,
-			    now, err)) != FU_OK || (r = store_job_hold(st,
-			    job->id, now, err)) != FU_OK)
-				return r;
-			stats->deferred++;
-			return FU_OK;
-		}
-	}
+	if (it->unknown && ((r = record_unknown(cfg, st, job, it, now, stats,
+	    &held, err)) != FU_OK || held))
+		return r;
 	if (job->queued_at && now - job->queued_at >= cfg->queue_lifetime) {
 		if ((r = store_job_failed(st, job->id, "expired", it->reply,
 		    now, err)) == FU_OK) {
@@ -570,6 +527,26 @@ split_slice(struct slice *sl, int parts)
 	return list;
 }
 
+/* A slice of n ready jobs and their messages (it takes both arrays). */
+static struct slice *
+slice_new(const struct config *cfg, struct job *ready, struct buf *msgs,
+    int n)
+{
+	struct slice *sl = xcalloc(1, sizeof(*sl));
+
+	sl->n = n;
+	sl->jobs = ready;	/* msgs[0..n) match ready[0..n) */
+	sl->msgs = msgs;
+	sl->items = xcalloc((size_t)n, sizeof(*sl->items));
+	for (int i = 0; i < n; i++) {
+		sl->items[i].sender = cfg->from_addr;
+		sl->items[i].rcpt = sl->jobs[i].recipient;
+		sl->items[i].data = sl->msgs[i].data;
+		sl->items[i].len = sl->msgs[i].len;
+	}
+	return sl;
+}
+
 /*
  * Fetch up to `limit` due jobs (queued first, then deferred), read their
  * messages and mark the readable ones `sending`, in one transaction, as
@@ -630,24 +607,12 @@ load_slices(const struct config *cfg, struct store *st, struct spool *sp,
 	if (n == 0 && changed == stats->cancelled + stats->replanned)
 		*none = 1;
 	if (n > 0) {
-		struct slice *sl = xcalloc(1, sizeof(*sl));
-
-		sl->n = n;
-		sl->jobs = ready;	/* msgs[0..n) match ready[0..n) */
-		sl->msgs = msgs;
-		sl->items = xcalloc((size_t)n, sizeof(*sl->items));
-		for (int i = 0; i < n; i++) {
-			sl->items[i].sender = cfg->from_addr;
-			sl->items[i].rcpt = sl->jobs[i].recipient;
-			sl->items[i].data = sl->msgs[i].data;
-			sl->items[i].len = sl->msgs[i].len;
-		}
-		ready = NULL;
 		/* Messages of jobs that were not ready were never kept. */
 		for (int i = n; i < nq + nd; i++)
 			buf_free(&msgs[i]);
+		*out = slice_new(cfg, ready, msgs, n);
+		ready = NULL;
 		msgs = NULL;
-		*out = sl;
 	}
 	goto out;
 rollback:
@@ -733,29 +698,21 @@ tidy_one(const char *name, void *arg)
 {
 	struct tidy *t = arg;
 	char state[16];
-	size_t digits = strspn(name, "0123456789");
-	int64_t id = 0;
+	int fate;
 
-	/*
-	 * render names a message JOBID.SIZE.eml (JOBID.eml before): look the
-	 * job up by its primary key. spool_name has no index, and a scan per
-	 * file made start-up quadratic (35 s with 20,000 messages queued).
-	 * Other names take the scan.
-	 */
-	if (digits > 0 && digits <= 18 && name[digits] == '.')
-		id = strtoll(name, NULL, 10);
-	if (store_spool_owner_state(t->st, id, name, state, NULL) != FU_OK)
+	if (store_spool_owner_state(t->st, spool_message_job(name), name, state,
+	    NULL) != FU_OK)
 		return;
 	if (state[0] == '\0') {
 		log_warnx("deliver: %s in new/ belongs to no job: left alone",
 		    name);
 		return;
 	}
-	if (strcmp(state, "sent") != 0 && strcmp(state, "failed") != 0 &&
-	    strcmp(state, "cancelled") != 0)
-		return;
-	if (spool_finish(t->sp, name, strcmp(state, "sent") == 0 ? SPOOL_SENT :
-	    SPOOL_FAILED, t->cfg->sent_retention > 0, NULL) == FU_OK)
+	fate = strcmp(state, "sent") == 0 ? SPOOL_SENT :
+	    strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0 ?
+	    SPOOL_FAILED : -1;
+	if (fate != -1 && spool_finish(t->sp, name, (enum spool_fate)fate,
+	    t->cfg->sent_retention > 0, NULL) == FU_OK)
 		t->moved++;
 }
 

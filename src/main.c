@@ -7,6 +7,7 @@
 #include "explain.h"
 #include "log.h"
 #include "mime.h"
+#include "preview.h"
 #include "render.h"
 #include "rules.h"
 #include "source.h"
@@ -526,7 +527,7 @@ header_row(struct buf *b, const char *name, const char *value)
  * part's styles still apply; a part without one is wrapped in a page.
  */
 static void
-preview_page(const struct render_parts *p, const char *rule, const char *key,
+preview_page(const struct preview_parts *p, const char *rule, const char *key,
     struct buf *out)
 {
 	struct buf box = { 0 }, to = { 0 };
@@ -604,7 +605,7 @@ struct sample_report {
 };
 
 static void
-sample_row(const char *key, int result, const struct render_parts *p,
+sample_row(const char *key, int result, const struct preview_parts *p,
     const char *why, void *arg)
 {
 	struct sample_report *sr = arg;
@@ -657,7 +658,7 @@ sample_row(const char *key, int result, const struct render_parts *p,
 }
 
 static int
-preview_sample(struct render *rd, struct source *src, const char *rule,
+preview_sample(struct preview *rd, struct source *src, const char *rule,
     int n)
 {
 	struct sample_report sr;
@@ -666,7 +667,8 @@ preview_sample(struct render *rd, struct source *src, const char *rule,
 
 	memset(&sr, 0, sizeof(sr));
 	printf("preview %s --sample %d:\n", rule, n);
-	r = render_sample(rd, src, rule, n, clock_now(), sample_row, &sr, &err);
+	r = preview_samples(rd, src, rule, n, clock_now(), sample_row, &sr,
+	    &err);
 	if (r != FU_OK) {
 		fprintf(stderr, "followupd preview: %s\n", err);
 		free(err);
@@ -711,8 +713,8 @@ preview(const struct config *cfg, const char *rule, const char *key,
     enum preview_mode mode, int sample)
 {
 	struct buf errs = { 0 }, out = { 0 };
-	struct render_parts parts;
-	struct render *rd;
+	struct preview_parts parts;
+	struct preview *rd;
 	struct source *src;
 	char *err = NULL;
 	int r;
@@ -732,7 +734,7 @@ preview(const struct config *cfg, const char *rule, const char *key,
 		source_close(src);
 		return EX_CONFIG;
 	}
-	if ((rd = render_open(cfg, 1, &errs)) == NULL) {
+	if ((rd = preview_open(cfg, &errs)) == NULL) {
 		fputs(buf_cstr(&errs), stderr);
 		buf_free(&errs);
 		source_close(src);
@@ -741,10 +743,10 @@ preview(const struct config *cfg, const char *rule, const char *key,
 	if (sample > 0) {
 		r = preview_sample(rd, src, rule, sample);
 		source_close(src);
-		render_close(rd);
+		preview_close(rd);
 		return r;
 	}
-	r = render_preview_parts(rd, src, rule, key, clock_now(), &parts, &err);
+	r = preview_parts(rd, src, rule, key, clock_now(), &parts, &err);
 	if (r == FU_OK) {
 		if (mode == PREVIEW_HTML)
 			preview_page(&parts, rule, key, &out);
@@ -755,11 +757,11 @@ preview(const struct config *cfg, const char *rule, const char *key,
 		fwrite(out.data, 1, out.len, stdout);
 	} else
 		fprintf(stderr, "followupd preview: %s\n", err);
-	render_parts_clear(&parts);
+	preview_parts_clear(&parts);
 	free(err);
 	buf_free(&out);
 	source_close(src);
-	render_close(rd);
+	preview_close(rd);
 	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL :
 	    EX_NOINPUT;
 }

@@ -117,49 +117,23 @@ static const char loyalty_fmt[] =
     "FROM m JOIN customers c ON c.id = m.customer_id\n"
     "WHERE m.at >= :since AND m.at < :until";
 
-/* Generated loyalty queries, one per rule (and its thresholds). */
-static struct loyalty_sql {
-	const struct rule_config *rule;
-	int		 min_purchases, min_total;
-	char		 currency[4];
-	char		*sql;
-} *loyalty;
-static size_t nloyalty;
-
-static const char *
-loyalty_query(const struct rule_config *r)
+/* A loyalty rule's query, its thresholds written in (rules_data). */
+static char *
+loyalty_build(const struct rule_config *r)
 {
-	struct loyalty_sql *q = NULL;
 	char cur[4], cond[32], milestone[96];
 
 	snprintf(cur, sizeof(cur), "%s", r->currency ? r->currency : "");
-	for (size_t i = 0; i < nloyalty; i++)
-		if (loyalty[i].rule == r) {
-			q = &loyalty[i];
-			if (q->min_purchases == r->min_purchases &&
-			    q->min_total == r->min_total &&
-			    strcmp(q->currency, cur) == 0)
-				return q->sql;
-			free(q->sql);	/* a reloaded config at the same address */
-			break;
-		}
-	if (q == NULL) {
-		loyalty = xrealloc(loyalty, (nloyalty + 1) * sizeof(*loyalty));
-		q = &loyalty[nloyalty++];
-	}
-	q->rule = r;
-	q->min_purchases = r->min_purchases;
-	q->min_total = r->min_total;
-	memcpy(q->currency, cur, sizeof(cur));
 	if (*cur)
 		snprintf(cond, sizeof(cond), "currency = '%s'", cur);
 	else
 		snprintf(cond, sizeof(cond), "1");
 	rules_milestone(r, milestone, sizeof(milestone));
-	q->sql = xasprintf(loyalty_fmt, cond, r->min_purchases, r->min_total,
+	return xasprintf(loyalty_fmt, cond, r->min_purchases, r->min_total,
 	    milestone, milestone);
-	return q->sql;
 }
+
+static const char *loyalty_query(const struct rule_config *);
 
 void
 rules_milestone(const struct rule_config *r, char *out, size_t size)
@@ -224,103 +198,157 @@ rules_recheck_query(const struct rule_config *r)
 /* ---- time ---- */
 
 /*
- * One schedule per rule, built once per config: the zones are libical's
- * (process-wide already) and the holiday sets are parsed files, so this is
- * a process-wide cache too, keyed by the config it was built from.
+ * What the rules derive from one config, kept with it (config_derived)
+ * and freed with it: a schedule per rule (the zones are clock's, kept for
+ * the process; the holiday sets are parsed files), the fallback zone, and
+ * the generated loyalty queries.
  */
-static struct {
-	const struct config	*cfg;
-	struct clock_rule	*rules;
+struct rules_data {
+	struct clock_rule	*clock;
 	struct clock_days	*holidays;
+	char			**loyalty;
+	char			**recheck;	/* rules_recheck_query's, on first use */
 	int			 n;
 	const struct clock_zone	*fallback;
-} times;
+};
 
-void
-rules_time_free(void)
+static void
+rules_data_free(void *arg)
 {
-	for (int i = 0; i < times.n; i++)
-		clock_days_free(&times.holidays[i]);
-	free(times.holidays);
-	free(times.rules);
-	memset(&times, 0, sizeof(times));
+	struct rules_data *d = arg;
+
+	if (d == NULL)
+		return;
+	for (int i = 0; i < d->n; i++) {
+		clock_days_free(&d->holidays[i]);
+		free(d->loyalty[i]);
+		free(d->recheck[i]);
+	}
+	free(d->recheck);
+	free(d->holidays);
+	free(d->loyalty);
+	free(d->clock);
+	free(d);
+}
+
+/* [defaults] timezone, else UTC; NULL (appended to errs or logged) when unknown. */
+static const struct clock_zone *
+fallback_zone(const struct config *cfg, struct buf *errs)
+{
+	const struct clock_zone *z;
+
+	if (cfg->timezone == NULL)
+		return clock_zone_utc();
+	if ((z = clock_zone(cfg->timezone)) != NULL)
+		return z;
+	if (errs)
+		buf_printf(errs, "%s:%d: [defaults] timezone: unknown time zone "
+		    "'%s' (an IANA name such as Europe/Berlin)\n", cfg->path,
+		    cfg->timezone_line, cfg->timezone);
+	else
+		log_warnx("rules: [defaults] timezone: unknown time zone '%s': "
+		    "using UTC", cfg->timezone);
+	return NULL;
+}
+
+/* Rule i's schedule; 0 when its holidays file is unusable (reported). */
+static int
+rule_clock(const struct config *cfg, struct rules_data *d, int i,
+    struct buf *errs)
+{
+	const struct rule_config *r = &cfg->rules[i];
+	struct clock_rule *c = &d->clock[i];
+	char *err = NULL;
+
+	c->delay = r->delay;
+	c->business_days = r->business_days;
+	c->window = r->window;
+	c->quiet = r->quiet;
+	if (r->holidays == NULL)
+		return 1;
+	if (ical_holidays_load(r->holidays, &d->holidays[i], &err) != FU_OK) {
+		if (errs)
+			buf_printf(errs, "%s:%d: [rule %s] holidays: %s\n",
+			    cfg->path, r->holidays_line, r->name, err);
+		else
+			log_warnx("rules: [rule %s] holidays: %s: no holidays "
+			    "used", r->name, err);
+		free(err);
+		return 0;
+	}
+	c->holidays = &d->holidays[i];
+	return 1;
+}
+
+/* Build the config's rules_data, replacing any; problems as rules_time_load. */
+static struct rules_data *
+rules_data_build(const struct config *cfg, struct buf *errs, int *problems)
+{
+	struct config_derived *cd = cfg->derived;
+	struct rules_data *d = xcalloc(1, sizeof(*d));
+
+	*problems = 0;
+	d->n = cfg->nrules;
+	d->clock = xcalloc((size_t)cfg->nrules + 1, sizeof(*d->clock));
+	d->holidays = xcalloc((size_t)cfg->nrules + 1, sizeof(*d->holidays));
+	d->loyalty = xcalloc((size_t)cfg->nrules + 1, sizeof(*d->loyalty));
+	d->recheck = xcalloc((size_t)cfg->nrules + 1, sizeof(*d->recheck));
+	if ((d->fallback = fallback_zone(cfg, errs)) == NULL) {
+		d->fallback = clock_zone_utc();
+		(*problems)++;
+	}
+	for (int i = 0; i < cfg->nrules; i++) {
+		if (!rule_clock(cfg, d, i, errs))
+			(*problems)++;
+		if (cfg->rules[i].kind == RULE_LOYALTY)
+			d->loyalty[i] = loyalty_build(&cfg->rules[i]);
+	}
+	if (cd->free != NULL)
+		cd->free(cd->data);
+	cd->data = d;
+	cd->free = rules_data_free;
+	return d;
+}
+
+/* The config's rules_data, built on first use (problems logged). */
+static struct rules_data *
+rules_data(const struct config *cfg)
+{
+	int problems;
+
+	if (cfg->derived->data != NULL)
+		return cfg->derived->data;
+	return rules_data_build(cfg, NULL, &problems);
 }
 
 int
 rules_time_load(const struct config *cfg, struct buf *errs)
 {
 	size_t before = errs ? errs->len : 0;
-	int problems = 0;
+	int problems;
 
-	if (times.cfg == cfg)
-		return FU_OK;
-	rules_time_free();
-	times.cfg = cfg;
-	times.n = cfg->nrules;
-	times.rules = xcalloc((size_t)cfg->nrules + 1, sizeof(*times.rules));
-	times.holidays = xcalloc((size_t)cfg->nrules + 1,
-	    sizeof(*times.holidays));
-	times.fallback = clock_zone_utc();
-	if (cfg->timezone != NULL) {
-		const struct clock_zone *z = clock_zone(cfg->timezone);
-
-		if (z == NULL) {
-			problems++;
-			if (errs)
-				buf_printf(errs, "%s:%d: [defaults] timezone: "
-				    "unknown time zone '%s' (an IANA name such "
-				    "as Europe/Berlin)\n", cfg->path,
-				    cfg->timezone_line, cfg->timezone);
-			else
-				log_warnx("rules: [defaults] timezone: unknown "
-				    "time zone '%s': using UTC", cfg->timezone);
-		} else
-			times.fallback = z;
-	}
-	for (int i = 0; i < cfg->nrules; i++) {
-		const struct rule_config *r = &cfg->rules[i];
-		struct clock_rule *c = &times.rules[i];
-		char *err = NULL;
-
-		c->delay = r->delay;
-		c->business_days = r->business_days;
-		c->window = r->window;
-		c->quiet = r->quiet;
-		if (r->holidays == NULL)
-			continue;
-		if (ical_holidays_load(r->holidays, &times.holidays[i], &err) !=
-		    FU_OK) {
-			problems++;
-			if (errs)
-				buf_printf(errs, "%s:%d: [rule %s] holidays: %s\n",
-				    cfg->path, r->holidays_line, r->name, err);
-			else
-				log_warnx("rules: [rule %s] holidays: %s: no "
-				    "holidays used", r->name, err);
-			free(err);
-			continue;
-		}
-		c->holidays = &times.holidays[i];
-	}
+	(void)rules_data_build(cfg, errs, &problems);
 	if (errs)
 		return errs->len != before ? FU_PERMFAIL : FU_OK;
 	return problems ? FU_PERMFAIL : FU_OK;
 }
 
+static const char *
+loyalty_query(const struct rule_config *r)
+{
+	return rules_data(r->config)->loyalty[r - r->config->rules];
+}
+
 const struct clock_rule *
 rules_clock(const struct config *cfg, const struct rule_config *r)
 {
-	if (times.cfg != cfg)
-		rules_time_load(cfg, NULL);
-	return &times.rules[r - cfg->rules];
+	return &rules_data(cfg)->clock[r - cfg->rules];
 }
 
 const struct clock_zone *
 rules_zone(const struct config *cfg, const char *name)
 {
-	if (times.cfg != cfg)
-		rules_time_load(cfg, NULL);
-	return clock_zone_or(name, times.fallback);
+	return clock_zone_or(name, rules_data(cfg)->fallback);
 }
 
 time_t
@@ -688,93 +716,65 @@ rules_occurrence_years(const struct rule_config *r, const struct clock_zone *z,
 	return y - by;
 }
 
-/* ---- locales: dates and amounts as the customer reads them ---- */
+/* ---- one subject again: the re-check at due time, preview ---- */
 
-const char *
-rules_locale_lang(const char *locale)
+struct fetch {
+	const char	*occurrence;	/* NULL: any */
+	struct value	*row;		/* the matching row */
+};
+
+static int
+fetch_cb(struct value *row, void *arg)
 {
-	static const char *const langs[] = { "en", "de", "fr", "es" };
+	struct fetch *f = arg;
+	const char *at = value_path_string(row, "at");
 
-	if (locale != NULL)
-		for (size_t i = 0; i < sizeof(langs) / sizeof(langs[0]); i++)
-			if (strncasecmp(locale, langs[i], 2) == 0 &&
-			    (locale[2] == '\0' || locale[2] == '-' ||
-			    locale[2] == '_'))
-				return langs[i];
-	return "en";
+	if (f->row == NULL && (f->occurrence == NULL ||
+	    (at && strcmp(at, f->occurrence) == 0))) {
+		f->row = row;
+		return FU_OK;
+	}
+	value_free(row);
+	return FU_OK;
 }
 
-void
-rules_format_date(const char *lang, int y, int m, int d, struct buf *out)
+int
+rules_fetch(const struct config *cfg, struct source *src,
+    const struct rule_config *r, const char *key, const char *occurrence,
+    struct value **row, char **err)
 {
-	static const char *const en[] = { "January", "February", "March",
-	    "April", "May", "June", "July", "August", "September", "October",
-	    "November", "December" };
-	static const char *const de[] = { "Januar", "Februar", "März",
-	    "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
-	    "November", "Dezember" };
-	static const char *const fr[] = { "janvier", "février", "mars",
-	    "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-	    "novembre", "décembre" };
-	static const char *const es[] = { "enero", "febrero", "marzo",
-	    "abril", "mayo", "junio", "julio", "agosto", "septiembre",
-	    "octubre", "noviembre", "diciembre" };
+	struct rules_data *d = rules_data(cfg);
+	int ri = (int)(r - cfg->rules), ret;
+	struct source_params p = { .since = RULES_TIME_MIN,
+	    .until = RULES_TIME_MAX, .key = key };
+	struct fetch f = { occurrence, NULL };
 
-	if (m < 1 || m > 12)
-		return;
-	if (strcmp(lang, "de") == 0)
-		buf_printf(out, "%d. %s %d", d, de[m - 1], y);
-	else if (strcmp(lang, "fr") == 0)
-		buf_printf(out, "%d%s %s %d", d, d == 1 ? "er" : "", fr[m - 1], y);
-	else if (strcmp(lang, "es") == 0)
-		buf_printf(out, "%d de %s de %d", d, es[m - 1], y);
-	else
-		buf_printf(out, "%d %s %d", d, en[m - 1], y);
+	/* The SQL is the same for every job of the rule: built once. */
+	if (d->recheck[ri] == NULL)
+		d->recheck[ri] = rules_recheck_query(r);
+	ret = source_select(src, d->recheck[ri], &p, fetch_cb, &f, err);
+	*row = f.row;
+	return ret;
 }
 
-void
-rules_format_amount(const char *lang, long long cents, const char *currency,
-    struct buf *out)
+int
+rules_add_history(struct source *src, const struct rule_config *r,
+    struct value *ctx, time_t now, char **err)
 {
-	/* U+00A0 no-break space, U+202F narrow no-break space */
-	const char *group = ",", *dec = ".", *sym = NULL;
-	unsigned long long v = cents < 0 ? (unsigned long long)-(cents + 1) + 1 :
-	    (unsigned long long)cents;
-	char digits[32];
-	int n, min_group = 4;
+	const char *cid;
+	int ret;
 
-	if (currency != NULL && strcmp(currency, "EUR") == 0)
-		sym = "€";
-	else if (currency != NULL && strcmp(currency, "USD") == 0)
-		sym = "$";
-	else if (currency != NULL && strcmp(currency, "GBP") == 0)
-		sym = "£";
-	if (strcmp(lang, "de") == 0) {
-		group = ".";
-		dec = ",";
-	} else if (strcmp(lang, "fr") == 0) {
-		group = "\u202f";
-		dec = ",";
-	} else if (strcmp(lang, "es") == 0) {
-		group = ".";
-		dec = ",";
-		min_group = 5;	/* RAE: 1234,50 but 12.345,50 */
+	if (!r->history || (cid = value_path_string(ctx, "customer.id")) ==
+	    NULL || (ret = rules_history(src, cid, now, ctx, err)) == FU_OK)
+		return FU_OK;
+	if (ret != FU_PERMFAIL)
+		return ret;
+	log_warnx("render: [rule %s] history.* unavailable (%s): set "
+	    "history = no for a desk without the reference schema",
+	    r->name, err && *err ? *err : "error");
+	if (err != NULL) {
+		free(*err);
+		*err = NULL;
 	}
-	n = snprintf(digits, sizeof(digits), "%llu", v / 100);
-	if (cents < 0)
-		buf_putc(out, '-');
-	if (strcmp(lang, "en") == 0 && sym)
-		buf_puts(out, sym);
-	for (int i = 0; i < n; i++) {
-		if (i > 0 && n >= min_group && (n - i) % 3 == 0)
-			buf_puts(out, group);
-		buf_putc(out, digits[i]);
-	}
-	buf_printf(out, "%s%02llu", dec, v % 100);
-	if (strcmp(lang, "en") == 0 && sym)
-		return;
-	if (sym)
-		buf_printf(out, "\u00a0%s", sym);
-	else if (currency != NULL && *currency)
-		buf_printf(out, "\u00a0%s", currency);
+	return FU_OK;
 }

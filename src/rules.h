@@ -38,15 +38,24 @@ const char	*rules_query(const struct rule_config *);
 #define RULES_TIME_MIN	"0000-01-01 00:00:00"
 #define RULES_TIME_MAX	"9999-12-31 23:59:59"
 char		*rules_recheck_query(const struct rule_config *);
+/*
+ * The rule's row for one subject, fetched again (the query above, built
+ * once per config): the first whose `at` is `occurrence` (NULL: any), or
+ * *row NULL when the source no longer has it. The caller frees *row.
+ */
+int		 rules_fetch(const struct config *, struct source *,
+		    const struct rule_config *, const char *key,
+		    const char *occurrence, struct value **row, char **err);
 
 /*
  * Time. rules_time_load resolves [defaults] timezone and parses every
- * rule's holidays file (libical), once per config; problems are appended
- * to errs as "FILE:LINE: message\n" (render_open calls it, so `check` and
- * start-up report them). The others load on first use, logging problems.
+ * rule's holidays file (libical) into what the config keeps (freed by
+ * config_free: no process-wide state), built again on each call; problems
+ * are appended to errs as "FILE:LINE: message\n" (render_open calls it,
+ * so `check` and start-up report them). The others build it on first
+ * use, logging problems.
  */
 int		 rules_time_load(const struct config *, struct buf *errs);
-void		 rules_time_free(void);
 /* The rule's schedule: delay, business days, window, quiet hours, holidays. */
 const struct clock_rule *rules_clock(const struct config *,
 		    const struct rule_config *);
@@ -80,6 +89,14 @@ int		 rules_check_history(struct source *, char **err);
 const char	*rules_history_query(size_t i, const char **table);
 int		 rules_history(struct source *, const char *customer_id,
 		    time_t now, struct value *ctx, char **err);
+/*
+ * rules_history for a message of rule r, when the rule wants it and the
+ * row names a customer: the last thing a message needs from the source.
+ * FU_TEMPFAIL when busy; without the tables the message goes out without
+ * it (logged; `check` says so).
+ */
+int		 rules_add_history(struct source *, const struct rule_config *,
+		    struct value *ctx, time_t now, char **err);
 
 const char	*rules_kind_name(enum rule_kind);
 
@@ -120,19 +137,5 @@ int		 rules_occurrence_years(const struct rule_config *,
 /* A loyalty rule's milestone in words ("5 purchases, 50000 EUR"). */
 void		 rules_milestone(const struct rule_config *, char *out,
 		    size_t size);
-
-/*
- * Locales. rules_locale_lang: "en", "de", "fr" or "es" from a locale such
- * as "de-AT" or "fr_FR" (anything else: "en"). Dates: en "14 March 2027",
- * de "14. März 2027", fr "14 mars 2027" ("1er" for the first), es "14 de
- * marzo de 2027". Amounts in minor units: en "€1,234.50", de "1.234,50 €",
- * fr "1 234,50 €" (U+202F between groups), es "1234,50 €" / "12.345,50 €";
- * U+00A0 before a trailing symbol; € $ £ for EUR USD GBP, else the code.
- */
-const char	*rules_locale_lang(const char *locale);
-void		 rules_format_date(const char *lang, int y, int m, int d,
-		    struct buf *out);
-void		 rules_format_amount(const char *lang, long long cents,
-		    const char *currency, struct buf *out);
 
 #endif

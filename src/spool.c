@@ -908,6 +908,81 @@ done:
 	return rc;
 }
 
+/* n in decimal at p (no NUL); how many bytes (at most 20). */
+static size_t
+put_u64(char *p, unsigned long long u)
+{
+	char tmp[20];
+	size_t k = 0, len = 0;
+
+	do
+		tmp[k++] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	while (k > 0)
+		p[len++] = tmp[--k];
+	return len;
+}
+
+void
+spool_message_name(int64_t job_id, size_t len, char name[SPOOL_NAME_MAX])
+{
+	/* No printf: this runs for every message rendered. */
+	size_t n = put_u64(name, (unsigned long long)(job_id > 0 ? job_id : 0));
+
+	name[n++] = '.';
+	n += put_u64(name + n, (unsigned long long)len);
+	memcpy(name + n, ".eml", 5);
+}
+
+/* 1 unless the name records a size (JOBID.SIZE.eml) other than len. */
+static int
+size_matches(const char *name, size_t len)
+{
+	const char *p = strchr(name, '.');
+	char *end;
+	unsigned long long want;
+
+	if (p == NULL || p[1] < '0' || p[1] > '9')
+		return 1;	/* JOBID.eml: written before sizes were kept */
+	want = strtoull(p + 1, &end, 10);
+	if (strcmp(end, ".eml") != 0)
+		return 1;
+	return want == (unsigned long long)len;
+}
+
+int
+spool_read_message(struct spool *sp, const char *name, struct buf *out,
+    char **err)
+{
+	size_t start = out->len;
+	int r;
+
+	if ((r = spool_read(sp, name, out, err)) != FU_OK)
+		return r;
+	if (!size_matches(name, out->len - start)) {
+		set_err(err, "%s: %zu bytes, not the size it was written with",
+		    name, out->len - start);
+		out->len = start;
+		if (out->data != NULL)
+			out->data[start] = '\0';
+		return FU_PERMFAIL;
+	}
+	return FU_OK;
+}
+
+int64_t
+spool_message_job(const char *name)
+{
+	size_t digits = strspn(name, "0123456789");
+	char id[24];
+
+	if (digits == 0 || digits > 18 || name[digits] != '.')
+		return 0;
+	memcpy(id, name, digits);
+	id[digits] = '\0';
+	return (int64_t)strtoll(id, NULL, 10);
+}
+
 int
 spool_exists(struct spool *sp, const char *name)
 {

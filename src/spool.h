@@ -3,6 +3,7 @@
 #define FOLLOWUPD_SPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -57,6 +58,23 @@ int	spool_write(struct spool *, const char *name, const void *, size_t,
  */
 int	spool_read(struct spool *, const char *name, struct buf *out,
 	    char **err);
+
+/*
+ * Message names. A job's message is new/JOBID.SIZE.eml: the size it was
+ * written with is in its name, so a file cut short at a line end (which
+ * still parses) is never sent half. spool_message_name writes that name
+ * (at most SPOOL_NAME_MAX bytes with the NUL). spool_read_message is
+ * spool_read plus that check: FU_PERMFAIL when the size differs (names
+ * without a size, JOBID.eml from before sizes were kept, are not checked).
+ * spool_message_job: the job id a message name starts with, 0 for other
+ * names.
+ */
+#define SPOOL_NAME_MAX	48
+void	spool_message_name(int64_t job_id, size_t len,
+	    char name[SPOOL_NAME_MAX]);
+int	spool_read_message(struct spool *, const char *name, struct buf *out,
+	    char **err);
+int64_t	spool_message_job(const char *name);
 
 /*
  * Batched durable writes, for a burst of messages: the same guarantee as

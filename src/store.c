@@ -2140,3 +2140,22 @@ store_spool_owner_state(struct store *st, int64_t id, const char *name,
 	free(v);
 	return FU_OK;
 }
+
+/* gate, render, deliver */
+
+void
+store_preview_code(const char *queue_dir, int busy_timeout_ms,
+    const char *rule, const char *subject, char **code)
+{
+	char *path = store_path(queue_dir), *err = NULL;
+	struct store *st;
+
+	*code = NULL;
+	if (access(path, F_OK) == 0 && store_open(path, busy_timeout_ms, &st,
+	    &err) == FU_OK) {
+		(void)store_code_for_subject(st, rule, subject, code, NULL);
+		store_close(st);
+	}
+	free(err);
+	free(path);
+}

@@ -403,4 +403,14 @@ void	store_metrics_free(struct store_metrics *);
 int	store_spool_owner_state(struct store *, int64_t id, const char *name,
 	    char state[16], char **err);
 
+/* gate, render, deliver */
+
+/*
+ * preview: the code the latest job of (rule, subject) was given, from the
+ * state.db under queue_dir when there is one (never created); *code NULL
+ * when there is none or it cannot be read.
+ */
+void	store_preview_code(const char *queue_dir, int busy_timeout_ms,
+	    const char *rule, const char *subject, char **code);
+
 #endif

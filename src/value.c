@@ -552,3 +552,25 @@ value_copy(const struct value *v)
 		return value_null();
 	}
 }
+
+const char *
+value_path_string(const struct value *v, const char *path)
+{
+	char key[128];
+	const char *dot;
+
+	while ((dot = strchr(path, '.')) != NULL) {
+		size_t n = (size_t)(dot - path);
+
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		v = value_map_get(v, key);
+		path = dot + 1;
+	}
+	v = value_map_get(v, path);
+	if (v == NULL || value_type(v) == VALUE_NULL)
+		return NULL;
+	return value_as_string(v, NULL);
+}

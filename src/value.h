@@ -44,6 +44,8 @@ const char	*value_as_string(const struct value *, size_t *len); /* NULL unless S
 size_t		 value_list_len(const struct value *);		/* 0 unless LIST */
 const struct value *value_list_at(const struct value *, size_t);
 const struct value *value_map_get(const struct value *, const char *key); /* NULL if absent */
+/* The string at a dotted path ("customer.first_name"); NULL when missing, null or not a string. */
+const char	*value_path_string(const struct value *, const char *path);
 /*
  * Lookups and paths with each key's length and hash (value_key_hash)
  * known in advance: templates hash their names once, at parse time, and

@@ -3,6 +3,7 @@
 #include "codes.h"
 #include "config.h"
 #include "consent.h"
+#include "format.h"
 #include "rules.h"
 #include "store.h"
 #include "tap.h"
@@ -306,7 +307,7 @@ test_locale(void)
 	for (size_t i = 0; i < sizeof(amounts) / sizeof(amounts[0]); i++) {
 		struct buf b = { 0 };
 
-		rules_format_amount(amounts[i].lang, amounts[i].cents,
+		format_amount(amounts[i].lang, amounts[i].cents,
 		    amounts[i].cur, &b);
 		tap_str(buf_cstr(&b), amounts[i].want, "amount %s %lld %s",
 		    amounts[i].lang, amounts[i].cents, amounts[i].cur);
@@ -315,16 +316,16 @@ test_locale(void)
 	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
 		struct buf b = { 0 };
 
-		rules_format_date(dates[i].lang, dates[i].y, dates[i].m,
+		format_date(dates[i].lang, dates[i].y, dates[i].m,
 		    dates[i].d, &b);
 		tap_str(buf_cstr(&b), dates[i].want, "date %s", dates[i].lang);
 		buf_free(&b);
 	}
-	tap_str(rules_locale_lang("de-AT"), "de", "de-AT → de");
-	tap_str(rules_locale_lang("fr_CA"), "fr", "fr_CA → fr");
-	tap_str(rules_locale_lang("pt-BR"), "en", "pt-BR → en (no format)");
-	tap_str(rules_locale_lang(NULL), "en", "none → en");
-	tap_str(rules_locale_lang("esperanto"), "en", "'esperanto' is not es");
+	tap_str(format_lang("de-AT"), "de", "de-AT → de");
+	tap_str(format_lang("fr_CA"), "fr", "fr_CA → fr");
+	tap_str(format_lang("pt-BR"), "en", "pt-BR → en (no format)");
+	tap_str(format_lang(NULL), "en", "none → en");
+	tap_str(format_lang("esperanto"), "en", "'esperanto' is not es");
 }
 
 static void
@@ -402,7 +403,6 @@ main(void)
 	test_random_codes();
 	test_locale();
 	config_free(cfg);
-	rules_time_free();
 	clock_zones_free();
 	buf_free(&errs);
 	{

@@ -173,7 +173,6 @@ main(void)
 	store_close(st);
 	source_close(src);
 	config_free(cfg);
-	rules_time_free();
 	clock_zones_free();
 	free(err);
 	{

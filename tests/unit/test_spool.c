@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1044,6 +1045,47 @@ test_finish_async(void)
 		free((char *)(uintptr_t)names[i]);
 }
 
+/* Message names: JOBID.SIZE.eml, the size checked on read. */
+static void
+test_message_names(struct spool *sp)
+{
+	struct buf b = { 0 };
+	char name[SPOOL_NAME_MAX], *err = NULL;
+	const char *body = "Subject: x\r\n\r\nhello\r\n";
+
+	spool_message_name(42, strlen(body), name);
+	tap_str(name, "42.21.eml", "spool_message_name: JOBID.SIZE.eml");
+	spool_message_name(INT64_MAX, SIZE_MAX, name);
+	tap_ok(strlen(name) < SPOOL_NAME_MAX, "the longest name fits (%s)",
+	    name);
+	tap_ok(spool_message_job("42.21.eml") == 42 &&
+	    spool_message_job("7.eml") == 7 && spool_message_job("x.eml") ==
+	    0 && spool_message_job("1234567890123456789.1.eml") == 0,
+	    "spool_message_job: the id a message name starts with");
+	spool_message_name(42, strlen(body), name);
+	if (spool_write(sp, name, body, strlen(body), &err) != FU_OK) {
+		tap_ok(0, "write %s: %s", name, err);
+		free(err);
+		return;
+	}
+	tap_ok(spool_read_message(sp, name, &b, &err) == FU_OK &&
+	    b.len == strlen(body), "read back at the size in its name");
+	buf_free(&b);
+	if (spool_write(sp, "43.99.eml", body, strlen(body), &err) != FU_OK ||
+	    spool_write(sp, "44.eml", body, strlen(body), &err) != FU_OK)
+		tap_ok(0, "write: %s", err);
+	tap_ok(spool_read_message(sp, "43.99.eml", &b, &err) == FU_PERMFAIL &&
+	    b.len == 0 && err && strstr(err, "not the size it was written with"),
+	    "a file of another size than its name says: refused (%s)",
+	    err ? err : "");
+	free(err);
+	err = NULL;
+	tap_ok(spool_read_message(sp, "44.eml", &b, &err) == FU_OK &&
+	    b.len == strlen(body), "a name without a size (older spools): read");
+	buf_free(&b);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -1070,6 +1112,7 @@ main(void)
 	test_finish(sp, dir);
 	test_clean_expire(sp, dir);
 	test_batch(sp, dir);
+	test_message_names(sp);
 	spool_close(sp);
 
 	test_pool();
