@@ -151,7 +151,8 @@ consent_open(const struct config *cfg, int create, struct consent **out,
 		return r;
 	}
 	if ((r = secret_read(path, &b, err)) != FU_OK) {
-		explicit_bzero(b.data, b.len);
+		if (b.data != NULL)
+			explicit_bzero(b.data, b.len);
 		buf_free(&b);
 		free(path);
 		return r;
@@ -160,7 +161,8 @@ consent_open(const struct config *cfg, int create, struct consent **out,
 	if (n < SECRET_MIN || n > SECRET_MAX) {
 		set_err(err, "%s: the unsubscribe secret's first line must be "
 		    "%d to %d bytes", path, SECRET_MIN, SECRET_MAX);
-		explicit_bzero(b.data, b.len);
+		if (b.data != NULL)
+			explicit_bzero(b.data, b.len);
 		buf_free(&b);
 		free(path);
 		return FU_PERMFAIL;
