@@ -201,6 +201,8 @@ install: all
 	sed $(INSTALL_SED) dist/scheduler.conf.in >$(DESTDIR)$(DOCDIR)/scheduler.conf.example
 	chmod 644 $(DESTDIR)$(DOCDIR)/scheduler.conf.example
 	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(INSTALL) -d -m 755 $(DESTDIR)$(DOCDIR)/doc
+	$(INSTALL) -m 644 doc/*.md $(DESTDIR)$(DOCDIR)/doc/
 	sed $(INSTALL_SED) dist/followupd.service.in >$(DESTDIR)$(UNITDIR)/followupd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/followupd.service
 	$(INSTALL) -m 644 dist/followupd.sysusers $(DESTDIR)$(SYSUSERSDIR)/followupd.conf

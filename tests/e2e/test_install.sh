@@ -20,6 +20,8 @@ ok $? "make install DESTDIR=… exits 0"
 for f in usr/local/sbin/followupd usr/local/share/man/man8/followupd.8 \
     usr/local/share/man/man5/scheduler.conf.5 \
     usr/local/share/doc/followupd/scheduler.conf.example \
+    usr/local/share/doc/followupd/README.md \
+    usr/local/share/doc/followupd/doc/architecture.md \
     usr/local/share/followupd/templates/checkin/text.mustache \
     usr/local/share/followupd/templates/partials/layout.html.mustache \
     usr/local/lib/systemd/system/followupd.service \
