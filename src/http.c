@@ -1,4 +1,4 @@
-/* http: a small HTTP server (libmicrohttpd) with a table of routes: /metrics, later /unsubscribe. */
+/* http: a small HTTP server (libmicrohttpd) with a table of routes (/metrics, /unsubscribe), hardened against clients that hold connections. */
 #include "http.h"
 #include "log.h"
 
