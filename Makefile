@@ -64,8 +64,8 @@ TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
 TEST_DEPS_render   = render compose format gate consent codes rules ical \
 		     mustache mime source value store spool config clock progress \
 		     util log term
-TEST_DEPS_consent  = consent codes rules format ical source value store spool \
-		     config clock util log
+TEST_DEPS_consent  = consent gate codes rules format ical source value store spool \
+		     config mime clock util log
 TEST_DEPS_plan     = plan rules ical source value store config clock util log
 TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
 		     http notify progress unsubscribe consent codes rules ical \

@@ -46,10 +46,3 @@ codes_put(struct store *st, int64_t job_id, const char *rule,
 		return r;
 	return store_code_put(st, job_id, rule, subject, code, now, err);
 }
-
-int
-codes_for_subject(struct store *st, const char *rule, const char *subject,
-    char **code, char **err)
-{
-	return store_code_for_subject(st, rule, subject, code, err);
-}

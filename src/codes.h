@@ -24,8 +24,5 @@ int	codes_get(struct store *, int64_t job_id, char **code, char **err);
 int	codes_put(struct store *, int64_t job_id, const char *rule,
 	    const char *subject, const char *code, time_t now, int *clash,
 	    char **err);
-/* preview: the code of the latest job of (rule, subject), or *code NULL. */
-int	codes_for_subject(struct store *, const char *rule, const char *subject,
-	    char **code, char **err);
 
 #endif

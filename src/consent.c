@@ -373,41 +373,6 @@ consent_optout_remove(struct store *st, const char *addr, const char *cls,
 	return store_optout_remove(st, addr, cls, removed, err);
 }
 
-const char *
-consent_blocked(struct store *st, const char *addr, const char *cls,
-    char **detail, int *tempfail, char **err)
-{
-	int yes;
-
-	*tempfail = 0;
-	if (store_suppressed(st, addr, &yes, err) != FU_OK) {
-		*tempfail = 1;
-		return NULL;
-	}
-	if (yes) {
-		*detail = xstrdup("the address is suppressed after a permanent "
-		    "failure");
-		return "suppressed";
-	}
-	if (store_opted_out(st, addr, cls, &yes, err) != FU_OK) {
-		*tempfail = 1;
-		return NULL;
-	}
-	if (yes) {
-		*detail = xasprintf("the recipient opted out of %s mail", cls);
-		return "opted-out";
-	}
-	return NULL;
-}
-
-int
-consent_cap_count(struct store *st, const char *addr, const char *rule,
-    long window, time_t now, int *count, time_t *oldest, char **err)
-{
-	return store_cap_count(st, addr, rule, now - window, count, oldest,
-	    err);
-}
-
 /* ---- the queue's state database ---- */
 
 int

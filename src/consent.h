@@ -65,21 +65,6 @@ int	consent_optout_add(struct store *, const char *addr, const char *cls,
 int	consent_optout_remove(struct store *, const char *addr,
 	    const char *cls, int *removed, char **err);
 
-/*
- * Whether a message of class cls may go to addr: NULL, or the reason it
- * may not ("suppressed", "opted-out") with *detail (allocated). *tempfail
- * is set on a state.db error (then NULL is returned, *err set).
- */
-const char *consent_blocked(struct store *, const char *addr, const char *cls,
-	    char **detail, int *tempfail, char **err);
-
-/*
- * Frequency caps: marketing messages to addr (any rule, or only `rule`)
- * queued in (now - window, now]. *oldest is the earliest of them (0: none).
- */
-int	consent_cap_count(struct store *, const char *addr, const char *rule,
-	    long window, time_t now, int *count, time_t *oldest, char **err);
-
 /* Open (creating the queue directory) the state database of cfg. */
 int	consent_store_open(const struct config *, struct store **, char **err);
 

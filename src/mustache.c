@@ -607,6 +607,14 @@ close_container(struct parser *ps, unsigned line, const char *name,
 	return 0;
 }
 
+/*
+ * Long (about 170 lines) on purpose: the one scanning loop of the parser.
+ * Each tag is found, classified by its sigil, checked for standalone
+ * lines and handled in place; the cases share the loop's position,
+ * line-end and indentation state, which helpers would have to take and
+ * return by pointer. The pieces that stand alone (open_container,
+ * close_container, emit_text, set_delims) are functions already.
+ */
 static struct mustache_template *
 parse(const char *name, const char *src, char **err)
 {

@@ -753,6 +753,12 @@ rules_fetch(const struct config *cfg, struct source *src,
 	if (d->recheck[ri] == NULL)
 		d->recheck[ri] = rules_recheck_query(r);
 	ret = source_select(src, d->recheck[ri], &p, fetch_cb, &f, err);
+	if (ret != FU_OK) {
+		/* Failed after a matching row (busy, a bad later row): the
+		 * caller gets no row, so none is kept. */
+		value_free(f.row);
+		f.row = NULL;
+	}
 	*row = f.row;
 	return ret;
 }

@@ -41,7 +41,8 @@ char		*rules_recheck_query(const struct rule_config *);
 /*
  * The rule's row for one subject, fetched again (the query above, built
  * once per config): the first whose `at` is `occurrence` (NULL: any), or
- * *row NULL when the source no longer has it. The caller frees *row.
+ * *row NULL when the source no longer has it, and on failure. The
+ * caller frees *row.
  */
 int		 rules_fetch(const struct config *, struct source *,
 		    const struct rule_config *, const char *key,

@@ -982,6 +982,13 @@ smtp_deliver(const struct smtp_config *cfg, struct smtp_item *items, size_t n,
 	return smtp_deliver_paced(cfg, items, n, NULL, NULL, err);
 }
 
+/*
+ * Long (about 220 lines) on purpose: one libesmtp session from set-up to
+ * teardown. Its objects (session, messages, recipients, feeds, the auth
+ * context, the per-thread connect state) are made, run and released
+ * together, and every failure takes the one cleanup path at the end;
+ * pieces split out would pass all of them around and each need its own.
+ */
 int
 smtp_deliver_paced(const struct smtp_config *cfg, struct smtp_item *items,
     size_t n, smtp_pace_fn pace, void *pace_arg, char **err)

@@ -245,6 +245,63 @@ test_tick(const struct config *cfg)
 	free(err);
 }
 
+/*
+ * A source that fails after the subject's first row (here: an integer
+ * overflow in the second): no row comes back, and the first is not kept
+ * (the sanitizer build sees a leak otherwise).
+ */
+static void
+test_fetch_fails_midway(void)
+{
+	struct buf errs = { 0 };
+	struct config *cfg = NULL;
+	struct source *src = NULL;
+	struct value *row = (struct value *)&errs;	/* not NULL */
+	char conf[256], db[256], *err = NULL;
+	sqlite3 *h;
+	FILE *f;
+	int r;
+
+	snprintf(db, sizeof(db), "%s/failing.db", dir);
+	snprintf(conf, sizeof(conf), "%s/failing.conf", dir);
+	if (sqlite3_open(db, &h) != SQLITE_OK || sqlite3_exec(h, "CREATE TABLE "
+	    "u (id TEXT, at TEXT, email TEXT); INSERT INTO u VALUES ('9', "
+	    "'2027-03-01 10:00:00', 'a@example.com'), ('9', "
+	    "'2027-03-02 10:00:00', 'b@example.com')", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		tap_ok(0, "failing source: %s", sqlite3_errmsg(h));
+		sqlite3_close(h);
+		return;
+	}
+	sqlite3_close(h);
+	if ((f = fopen(conf, "w")) == NULL)
+		return;
+	fprintf(f, "[source]\ndatabase = failing.db\n[queue]\ndir = %s/q\n"
+	    "[smtp]\nfrom = Acme <support@example.com>\n"
+	    "[rule flaky]\nkind = after_resolution\ndelay = 3d\n"
+	    "query = SELECT id AS \"key\", at AS \"at\", email, CASE WHEN "
+	    "email = 'b@example.com' THEN abs(-9223372036854775807 - 1) END "
+	    "AS boom FROM u WHERE at >= :since AND at < :until\n", dir);
+	fclose(f);
+	if ((cfg = config_load(conf, &errs)) == NULL ||
+	    source_open(cfg->database, 1000, &src, &err) != FU_OK) {
+		tap_ok(0, "failing config: %s %s", buf_cstr(&errs),
+		    err ? err : "");
+		goto out;
+	}
+	r = rules_fetch(cfg, src, &cfg->rules[0], "9", NULL, &row, &err);
+	tap_ok(r == FU_PERMFAIL && row == NULL && err && strstr(err,
+	    "overflow"), "a source failing after the first row: an error, "
+	    "no row (%d, %s)", r, err ? err : "");
+	if (r == FU_OK)
+		value_free(row);
+out:
+	source_close(src);
+	config_free(cfg);
+	buf_free(&errs);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -254,6 +311,7 @@ main(void)
 	if ((cfg = load()) == NULL)
 		return tap_done();
 	test_tick(cfg);
+	test_fetch_fails_midway();
 	config_free(cfg);
 	clock_zones_free();
 	{

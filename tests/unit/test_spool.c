@@ -1062,6 +1062,16 @@ test_message_names(struct spool *sp)
 	    spool_message_job("7.eml") == 7 && spool_message_job("x.eml") ==
 	    0 && spool_message_job("1234567890123456789.1.eml") == 0,
 	    "spool_message_job: the id a message name starts with");
+	/* Names in new/ are whatever someone put there: never a negative,
+	 * overflowed or half-parsed id (0 sends tidy-up to the name scan). */
+	tap_ok(spool_message_job("-5.eml") == 0 &&
+	    spool_message_job("+5.eml") == 0 && spool_message_job(" 5.eml") ==
+	    0 && spool_message_job("5") == 0 && spool_message_job("") == 0 &&
+	    spool_message_job(".eml") == 0 && spool_message_job("5x.eml") == 0 &&
+	    spool_message_job("99999999999999999999.1.eml") == 0 &&
+	    spool_message_job("999999999999999999.1.eml") ==
+	    INT64_C(999999999999999999),
+	    "spool_message_job: hostile names give no job");
 	spool_message_name(42, strlen(body), name);
 	if (spool_write(sp, name, body, strlen(body), &err) != FU_OK) {
 		tap_ok(0, "write %s: %s", name, err);
@@ -1078,6 +1088,14 @@ test_message_names(struct spool *sp)
 	    b.len == 0 && err && strstr(err, "not the size it was written with"),
 	    "a file of another size than its name says: refused (%s)",
 	    err ? err : "");
+	free(err);
+	err = NULL;
+	/* A size past what fits (2^64 + 21) must not wrap round to 21. */
+	if (spool_write(sp, "45.18446744073709551637.eml", body, strlen(body),
+	    &err) != FU_OK)
+		tap_ok(0, "write: %s", err);
+	tap_ok(spool_read_message(sp, "45.18446744073709551637.eml", &b, &err) ==
+	    FU_PERMFAIL && b.len == 0, "an overflowing size in the name: refused");
 	free(err);
 	err = NULL;
 	tap_ok(spool_read_message(sp, "44.eml", &b, &err) == FU_OK &&
