@@ -48,32 +48,44 @@ TEST_DEPS_value    = value util log
 TEST_DEPS_mustache = mustache value util log
 TEST_DEPS_mime     = mime util log
 TEST_DEPS_complete = mime util log
-TEST_DEPS_config   = config util log
+TEST_DEPS_config   = config rating util log
 TEST_DEPS_clock    = clock util log
 TEST_DEPS_time     = clock util log
 TEST_DEPS_ical     = ical clock util log
 TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
-TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config \
+TEST_DEPS_rating   = rating util log
+TEST_DEPS_rating_store = store clock util log
+TEST_DEPS_ratepage = ratepage rating consent store spool config http clock util log
+TEST_DEPS_report   = report rating config store clock util log
+TEST_DEPS_survey   = survey compose format consent codes rules ical mustache \
+		     mime source value store spool config rating clock util log
+# fuzz_ratepage links what test_ratepage links.
+TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config rating \
 		     store spool smtp mime clock util log progress term
 TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
-		     config mime clock util log
+		     config rating mime clock util log
 TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
-		     source value store spool config clock util log
+		     source value store spool config rating clock util log
 TEST_DEPS_render   = render compose format gate consent codes rules ical \
-		     mustache mime source value store spool config clock progress \
-		     util log term
+		     mustache mime source value store spool config rating survey \
+		     clock progress util log term
 TEST_DEPS_consent  = consent gate codes rules format ical source value store spool \
-		     config mime clock util log
-TEST_DEPS_plan     = plan rules ical source value store config clock util log
+		     config rating mime clock util log
+TEST_DEPS_plan     = plan rules ical source value store config rating clock util log
 TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
 		     http notify progress unsubscribe consent codes rules ical \
-		     source value mustache mime smtp spool store config clock \
-		     util log term explain
+		     source value mustache mime smtp spool store config rating \
+		     survey clock util log term explain
+
+# One version for everything: the file VERSION (tools/set-version.sh changes
+# it and debian/changelog together). main.c prints it for --version; `make
+# install` writes it into the man pages' .Os line.
+VERSION	:= $(shell cat VERSION)
 
 .PHONY: all check check-loaded unit-tests demo deps clean install bench valgrind
-.PHONY: fuzz fuzz-bins crash-test
+.PHONY: fuzz fuzz-bins crash-test deb deb-test
 all: $(BUILD)/followupd
 
 $(BUILD)/followupd: $(OBJS)
@@ -81,7 +93,10 @@ $(BUILD)/followupd: $(OBJS)
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/main.o: VERSION
+$(BUILD)/obj/main.o: CPPFLAGS += -DFOLLOWUPD_VERSION='"$(VERSION)"'
 
 $(BUILD)/tests/test_%.o: tests/unit/test_%.c
 	@mkdir -p $(dir $@)
@@ -181,11 +196,13 @@ MANDIR		 = $(PREFIX)/share/man
 UNITDIR		?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
 STATEDIR	?= /var/lib/followupd
+LIBEXECDIR	?= $(PREFIX)/libexec/followupd
 INSTALL		?= install
 # Paths in the installed example: the state under StateDirectory=, the
 # templates under share/.
 INSTALL_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g'
+	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g'
 
 install: all
 	$(INSTALL) -d -m 755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DOCDIR) \
@@ -193,8 +210,9 @@ install: all
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(DATADIR)/templates
 	$(INSTALL) -m 755 $(BUILD)/followupd $(DESTDIR)$(SBINDIR)/followupd
-	$(INSTALL) -m 644 man/followupd.8 $(DESTDIR)$(MANDIR)/man8/followupd.8
-	$(INSTALL) -m 644 man/scheduler.conf.5 $(DESTDIR)$(MANDIR)/man5/scheduler.conf.5
+	sed 's/^\.Os.*/.Os followupd $(VERSION)/' man/followupd.8 >$(DESTDIR)$(MANDIR)/man8/followupd.8
+	sed 's/^\.Os.*/.Os followupd $(VERSION)/' man/scheduler.conf.5 >$(DESTDIR)$(MANDIR)/man5/scheduler.conf.5
+	chmod 644 $(DESTDIR)$(MANDIR)/man8/followupd.8 $(DESTDIR)$(MANDIR)/man5/scheduler.conf.5
 	cp -R templates/. $(DESTDIR)$(DATADIR)/templates/
 	find $(DESTDIR)$(DATADIR)/templates -type d -exec chmod 755 {} + 
 	find $(DESTDIR)$(DATADIR)/templates -type f -exec chmod 644 {} +
@@ -204,7 +222,11 @@ install: all
 	$(INSTALL) -d -m 755 $(DESTDIR)$(DOCDIR)/doc
 	$(INSTALL) -m 644 doc/*.md $(DESTDIR)$(DOCDIR)/doc/
 	sed $(INSTALL_SED) dist/followupd.service.in >$(DESTDIR)$(UNITDIR)/followupd.service
-	chmod 644 $(DESTDIR)$(UNITDIR)/followupd.service
+	sed $(INSTALL_SED) dist/followupd-serve.service.in >$(DESTDIR)$(UNITDIR)/followupd-serve.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/followupd.service $(DESTDIR)$(UNITDIR)/followupd-serve.service
+	$(INSTALL) -d -m 755 $(DESTDIR)$(LIBEXECDIR)
+	sed $(INSTALL_SED) dist/desk-ready.in >$(DESTDIR)$(LIBEXECDIR)/desk-ready
+	chmod 755 $(DESTDIR)$(LIBEXECDIR)/desk-ready
 	$(INSTALL) -m 644 dist/followupd.sysusers $(DESTDIR)$(SYSUSERSDIR)/followupd.conf
 	$(INSTALL) -d -m 755 $(DESTDIR)$(SYSCONFDIR)/followupd
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/followupd/scheduler.conf ]; then \
@@ -225,8 +247,18 @@ bench: deps
 $(BUILD)/render_bench: bench/render_bench.c $(LIBOBJS)
 	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
+# `make deb`: the Debian package (debian/, dpkg-buildpackage -us -uc -b)
+# built in a clean copy of the tree, build-deb/src; the .deb lands in
+# build-deb/. `make deb-test` (root, a Debian machine): build, lintian,
+# install, run, upgrade, remove and purge it (tests/deb/test_deb.sh).
+deb: deps
+	@sh tools/deb.sh build-deb
+
+deb-test: deps
+	@PYTHON=$(PYTHON) sh tests/deb/test_deb.sh
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-deb
 
 -include $(OBJS:.o=.d) $(patsubst %,%.d,$(UNIT_BINS)) \
 	 $(wildcard $(BUILD)/tests/fuzz/*.d)

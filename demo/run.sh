@@ -76,12 +76,15 @@ PORT=$(cat "$OUT/smtp.port")
 # demo/out/scheduler.conf: the top-level scheduler.conf with the server's
 # port, and its relative paths made absolute under demo/out/ (the queue) or
 # the repository (database, templates), so the demo never touches queue/.
-awk -v port="$PORT" -v out="$OUT" -v root="$ROOT" '
+# The web pages (`followupd serve`: unsubscribe and ratings) get a free port.
+WPORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+awk -v port="$PORT" -v wport="$WPORT" -v out="$OUT" -v root="$ROOT" '
 /^\[/ { section = $0 }
 section == "[source]" && /^database[ \t]*=/ { print "database = " out "/helpdesk.db"; next }
 section == "[queue]" && /^dir[ \t]*=/ { print "dir = " out "/queue"; next }
 section == "[templates]" && /^dir[ \t]*=/ { print "dir = " root "/templates"; next }
 section == "[smtp]" && /^port[ \t]*=/ { print "port = " port; next }
+/^\[unsubscribe\]/ { print; print "port = " wport; next }
 { print }
 ' scheduler.conf >"$CONF" || exit 1
 
@@ -132,6 +135,45 @@ db.close()
 EOF
 }
 
+# Customers use the links in their mail: `followupd serve` (the pages'
+# clock set to the demo's) answers on 127.0.0.1:WPORT, as behind the proxy.
+# The actions come on stdin (demo/web.py).
+web() {	# now
+	"$BIN" -c "$CONF" serve --now "$1" 2>"$OUT/serve.log" &
+	WEB_PID=$!
+	i=0
+	until "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$WPORT" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt 100 ]; then
+			echo "   (followupd serve did not start; see demo/out/serve.log)"
+			kill "$WEB_PID" 2>/dev/null
+			return 1
+		fi
+		sleep 0.1
+	done
+	"$PYTHON" demo/web.py "$OUT/mail" "$WPORT" | sed 's/^/          /'
+	kill "$WEB_PID" 2>/dev/null
+	wait "$WEB_PID" 2>/dev/null
+}
+
+after_tick() {	# now: what customers do after this tick
+	case $1 in
+	"2026-11-06 15:00:00")
+		echo "   17:30  two customers rate their check-ins (followupd serve)"
+		web "2026-11-06 17:30:00" <<'EOF'
+Ana rate ana.garcia@example.com 5
+Morgan rate morgan.lee@example.com 2 The export works now, but last month's file still has broken accents. Nobody told me how to get a fixed one.
+EOF
+		;;
+	"2026-11-10 09:00:00")
+		echo "   10:15  Zoë unsubscribes with the one-click link of her birthday note"
+		web "2026-11-10 10:15:00" <<'EOF'
+Zoë unsubscribe zoe.lefevre@example.org
+EOF
+		;;
+	esac
+}
+
 echo
 echo "== the fortnight (each tick: followupd once --now TIME)"
 prev="2026-11-01 23:59:59"
@@ -147,6 +189,7 @@ while [ "$day" -le 16 ]; do
 		desk "$prev" "$now" || exit 1
 		echo "   $hm  followupd once --now '$now'"
 		fu "          " once --now "$now"
+		after_tick "$now"
 		prev=$now
 	done
 	# The evening's changes show under their own day.
@@ -158,6 +201,14 @@ done
 echo
 echo "== followupd status (as of the last tick)"
 fu "   " status
+
+echo
+echo "== followupd report (the ratings of the fortnight)"
+fu "   " report --since 14d --now "2026-11-16 15:00:00"
+
+echo
+echo "== followupd optout list"
+fu "   " optout list
 
 echo
 echo "== followupd preview checkin 4 --html (what a customer's mail reader shows)"

@@ -53,7 +53,7 @@ CREATE INDEX purchases_customer ON purchases(customer_id, purchased_at);
 -- Customers: the awkward ones are on purpose.
 INSERT INTO customers (id, email, name, first_name, locale, timezone, birthday, customer_since) VALUES
  (1,  'ana.garcia@example.com',   'Ana García',                'Ana',    'es-ES', 'Europe/Madrid',    '1988-03-14', '2019-05-02 10:00:00'),
- (2,  'zoe.lefevre@example.org',  'Zoë Lefèvre',               'Zoë',    'fr-FR', 'Europe/Paris',     '1992-11-20', '2023-01-15 08:30:00'),
+ (2,  'zoe.lefevre@example.org',  'Zoë Lefèvre',               'Zoë',    'fr-FR', 'Europe/Paris',     '1992-11-10', '2023-01-15 08:30:00'),
  (3,  'layla.haddad@example.net', 'ليلى حداد',                 'ليلى',   'ar-LB', 'Asia/Beirut',      NULL,         '2021-07-09 12:00:00'),
  (4,  'kai@example.com',          'Kai 🌊 Nakamura',           'Kai',    'ja-JP', 'Asia/Tokyo',       '1995-06-01', '2024-02-29 00:00:00'),
  -- no first name: the greeting falls back to the first word of the name

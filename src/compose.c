@@ -213,7 +213,8 @@ compose_open_consent(struct compose *c, struct buf *errs)
 		err = NULL;
 		free(name);
 	}
-	if (!config_has_marketing(cfg))
+	/* Rating links are signed with the same secret (survey.c). */
+	if (!config_has_marketing(cfg) && !config_has_ratings(cfg))
 		return;
 	{
 		struct stat sb;
@@ -359,6 +360,12 @@ add_greeting_name(struct value *ctx)
 }
 
 /* No printf: this runs for every message. */
+const struct consent *
+compose_consent(const struct compose *c)
+{
+	return c->consent;
+}
+
 char *
 compose_message_id(int64_t job_id, const char *from_addr)
 {

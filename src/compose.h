@@ -83,4 +83,11 @@ void	compose_calendar(const struct config *, struct value *ctx,
 /* "followupd.JOBID.RANDOM@DOMAIN", RANDOM 16 hex digits (caller frees). */
 char	*compose_message_id(int64_t job_id, const char *from_addr);
 
+/*
+ * The secret rating links are signed with (the unsubscribe secret; NULL
+ * when no rule is marketing or asks for ratings): survey.c makes the
+ * links a check-in carries.
+ */
+const struct consent *compose_consent(const struct compose *);
+
 #endif

@@ -1,6 +1,7 @@
 /* config: scheduler.conf (strict INI) → struct config; every error names file:line. */
 #include "config.h"
 #include "log.h"
+#include "rating.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -137,6 +138,10 @@ static void check_code(struct loader *, struct inst *, const struct key *, int);
 static void check_alphabet(struct loader *, struct inst *, const struct key *, int);
 static void check_unsub_url(struct loader *, struct inst *, const struct key *, int);
 static void check_unsub_mailto(struct loader *, struct inst *, const struct key *, int);
+static void check_rating_url(struct loader *, struct inst *, const struct key *, int);
+static void check_sample(struct loader *, struct inst *, const struct key *, int);
+static void check_question(struct loader *, struct inst *, const struct key *, int);
+static void finish_ratings(struct loader *, struct inst *);
 static void finish_queue(struct loader *, struct inst *);
 static void finish_smtp(struct loader *, struct inst *);
 static void finish_rule(struct loader *, struct inst *);
@@ -176,6 +181,13 @@ static const struct enum_name over_cap_modes[] = {
 static const struct enum_name unknown_outcomes[] = {
 	{ "retry",	CONFIG_UNKNOWN_RETRY },
 	{ "hold",	CONFIG_UNKNOWN_HOLD },
+	{ NULL, 0 },
+};
+
+static const struct enum_name rating_scales[] = {
+	{ "csat",	RATING_CSAT },
+	{ "good-bad",	RATING_GOOD_BAD },
+	{ "nps",	RATING_NPS },
 	{ NULL, 0 },
 };
 
@@ -293,6 +305,8 @@ static const struct key rule_keys[] = {
 	{ "code_length", KEY_INT, RULE(code_length), 0, "8", 4, 64, NULL, NULL },
 	{ "code_alphabet", KEY_STRING, RULE(code_alphabet), 0,
 	    "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 0, 0, NULL, check_alphabet },
+	/* after_resolution only (finish_rule_consent) */
+	{ "ratings", KEY_BOOL, RULE(ratings), 0, "no", 0, 0, NULL, NULL },
 };
 
 /* [defaults]: what holds for every rule unless the rule says otherwise. */
@@ -319,6 +333,25 @@ static const struct key unsubscribe_keys[] = {
 	    NULL, NULL },
 };
 
+/* [ratings]: rating links in check-ins; low has a default by scale (finish_ratings). */
+static const struct key ratings_keys[] = {
+	{ "scale", KEY_ENUM, CFG(ratings_scale), 0, "csat", 0, 0, rating_scales,
+	    NULL },
+	{ "url", KEY_STRING, CFG(ratings_url), 0, NULL, 0, 0, NULL,
+	    check_rating_url },
+	{ "window", KEY_DURATION, CFG(ratings_window), 0, "14d", HOUR,
+	    366 * DAY, NULL, NULL },
+	{ "low", KEY_STRING, CFG(ratings_low_text), 0, NULL, 0, 0, NULL, NULL },
+	{ "notify", KEY_STRING, CFG(ratings_notify), 0, NULL, 0, 0, NULL,
+	    check_unsub_mailto },
+	{ "cooldown", KEY_DURATION, CFG(ratings_cooldown), 0, "30d", 0,
+	    3660 * DAY, NULL, NULL },
+	{ "sample", KEY_STRING, CFG(ratings_sample_text), 0, "100%", 0, 0, NULL,
+	    check_sample },
+	{ "question", KEY_STRING, CFG(ratings_question), 0, NULL, 0, 0, NULL,
+	    check_question },
+};
+
 static const struct key calendar_keys[] = {
 	{ "feed", KEY_PATH, CFG(calendar_feed), 0, NULL, 0, 0, NULL, NULL },
 	{ "link", KEY_STRING, CFG(calendar_link), 0, NULL, 0, 0, NULL, NULL },
@@ -335,6 +368,7 @@ _Static_assert(NKEYS(defaults_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(calendar_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(metrics_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(unsubscribe_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(NKEYS(ratings_keys) <= MAX_KEYS, "MAX_KEYS");
 /* Enumerated fields are stored through an int. */
 _Static_assert(sizeof(enum rule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum smtp_starttls) == sizeof(int), "enum size");
@@ -348,6 +382,7 @@ static const struct section sections[] = {
 	{ "defaults", defaults_keys, NKEYS(defaults_keys), 0, NULL },
 	{ "calendar", calendar_keys, NKEYS(calendar_keys), 0, NULL },
 	{ "unsubscribe", unsubscribe_keys, NKEYS(unsubscribe_keys), 0, NULL },
+	{ "ratings", ratings_keys, NKEYS(ratings_keys), 0, finish_ratings },
 	{ "rule", rule_keys, NKEYS(rule_keys), 1, finish_rule },
 };
 
@@ -1793,6 +1828,14 @@ finish_rule_consent(struct loader *l, struct inst *in, struct rule_config *r)
 		errat(l, in->line, "%s is marketing mail: set [unsubscribe] url "
 		    "(the https address of followupd unsubscribe-server; RFC "
 		    "8058)", label(l, in, lb, sizeof(lb)));
+	if (r->ratings && r->kind != RULE_AFTER_RESOLUTION)
+		errat(l, blame(in, "ratings"), "%s: ratings = yes is for rules "
+		    "of kind after_resolution (a check-in) only",
+		    label(l, in, lb, sizeof(lb)));
+	else if (r->ratings && r->enabled && l->cfg->ratings_url == NULL)
+		errat(l, blame(in, "ratings"), "%s asks for ratings: set "
+		    "[ratings] url (the https address of the rating page that "
+		    "followupd serve answers)", label(l, in, lb, sizeof(lb)));
 }
 
 static void
@@ -1963,4 +2006,88 @@ check_unsub_mailto(struct loader *l, struct inst *in, const struct key *k,
 		errat(l, line, "%s: '%.80s': %s", k->name, v, why);
 		mark_bad(in, k);
 	}
+}
+
+/* ---- ratings (issue 12) ---- */
+
+int
+config_has_ratings(const struct config *c)
+{
+	for (int i = 0; i < c->nrules; i++)
+		if (c->rules[i].enabled && c->rules[i].ratings)
+			return 1;
+	return 0;
+}
+
+/* Like [unsubscribe] url: https, no query (the token goes in ?t=). */
+static void
+check_rating_url(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+	const char *host = v + 8;
+
+	if (strncmp(v, "https://", 8) != 0 || *host == '\0' || *host == '/' ||
+	    strlen(v) > 200 || strpbrk(v, "?#<>\"'\\ \t,") != NULL) {
+		errat(l, line, "%s: '%.80s': an https URL without query or "
+		    "fragment, e.g. https://desk.example/rate", k->name, v);
+		mark_bad(in, k);
+	}
+}
+
+/* "25%" or "25": a whole percentage from 0 to 100. */
+static void
+check_sample(struct loader *l, struct inst *in, const struct key *k, int line)
+{
+	const char *v = get_str(field(l, in, k));
+	size_t n = strspn(v, "0123456789");
+	int pct = n > 0 && n <= 3 ? atoi(v) : -1;
+
+	if (pct < 0 || pct > 100 || (v[n] != '\0' && strcmp(v + n, "%") != 0)) {
+		errat(l, line, "%s: '%.80s': a share of check-ins from 0%% to "
+		    "100%%, e.g. 25%%", k->name, v);
+		mark_bad(in, k);
+		return;
+	}
+	l->cfg->ratings_sample = pct;
+}
+
+/* Shown in messages and on the page: one line, not too long. */
+static void
+check_question(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+
+	if (*v == '\0' || strlen(v) > 200) {
+		errat(l, line, "%s: write the question in 1 to 200 bytes",
+		    k->name);
+		mark_bad(in, k);
+	}
+}
+
+static void
+finish_ratings(struct loader *l, struct inst *in)
+{
+	struct config *c = l->cfg;
+	const char *u = c->unsubscribe_url, *r = c->ratings_url;
+
+	if (!in->seen[key_index(in->sec, "sample")])
+		c->ratings_sample = 100;	/* the default, "100%" */
+	c->ratings_low = rating_default_low(c->ratings_scale);
+	if (c->ratings_low_text != NULL && usable(in, "scale") &&
+	    rating_parse_score(c->ratings_scale, c->ratings_low_text,
+	    &c->ratings_low) == -1)
+		errat(l, blame(in, "low"), "low: '%.80s' is not a score of the "
+		    "%s scale (%d to %d%s)", c->ratings_low_text,
+		    rating_scale_name(c->ratings_scale),
+		    rating_min(c->ratings_scale), rating_max(c->ratings_scale),
+		    c->ratings_scale == RATING_GOOD_BAD ? ", or bad" : "");
+	/* Both pages are served by `followupd serve`: their paths differ. */
+	if (u != NULL && r != NULL && usable(in, "url") &&
+	    strcmp(strchr(u + 8, '/') ? strchr(u + 8, '/') : "/unsubscribe",
+	    strchr(r + 8, '/') ? strchr(r + 8, '/') : "/rate") == 0)
+		errat(l, blame(in, "url"), "url: '%.80s' has the path of "
+		    "[unsubscribe] url; give the rating page its own (e.g. "
+		    "/rate)", r);
 }

@@ -93,6 +93,7 @@ struct rule_config {
 	int		 over_cap;	/* enum rule_over_cap */
 	char		*max_marketing;	/* the rule's own cap, as written */
 	struct config_cap cap;		/* per recipient, messages of this rule */
+	int		 ratings;	/* after_resolution: rating links in the check-in (default no) */
 	const struct config *config;	/* the config it belongs to */
 };
 
@@ -166,6 +167,18 @@ struct config {
 	char		*unsubscribe_mailto;	/* address; default [smtp] from's */
 	char		*unsubscribe_secret_file;	/* 0600; default QUEUE/unsubscribe.key */
 
+	/* [ratings]: rating links in check-ins (rating.h) and their pages (ratepage.c) */
+	int		 ratings_scale;		/* enum rating_scale, default csat */
+	char		*ratings_url;		/* https URL of the rating page; NULL: none */
+	long		 ratings_window;	/* a rating may change this long after the check-in went, default 14d */
+	char		*ratings_low_text;	/* as written; NULL: the scale's default */
+	int		 ratings_low;		/* a score at or below this is low (a call-back) */
+	char		*ratings_notify;	/* address told of low ratings; NULL: nobody */
+	long		 ratings_cooldown;	/* a customer asked in this time is not asked again, default 30d */
+	char		*ratings_sample_text;	/* as written, default "100%" */
+	int		 ratings_sample;	/* percent of check-ins that ask */
+	char		*ratings_question;	/* NULL: the scale's question (rating.h) */
+
 	struct rule_config *rules;
 	int		 nrules;
 
@@ -189,6 +202,8 @@ const struct rule_config *config_rule(const struct config *, const char *name);
 
 /* "marketing" or "transactional", as opt-outs and state.db name them. */
 const char	*config_class_name(int cls);
+/* 1 when some enabled rule asks for ratings (ratings = yes). */
+int		 config_has_ratings(const struct config *);
 /* 1 when some enabled rule is of class marketing. */
 int		 config_has_marketing(const struct config *);
 

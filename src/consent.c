@@ -190,6 +190,13 @@ consent_ephemeral(void)
 	return c;
 }
 
+const unsigned char *
+consent_secret(const struct consent *c, size_t *len)
+{
+	*len = c->len;
+	return c->key;
+}
+
 void
 consent_free(struct consent *c)
 {

@@ -31,6 +31,8 @@ void	consent_free(struct consent *);
 /* A random in-memory secret (preview before the queue exists: never sent). */
 struct consent *consent_ephemeral(void);
 char	*consent_secret_path(const struct config *);	/* caller frees */
+/* The secret's bytes, for other tokens signed with it (rating.h); c owns them. */
+const unsigned char *consent_secret(const struct consent *c, size_t *len);
 
 /*
  * Tokens: "ADDR.CLASS.MAC", ADDR the lower-cased address in base64url,

@@ -15,6 +15,7 @@
 #include "source.h"
 #include "spool.h"
 #include "store.h"
+#include "survey.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -363,9 +364,18 @@ step_deliver_end(void *arg, struct deliver_stats *ds, char **err)
 	return deliver_end(((struct tick *)arg)->dl, ds, err);
 }
 
+static int
+step_ratings(void *arg, time_t now, char **err)
+{
+	struct daemon *d = ((struct tick *)arg)->d;
+	struct survey_stats ss;
+
+	return survey_tick(d->cfg, d->store, d->spool, now, &ss, err);
+}
+
 static const struct daemon_steps real_steps = {
 	step_plan, step_recover, step_deliver_begin, step_render,
-	step_delivered, step_deliver_end,
+	step_delivered, step_deliver_end, step_ratings,
 };
 
 int
@@ -396,6 +406,13 @@ daemon_tick_steps(struct store *st, const struct daemon_steps *s, void *arg,
 	if ((r = s->plan(arg, now, &ps, &e)) != FU_OK) {
 		note_error(st, "plan: skipped this tick", e);
 		worst = r;
+	}
+	free(e);
+	e = NULL;
+	/* Ratings the server recorded: call-backs and notes. */
+	if (s->ratings != NULL && (r = s->ratings(arg, now, &e)) != FU_OK) {
+		note_error(st, "ratings: left for the next tick", e);
+		worst = worst ? worst : r;
 	}
 	free(e);
 	e = NULL;

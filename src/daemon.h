@@ -52,6 +52,8 @@ struct daemon_steps {
 	int	(*render)(void *, time_t now, struct render_stats *, char **err);
 	long	(*delivered)(void *);	/* outcomes recorded so far */
 	int	(*deliver_end)(void *, struct deliver_stats *, char **err);
+	/* after plan: act on new ratings (survey.c); NULL: none */
+	int	(*ratings)(void *, time_t now, char **err);
 };
 int	daemon_tick_steps(struct store *, const struct daemon_steps *,
 	    void *arg, time_t now, char **err);

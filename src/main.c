@@ -1,4 +1,4 @@
-/* main: the command line (a table of commands): run, once, check, preview, status, queue, optout, codes, why, unsubscribe-server. */
+/* main: the command line (a table of commands): run, once, check, preview, status, queue, optout, codes, why, report, serve. */
 #include "clock.h"
 #include "codes.h"
 #include "config.h"
@@ -8,7 +8,9 @@
 #include "log.h"
 #include "mime.h"
 #include "preview.h"
+#include "ratepage.h"
 #include "render.h"
+#include "report.h"
 #include "rules.h"
 #include "source.h"
 #include "spool.h"
@@ -50,7 +52,10 @@ static const char usage_text[] =
 "                            the opt-out list (and lifting suppressions)\n"
 "  codes RULE                the personal codes RULE gave, for the shop\n"
 "  why EMAIL|CUSTOMER_ID     every job for a customer: decision and reason\n"
-"  unsubscribe-server        serve one-click unsubscribe (RFC 8058)\n"
+"  report [--since DURATION] [--by rule|agent|week] [--json|--csv]\n"
+"                            rating requests, responses, CSAT/NPS, low ratings\n"
+"  serve [--now TIME]        the web pages: one-click unsubscribe, ratings\n"
+"  unsubscribe-server        the same as serve\n"
 "\n"
 "options:\n"
 "  -c FILE   the configuration (default: ./scheduler.conf)\n"
@@ -80,7 +85,7 @@ typedef int cmd_fn(const struct config *, int argc, char **argv,
     const struct opts *);
 static cmd_args_fn args_none, args_now, args_preview;
 static cmd_fn cmd_run, cmd_once, cmd_check, cmd_preview, cmd_status,
-    cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_unsubscribe_server;
+    cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_serve, cmd_report;
 
 /*
  * What a command does with the queue, for the drop to [queue] user: every
@@ -167,12 +172,28 @@ static const struct command {
 	    "(postponed by quiet hours or a cap),\nthen the address's "
 	    "opt-outs and suppression.\n",
 	    NULL, cmd_why, QUEUE_OPENS },
-	{ "unsubscribe-server", "usage: followupd unsubscribe-server\n"
-	    "Serve the one-click unsubscribe endpoint on [unsubscribe] listen "
-	    "and port\nuntil SIGTERM or SIGINT: POST with "
-	    "List-Unsubscribe=One-Click and a valid\ntoken records the opt-out "
-	    "(200); GET shows a confirmation page; a bad token\ngets 400.\n",
-	    NULL, cmd_unsubscribe_server, QUEUE_OPENS },
+	{ "report", "usage: followupd report [--since DURATION] [--by rule|agent|"
+	    "week] [--json|--csv]\n"
+	    "Ratings of the check-ins sent with rating links since DURATION "
+	    "ago (default\n30d): requests, responses, the response rate and "
+	    "the scale's figure (CSAT:\nshare of 4 and 5; NPS: promoters minus "
+	    "detractors; good-bad: share of good),\nper agent or --by rule, "
+	    "agent or ISO week, then the low ratings with their\ncomments. "
+	    "--json: one object (requests, responses, response_rate, score,\n"
+	    "by_agent, low); --csv: one line per group and a total.\n",
+	    NULL, cmd_report, QUEUE_OPENS },
+	{ "serve", "usage: followupd serve [--now TIME]\n"
+	    "Serve the web pages on [unsubscribe] listen and port until SIGTERM "
+	    "or SIGINT:\nthe one-click unsubscribe endpoint ([unsubscribe] url: "
+	    "POST with\nList-Unsubscribe=One-Click and a valid token records the "
+	    "opt-out; GET shows a\nconfirmation page) and the rating page "
+	    "([ratings] url: a GET shows the page and\nrecords nothing; its "
+	    "form POSTs the rating). A bad token gets 400.\n--now TIME: the "
+	    "pages' clock (a rating link's window), for demos and tests.\n",
+	    args_now, cmd_serve, QUEUE_OPENS },
+	{ "unsubscribe-server", "usage: followupd unsubscribe-server [--now "
+	    "TIME]\nAnother name for `followupd serve`.\n",
+	    args_now, cmd_serve, QUEUE_OPENS },
 };
 
 /* ---- JSON output (status --json, queue list --json) ---- */
@@ -1818,9 +1839,21 @@ cmd_codes(const struct config *cfg, int argc, char **argv,
 	    EX_DATAERR;
 }
 
-/* Serve the one-click unsubscribe endpoint until SIGTERM or SIGINT. */
+/* `followupd report` (report.c). */
 static int
-cmd_unsubscribe_server(const struct config *cfg, int argc, char **argv,
+cmd_report(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	(void)o;
+	return report_cmd(cfg, argc, argv);
+}
+
+/*
+ * Serve the web pages until SIGTERM or SIGINT: one-click unsubscribe
+ * (unsubscribe.c) and the rating page (ratepage.c), whichever URL is set.
+ */
+static int
+cmd_serve(const struct config *cfg, int argc, char **argv,
     const struct opts *o)
 {
 	struct consent *c = NULL;
@@ -1830,15 +1863,12 @@ cmd_unsubscribe_server(const struct config *cfg, int argc, char **argv,
 	sigset_t set;
 	int sig, r;
 
+	(void)argc;
 	(void)argv;
-	(void)o;
-	if (argc != 0) {
-		fputs("usage: followupd unsubscribe-server\n", stderr);
-		return EX_USAGE;
-	}
-	if (cfg->unsubscribe_url == NULL) {
-		fprintf(stderr, "followupd unsubscribe-server: %s: set "
-		    "[unsubscribe] url first\n", cfg->path);
+	(void)o;	/* --now was set by args_now */
+	if (cfg->unsubscribe_url == NULL && cfg->ratings_url == NULL) {
+		fprintf(stderr, "followupd serve: %s: set [unsubscribe] url or "
+		    "[ratings] url first\n", cfg->path);
 		return EX_CONFIG;
 	}
 	if ((r = spool_open(cfg->queue_dir, &sp, &err)) == FU_OK) {
@@ -1846,7 +1876,7 @@ cmd_unsubscribe_server(const struct config *cfg, int argc, char **argv,
 		r = consent_open(cfg, 1, &c, &err);
 	}
 	if (r != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		fprintf(stderr, "followupd serve: %s\n", err);
 		free(err);
 		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_CONFIG;
 	}
@@ -1856,23 +1886,34 @@ cmd_unsubscribe_server(const struct config *cfg, int argc, char **argv,
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	h = http_new();
-	unsubscribe_routes(h, cfg, c);
+	if (cfg->unsubscribe_url != NULL)
+		unsubscribe_routes(h, cfg, c);
+	if (cfg->ratings_url != NULL)
+		ratepage_routes(h, cfg, c);
 	if ((r = http_start(h, cfg->unsubscribe_listen, cfg->unsubscribe_port,
 	    &err)) != FU_OK) {
-		fprintf(stderr, "followupd unsubscribe-server: %s\n", err);
+		fprintf(stderr, "followupd serve: %s\n", err);
 		free(err);
 		http_free(h);
 		consent_free(c);
 		return EX_TEMPFAIL;
 	}
-	path = unsubscribe_path(cfg);
-	log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
-	    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
-	    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen, ':') ?
-	    "]" : "", http_port(h), path, cfg->unsubscribe_url);
-	free(path);
+	if (cfg->unsubscribe_url != NULL) {
+		path = unsubscribe_path(cfg);
+		log_info("unsubscribe: serving http://%s%s%s:%d%s (public: %s)",
+		    strchr(cfg->unsubscribe_listen, ':') ? "[" : "",
+		    cfg->unsubscribe_listen, strchr(cfg->unsubscribe_listen,
+		    ':') ? "]" : "", http_port(h), path, cfg->unsubscribe_url);
+		free(path);
+	}
+	if (cfg->ratings_url != NULL) {
+		path = ratepage_path(cfg);
+		log_info("ratepage: serving %s on port %d (public: %s)", path,
+		    http_port(h), cfg->ratings_url);
+		free(path);
+	}
 	sigwait(&set, &sig);
-	log_info("unsubscribe: %s: stopping", sig == SIGTERM ? "SIGTERM" :
+	log_info("serve: %s: stopping", sig == SIGTERM ? "SIGTERM" :
 	    "SIGINT");
 	http_free(h);
 	unsubscribe_flush(cfg);
@@ -1954,6 +1995,7 @@ main(int argc, char **argv)
 	/* "+": stop at the command; its own options follow it. */
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 
@@ -1970,6 +2012,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return EX_OK;
+		case 'V':	/* FOLLOWUPD_VERSION: the file VERSION (Makefile) */
+			puts("followupd " FOLLOWUPD_VERSION);
 			return EX_OK;
 		default:
 			return usage();

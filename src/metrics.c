@@ -69,6 +69,22 @@ num(const char *v)
 	return v && *v ? v : "0";
 }
 
+/* rating="4" (csat, nps) or "good" / "bad" (good-bad). */
+static void
+ratings_row(const char *rule, const char *scale, int score, int64_t n,
+    void *arg)
+{
+	struct buf *out = arg;
+
+	buf_puts(out, "followupd_ratings_total{rule=\"");
+	label(out, rule);
+	if (strcmp(scale, "good-bad") == 0)
+		buf_printf(out, "\",rating=\"%s\"} %lld\n", score ? "good" :
+		    "bad", (long long)n);
+	else
+		buf_printf(out, "\",rating=\"%d\"} %lld\n", score, (long long)n);
+}
+
 /* One line per row of t: NAME{rule="…",KEY="…"} COUNT (rule, key, count). */
 static void
 rule_key_lines(struct buf *out, const char *name, const char *key,
@@ -138,6 +154,14 @@ metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 	    "Time from a message's due time to its delivery, by rule.");
 	for (int i = 0; i < sm.latency.nrows; i++)
 		latency_lines(out, &sm.latency, i);
+
+	help(out, "followupd_ratings_total", "counter", "Ratings given on the "
+	    "rating page (each POST, replacements too), by rule and rating.");
+	if ((r = store_rating_totals(m->store, ratings_row, out, err)) !=
+	    FU_OK) {
+		store_metrics_free(&sm);
+		return r;
+	}
 
 	help(out, "followupd_queue_oldest_age_seconds", "gauge", "Age of the "
 	    "oldest message waiting for delivery (queued or deferred; 0: none).");

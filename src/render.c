@@ -8,6 +8,7 @@
 #include "mime.h"
 #include "progress.h"
 #include "rules.h"
+#include "survey.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -205,6 +206,16 @@ render_row(struct render *rd, struct store *st, struct source *src, int ri,
 	int r;
 
 	*row = NULL;
+	if (rule->kind == RULE_AFTER_RESOLUTION &&
+	    survey_owns(job->occurrence)) {
+		/* A call-back or note whose spooled message was lost: it was
+		 * built from a rating (survey.c), not from these templates. */
+		out->fate = FATE_FAIL;
+		out->reason = "render-error";
+		out->detail = xstrdup("a rating's call-back or note lost its "
+		    "spooled message; it is not built again");
+		return FU_OK;
+	}
 	if (rule->kind != RULE_AGENT_REMINDER) {
 		/* Yearly notes and milestones: the customer's row, whatever its
 		 * date now (the job's occurrence is the year or milestone). */
@@ -250,6 +261,12 @@ render_stage(struct render *rd, struct store *st, struct source *src,
 		out->reason = "render-error";
 		out->detail = xstrdup(err && *err ? *err : "code");
 		return FU_OK;
+	}
+	/* A check-in that may ask for a rating: cool-down, sample (survey.c). */
+	if ((r = survey_checkin(st, rd->cfg, &rd->cfg->rules[ri],
+	    compose_consent(rd->compose), job->id, row, now, err)) != FU_OK) {
+		value_free(row);
+		return r;
 	}
 	out->mid = job->message_id ? xstrdup(job->message_id) :
 	    compose_message_id(job->id, rd->cfg->from_addr);

@@ -168,6 +168,35 @@ static const char *const migrations[] = {
 	 * and its random order made it the dearest write of planning.
 	 */
 	"DROP INDEX IF EXISTS jobs_email;",
+	/*
+	 * 4 → 5: ratings (issue 12). rating_requests: the check-ins that
+	 * carried rating links (the report's requests, the cool-down per
+	 * recipient). ratings: one per job, the latest POST; handled_* is
+	 * what the daemon last acted on (a call-back, a note), so a change
+	 * is acted on once. No address, user agent or other trace of the
+	 * rater is kept.
+	 */
+	"CREATE TABLE rating_requests ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  recipient TEXT NOT NULL COLLATE NOCASE,"
+	"  scale TEXT NOT NULL,"
+	"  agent TEXT,"
+	"  agent_name TEXT,"
+	"  agent_tz TEXT,"
+	"  customer_name TEXT,"
+	"  ticket_subject TEXT,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX rating_requests_recipient ON rating_requests(recipient, "
+	"  created_at);"
+	"CREATE TABLE ratings ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  scale TEXT NOT NULL,"
+	"  score INTEGER NOT NULL,"
+	"  comment TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  handled_at INTEGER);",
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -260,7 +289,29 @@ static const char schema_current[] =
 	"  subject TEXT NOT NULL,"
 	"  code TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL,"
-	"  UNIQUE (rule, code));";
+	"  UNIQUE (rule, code));"
+	/* schema 5: ratings (issue 12) */
+	"CREATE TABLE rating_requests ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  rule TEXT NOT NULL,"
+	"  recipient TEXT NOT NULL COLLATE NOCASE,"
+	"  scale TEXT NOT NULL,"
+	"  agent TEXT,"
+	"  agent_name TEXT,"
+	"  agent_tz TEXT,"
+	"  customer_name TEXT,"
+	"  ticket_subject TEXT,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX rating_requests_recipient ON rating_requests(recipient, "
+	"  created_at);"
+	"CREATE TABLE ratings ("
+	"  job_id INTEGER PRIMARY KEY,"
+	"  scale TEXT NOT NULL,"
+	"  score INTEGER NOT NULL,"
+	"  comment TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  handled_at INTEGER);";
 
 const char *
 store_state_name(enum job_state s)
@@ -1217,7 +1268,7 @@ store_reminder_put(struct store *st, const struct reminder *r, time_t now,
 	if ((ret = prepare(st, &h, "INSERT OR REPLACE INTO reminders (rule, "
 	    "subject, uid, sequence, active, agent, agent_name, tz, at, "
 	    "dtstart, dtend, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?)", err, "tttiitttTTTT", r->rule, r->subject, r->uid,
+	    "?, ?)", err, "tttiittttTTT", r->rule, r->subject, r->uid,
 	    (int64_t)r->sequence, (int64_t)r->active, r->agent, r->agent_name,
 	    r->tz, r->at ? r->at : "", r->dtstart, r->dtend, now)) != FU_OK)
 		return ret;
@@ -2159,3 +2210,258 @@ store_preview_code(const char *queue_dir, int busy_timeout_ms,
 	free(err);
 	free(path);
 }
+
+/* ==== ratings (issue 12): rating requests and ratings (schema 5) ==== */
+
+void
+store_rating_clear(struct store_rating *r)
+{
+	free(r->scale);
+	free(r->comment);
+	free(r->rule);
+	free(r->subject);
+	free(r->recipient);
+	free(r->customer);
+	free(r->agent);
+	free(r->agent_name);
+	free(r->agent_tz);
+	free(r->customer_name);
+	free(r->ticket_subject);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+store_ratings_free(struct store_rating *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		store_rating_clear(&r[i]);
+	free(r);
+}
+
+int
+store_rating_request(struct store *st, const struct store_rating_ask *q,
+    time_t now, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "INSERT OR IGNORE INTO rating_requests "
+	    "(job_id, rule, recipient, scale, agent, agent_name, agent_tz, "
+	    "customer_name, ticket_subject, created_at) VALUES (?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?)", err, "ittttttttT", q->job, q->rule,
+	    q->recipient, q->scale, q->agent, q->agent_name, q->agent_tz,
+	    q->customer_name, q->ticket_subject, now)) != FU_OK)
+		return r;
+	return run(st, &h, NULL, err);
+}
+
+int
+store_rating_asked(struct store *st, const char *recipient, time_t since,
+    int64_t except_job, int *yes, char **err)
+{
+	struct stmt h;
+	int rc, r;
+
+	*yes = 0;
+	/* Requests are made at render time: a check-in cancelled or failed
+	 * since never asked anyone. */
+	if ((r = prepare(st, &h, "SELECT 1 FROM rating_requests q JOIN jobs j "
+	    "ON j.id = q.job_id WHERE q.recipient = ? AND q.created_at >= ? AND "
+	    "q.job_id <> ? AND j.state NOT IN ('cancelled', 'failed') LIMIT 1", err, "tTi", recipient, since, except_job)) !=
+	    FU_OK)
+		return r;
+	rc = sqlite3_step(h.s);
+	if (rc == SQLITE_ROW)
+		*yes = 1;
+	else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "rating requests", err);
+	stmt_done(&h);
+	return r;
+}
+
+#define RATING_COLUMNS "j.id, q.scale, r.score, r.comment, r.created_at, " \
+	"r.updated_at, r.handled_at, j.rule, j.subject, " \
+	"coalesce(j.recipient, j.email, q.recipient), j.customer, j.state, " \
+	"coalesce(j.sent_at, j.queued_at), q.job_id IS NOT NULL, q.agent, " \
+	"q.agent_name, q.agent_tz, q.customer_name, q.ticket_subject, " \
+	"q.created_at"
+
+static void
+rating_from_row(sqlite3_stmt *s, struct store_rating *r)
+{
+	char *state;
+
+	memset(r, 0, sizeof(*r));
+	r->job = sqlite3_column_int64(s, 0);
+	r->scale = col_text(s, 1);
+	r->rated = sqlite3_column_type(s, 2) != SQLITE_NULL;
+	r->score = sqlite3_column_int(s, 2);
+	r->comment = col_text(s, 3);
+	r->created_at = (time_t)sqlite3_column_int64(s, 4);
+	r->updated_at = (time_t)sqlite3_column_int64(s, 5);
+	r->handled = sqlite3_column_type(s, 6) != SQLITE_NULL;
+	r->rule = col_text(s, 7);
+	r->subject = col_text(s, 8);
+	r->recipient = col_text(s, 9);
+	r->customer = col_text(s, 10);
+	state = col_text(s, 11);
+	if (state == NULL || store_state_parse(state, &r->state) != FU_OK)
+		r->state = JOB_PLANNED;
+	free(state);
+	r->sent_at = (time_t)sqlite3_column_int64(s, 12);
+	r->requested = sqlite3_column_int(s, 13);
+	r->agent = col_text(s, 14);
+	r->agent_name = col_text(s, 15);
+	r->agent_tz = col_text(s, 16);
+	r->customer_name = col_text(s, 17);
+	r->ticket_subject = col_text(s, 18);
+	r->asked_at = (time_t)sqlite3_column_int64(s, 19);
+}
+
+int
+store_rating_get(struct store *st, int64_t job, struct store_rating *r,
+    int *found, char **err)
+{
+	struct stmt h;
+	int rc, ret;
+
+	*found = 0;
+	memset(r, 0, sizeof(*r));
+	if ((ret = prepare(st, &h, "SELECT " RATING_COLUMNS " FROM jobs j "
+	    "LEFT JOIN rating_requests q ON q.job_id = j.id LEFT JOIN ratings r "
+	    "ON r.job_id = j.id WHERE j.id = ?", err, "i", job)) != FU_OK)
+		return ret;
+	rc = sqlite3_step(h.s);
+	if (rc == SQLITE_ROW) {
+		rating_from_row(h.s, r);
+		*found = 1;
+	} else if (rc != SQLITE_DONE)
+		ret = db_fail(st, rc, "select rating", err);
+	stmt_done(&h);
+	return ret;
+}
+
+int
+store_rating_put(struct store *st, int64_t job, const char *scale, int score,
+    const char *comment, time_t now, char **err)
+{
+	struct stmt h;
+	char detail[64];
+	int r;
+
+	if ((r = prepare(st, &h, "INSERT INTO ratings (job_id, scale, score, "
+	    "comment, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+	    "ON CONFLICT (job_id) DO UPDATE SET scale = ?2, score = ?3, "
+	    "comment = ?4, updated_at = ?5, handled_at = NULL", err, "ititT",
+	    job, scale, (int64_t)score, comment && *comment ? comment : NULL,
+	    now)) != FU_OK || (r = run(st, &h, NULL, err)) != FU_OK)
+		return r;
+	/* The comment stays out of the history: it is the customer's text. */
+	snprintf(detail, sizeof(detail), "%s %d%s", scale, score, comment &&
+	    *comment ? ", with a comment" : "");
+	return store_event(st, job, now, "rated", detail, err);
+}
+
+/* A page of ratings rows; `sql` selects RATING_COLUMNS. */
+static int
+rating_rows(struct store *st, struct stmt *h, struct store_rating **out,
+    int *n, char **err)
+{
+	int rc, cap = 0, ret = FU_OK;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(h->s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
+		}
+		rating_from_row(h->s, &(*out)[(*n)++]);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(st, rc, "select ratings", err);
+		store_ratings_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	stmt_done(h);
+	return ret;
+}
+
+int
+store_ratings_since(struct store *st, time_t since, struct store_rating **out,
+    int *n, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "SELECT " RATING_COLUMNS " FROM "
+	    "rating_requests q JOIN jobs j ON j.id = q.job_id LEFT JOIN ratings "
+	    "r ON r.job_id = j.id WHERE q.created_at >= ? ORDER BY j.id", err,
+	    "T", since)) != FU_OK)
+		return r;
+	return rating_rows(st, &h, out, n, err);
+}
+
+int
+store_ratings_unhandled(struct store *st, struct store_rating **out, int *n,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "SELECT " RATING_COLUMNS " FROM ratings r "
+	    "JOIN jobs j ON j.id = r.job_id LEFT JOIN rating_requests q ON "
+	    "q.job_id = j.id WHERE r.handled_at IS NULL ORDER BY r.updated_at, "
+	    "j.id", err, "")) != FU_OK)
+		return r;
+	return rating_rows(st, &h, out, n, err);
+}
+
+int
+store_rating_handled(struct store *st, int64_t job, time_t updated_at,
+    time_t now, char **err)
+{
+	struct stmt h;
+	int r;
+
+	/* Only the version acted on: a POST since then is handled anew. */
+	if ((r = prepare(st, &h, "UPDATE ratings SET handled_at = ? WHERE "
+	    "job_id = ? AND updated_at = ?", err, "TiT", now, job,
+	    updated_at)) != FU_OK)
+		return r;
+	return run(st, &h, NULL, err);
+}
+int
+store_rating_totals(struct store *st, store_rating_total_cb cb, void *arg,
+    char **err)
+{
+	struct stmt h;
+	int rc, r;
+
+	/* Each POST is a "rated" event ("csat 2[, with a comment]"): they
+	 * only grow, as a Prometheus counter must, replacements included. */
+	if ((r = prepare(st, &h, "SELECT j.rule, substr(e.detail, 1, "
+	    "instr(e.detail || ',', ',') - 1) AS what, count(*) FROM events e "
+	    "JOIN jobs j ON j.id = e.job_id WHERE e.event = 'rated' GROUP BY "
+	    "j.rule, what ORDER BY j.rule, what", err, "")) != FU_OK)
+		return r;
+	while ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		const char *rule = (const char *)sqlite3_column_text(h.s, 0);
+		const char *what = (const char *)sqlite3_column_text(h.s, 1);
+		const char *sp = what ? strchr(what, ' ') : NULL;
+		char scale[16];
+
+		if (rule == NULL || sp == NULL || (size_t)(sp - what) >=
+		    sizeof(scale))
+			continue;
+		memcpy(scale, what, (size_t)(sp - what));
+		scale[sp - what] = '\0';
+		cb(rule, scale, atoi(sp + 1), sqlite3_column_int64(h.s, 2), arg);
+	}
+	if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "rating totals", err);
+	stmt_done(&h);
+	return r;
+}
+/* ==== end of ratings ==== */

@@ -413,4 +413,72 @@ int	store_spool_owner_state(struct store *, int64_t id, const char *name,
 void	store_preview_code(const char *queue_dir, int busy_timeout_ms,
 	    const char *rule, const char *subject, char **code);
 
+/* ==== ratings (issue 12, schema 5) ==== */
+
+/*
+ * A check-in that carries rating links is a rating request: one row per
+ * job (a second call does nothing), by recipient for the cool-down, with
+ * what a call-back and the report need later (the ticket's agent, the
+ * customer's name, the ticket's subject; any may be NULL).
+ */
+struct store_rating_ask {
+	int64_t		 job;
+	const char	*rule, *recipient, *scale;
+	const char	*agent, *agent_name, *agent_tz;
+	const char	*customer_name, *ticket_subject;
+};
+int	store_rating_request(struct store *, const struct store_rating_ask *,
+	    time_t now, char **err);
+/*
+ * *yes 1 when recipient got a rating request (its check-in not cancelled
+ * or failed) at or after `since`, other than job except_job's.
+ */
+int	store_rating_asked(struct store *, const char *recipient, time_t since,
+	    int64_t except_job, int *yes, char **err);
+
+/* A job with its rating request and rating (either may be missing). */
+struct store_rating {
+	int64_t		 job;
+	int		 requested;	/* a rating request row exists */
+	char		*scale;		/* the request's (NULL: none) */
+	int		 rated;		/* a rating exists: the fields below */
+	int		 score;
+	char		*comment;	/* as the customer typed it; NULL: none */
+	time_t		 created_at, updated_at;
+	int		 handled;	/* the daemon acted on this version */
+	char		*rule, *subject, *recipient, *customer;
+	enum job_state	 state;
+	time_t		 sent_at;	/* sent (else queued) time; 0: neither */
+	time_t		 asked_at;	/* the request's time */
+	char		*agent, *agent_name, *agent_tz;	/* the request's */
+	char		*customer_name, *ticket_subject;
+};
+void	store_rating_clear(struct store_rating *);
+void	store_ratings_free(struct store_rating *, int n);
+
+/* The job `job` with its request and rating; *found 0 when no such job. */
+int	store_rating_get(struct store *, int64_t job, struct store_rating *,
+	    int *found, char **err);
+/*
+ * Record or replace job's rating (one per job) and a "rated" event (the
+ * comment is not copied into the history). The new version is unhandled.
+ */
+int	store_rating_put(struct store *, int64_t job, const char *scale,
+	    int score, const char *comment, time_t now, char **err);
+/* Every rating request made at or after `since`, with its rating if any. */
+int	store_ratings_since(struct store *, time_t since,
+	    struct store_rating **, int *n, char **err);
+/* Ratings not acted on yet (oldest first). */
+int	store_ratings_unhandled(struct store *, struct store_rating **, int *n,
+	    char **err);
+/* Mark the version of job's rating with updated_at as acted on. */
+int	store_rating_handled(struct store *, int64_t job, time_t updated_at,
+	    time_t now, char **err);
+/* Every rating given (a replaced one too), by rule, scale and score. */
+typedef void (*store_rating_total_cb)(const char *rule, const char *scale,
+    int score, int64_t n, void *arg);
+int	store_rating_totals(struct store *, store_rating_total_cb, void *arg,
+	    char **err);
+/* ==== end of ratings ==== */
+
 #endif

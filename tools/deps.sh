@@ -7,7 +7,10 @@ libesmtp-dev libical-dev libsqlite3-dev
 libssl-dev python3 python3-aiosmtpd python3-icalendar
 libmicrohttpd-dev libsystemd-dev systemd mandoc man-db curl chromium
 postfix time
-libclang-rt-14-dev"
+libclang-rt-14-dev
+debhelper dpkg-dev lintian"
+# (the last line: make deb and make deb-test; debian/control has the build
+# dependencies, all in this list)
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

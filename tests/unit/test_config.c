@@ -1,5 +1,6 @@
 /* test_config: scheduler.conf parsing: values, defaults, paths, secrets, and every error with its line. */
 #include "config.h"
+#include "rating.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -111,6 +112,44 @@ static const struct {
 	  "\n  FROM t\n  WHERE 1\n"),
 	  "t.conf:13: continuation line with nothing to continue: the blank line "
 	  "above ended 'query' (line 11); remove it or the leading white space\n" },
+
+	/* ratings (issue 12) */
+	{ LIT(ALL "[rule b]\nkind = agent_reminder\ndelay = 1h\nratings = yes\n"),
+	  "t.conf:11: [rule b]: ratings = yes is for rules of kind "
+	  "after_resolution (a check-in) only\n" },
+	{ LIT(ALL "[rule c]\nkind = after_resolution\ndelay = 1d\nratings = yes\n"),
+	  "t.conf:11: [rule c] asks for ratings: set [ratings] url (the https "
+	  "address of the rating page that followupd serve answers)\n" },
+	{ LIT(ALL "[ratings]\nscale = stars\n"),
+	  "t.conf:9: scale: unknown value 'stars' (allowed: csat, good-bad, "
+	  "nps)\n" },
+	{ LIT(ALL "[ratings]\nlow = 6\n"),
+	  "t.conf:9: low: '6' is not a score of the csat scale (1 to 5)\n" },
+	{ LIT(ALL "[ratings]\nscale = good-bad\nlow = meh\n"),
+	  "t.conf:10: low: 'meh' is not a score of the good-bad scale (0 to 1, "
+	  "or bad)\n" },
+	{ LIT(ALL "[ratings]\nscale = nps\nlow = 11\n"),
+	  "t.conf:10: low: '11' is not a score of the nps scale (0 to 10)\n" },
+	{ LIT(ALL "[ratings]\nsample = 150%\n"),
+	  "t.conf:9: sample: '150%': a share of check-ins from 0% to 100%, "
+	  "e.g. 25%\n" },
+	{ LIT(ALL "[ratings]\nsample = half\n"),
+	  "t.conf:9: sample: 'half': a share of check-ins from 0% to 100%, "
+	  "e.g. 25%\n" },
+	{ LIT(ALL "[ratings]\nurl = http://desk.example/rate\n"),
+	  "t.conf:9: url: 'http://desk.example/rate': an https URL without "
+	  "query or fragment, e.g. https://desk.example/rate\n" },
+	{ LIT(ALL "[ratings]\nurl = https://desk.example/rate?x=1\n"),
+	  "t.conf:9: url: 'https://desk.example/rate?x=1': an https URL without "
+	  "query or fragment, e.g. https://desk.example/rate\n" },
+	{ LIT(ALL "[ratings]\nnotify = lead\n"),
+	  "t.conf:9: notify: 'lead': missing '@'\n" },
+	{ LIT(ALL "[ratings]\nwindow = 0\n"),
+	  "t.conf:9: window: '0' is out of range (1h to 366d)\n" },
+	{ LIT(ALL "[unsubscribe]\nurl = https://a.example/go\n[ratings]\n"
+	  "url = https://b.example/go\n"),
+	  "t.conf:11: url: 'https://b.example/go' has the path of [unsubscribe] "
+	  "url; give the rating page its own (e.g. /rate)\n" },
 
 	/* durations and numbers */
 	{ LIT(ALL "[queue]\ntick = 3x\n"),
@@ -1061,6 +1100,51 @@ test_durations(void)
 	}
 }
 
+/* [ratings]: defaults, a scale's own low, sample, and the rule key. */
+static void
+test_ratings(void)
+{
+	static const char dflt[] = ALL;
+	static const char nps[] = SRC SMTP
+	    "[rule c]\nkind = after_resolution\ndelay = 3d\nratings = yes\n"
+	    "[ratings]\nscale = NPS\nurl = https://desk.example/rate\n"
+	    "notify = lead@desk.example\nwindow = 7d\ncooldown = 0\n"
+	    "sample = 25%\nquestion = Would you recommend us?\n";
+	static const char gb[] = ALL "[ratings]\nscale = good-bad\nlow = bad\n"
+	    "sample = 0\n";
+	struct buf errs = { 0 };
+	struct config *c = load(LIT(dflt), &errs);
+
+	tap_ok(c != NULL && c->ratings_scale == RATING_CSAT &&
+	    c->ratings_url == NULL && c->ratings_window == 14 * 86400 &&
+	    c->ratings_low == 2 && c->ratings_notify == NULL &&
+	    c->ratings_cooldown == 30 * 86400 && c->ratings_sample == 100 &&
+	    c->ratings_question == NULL && c->rules[0].ratings == 0 &&
+	    !config_has_ratings(c), "[ratings] defaults: csat, 14d, low 2, "
+	    "30d, 100%%, rules without ratings (%s)", buf_cstr(&errs));
+	config_free(c);
+	c = load(LIT(nps), &errs);
+	tap_ok(c != NULL && c->ratings_scale == RATING_NPS &&
+	    c->ratings_low == 6 && c->ratings_window == 7 * 86400 &&
+	    c->ratings_cooldown == 0 && c->ratings_sample == 25 &&
+	    c->rules[0].ratings == 1 && config_has_ratings(c),
+	    "nps: low defaults to 6; window, cooldown, sample read (%s)",
+	    buf_cstr(&errs));
+	if (c != NULL) {
+		tap_str(c->ratings_url, "https://desk.example/rate", "url");
+		tap_str(c->ratings_notify, "lead@desk.example", "notify");
+		tap_str(c->ratings_question, "Would you recommend us?",
+		    "question");
+	}
+	config_free(c);
+	c = load(LIT(gb), &errs);
+	tap_ok(c != NULL && c->ratings_scale == RATING_GOOD_BAD &&
+	    c->ratings_low == 0 && c->ratings_sample == 0,
+	    "good-bad: low = bad is 0; sample 0 (%s)", buf_cstr(&errs));
+	config_free(c);
+	buf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -1078,6 +1162,7 @@ main(void)
 	test_long_query();
 	test_password_file();
 	test_files();
+	test_ratings();
 
 	if (chdir("/") == 0)
 		nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

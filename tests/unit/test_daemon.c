@@ -15,8 +15,8 @@ static char dir[] = "/tmp/test_daemon.XXXXXX";
 
 /* What the fake steps saw, and what each is to answer. */
 struct fake {
-	char	 trace[128];	/* one letter a step: p r b R d E */
-	int	 fail_plan, fail_recover, fail_render, fail_end;
+	char	 trace[128];	/* one letter a step: p v r b R d E */
+	int	 fail_plan, fail_recover, fail_render, fail_end, fail_ratings;
 	time_t	 now_seen;
 	long	 done;		/* outcomes "recorded" so far */
 };
@@ -94,8 +94,16 @@ f_end(void *arg, struct deliver_stats *ds, char **err)
 	return fail(((struct fake *)arg)->fail_end, "deliver", err);
 }
 
+static int
+f_ratings(void *arg, time_t now, char **err)
+{
+	(void)now;
+	mark(arg, 'v');
+	return fail(((struct fake *)arg)->fail_ratings, "ratings", err);
+}
+
 static const struct daemon_steps fakes = {
-	f_plan, f_recover, f_begin, f_render, f_delivered, f_end,
+	f_plan, f_recover, f_begin, f_render, f_delivered, f_end, f_ratings,
 };
 
 /* The steps' letters without the progress line's questions (d). */
@@ -150,8 +158,8 @@ main(void)
 	memset(&f, 0, sizeof(f));
 	r = tick(st, &f, 1800000000, &err);
 	tap_ok(r == FU_OK && err == NULL, "a clean tick succeeds");
-	tap_str(order(&f), "prbRE", "plan, recover, deliver_begin, render, "
-	    "deliver_end: in this order");
+	tap_str(order(&f), "pvrbRE", "plan, ratings, recover, deliver_begin, "
+	    "render, deliver_end: in this order");
 	tap_ok(f.now_seen == 1800000000, "the tick's instant reaches the steps");
 	tap_ok(strchr(f.trace, 'd') > strchr(f.trace, 'R') &&
 	    strchr(f.trace, 'd') < strchr(f.trace, 'E'),
@@ -166,9 +174,18 @@ main(void)
 	f.fail_plan = FU_TEMPFAIL;
 	r = tick(st, &f, 1800000060, &err);
 	tap_ok(r == FU_TEMPFAIL && err != NULL, "plan's failure is the tick's");
-	tap_str(order(&f), "prbRE", "render and delivery still run");
+	tap_str(order(&f), "pvrbRE", "render and delivery still run");
 	tap_ok(last_error_has(st, "plan: skipped this tick: plan failed"),
 	    "noted in last_error");
+
+	/* Ratings not acted on (state.db busy): noted, the tick goes on. */
+	memset(&f, 0, sizeof(f));
+	f.fail_ratings = FU_TEMPFAIL;
+	r = tick(st, &f, 1800000090, &err);
+	tap_ok(r == FU_TEMPFAIL && last_error_has(st, "ratings: left for the "
+	    "next tick: ratings failed"), "ratings' failure is the tick's, "
+	    "noted");
+	tap_str(order(&f), "pvrbRE", "and everything else runs");
 
 	/* Recovering jobs left sending: noted, not the tick's result. */
 	memset(&f, 0, sizeof(f));
@@ -177,14 +194,14 @@ main(void)
 	tap_ok(r == FU_OK && last_error_has(st, "deliver: recovering "
 	    "interrupted jobs: recover failed"), "recover's failure is noted "
 	    "only");
-	tap_str(order(&f), "prbRE", "and everything else runs");
+	tap_str(order(&f), "pvrbRE", "and everything else runs");
 
 	/* A render stopped early: what is queued still goes out. */
 	memset(&f, 0, sizeof(f));
 	f.fail_render = FU_PERMFAIL;
 	f.fail_end = FU_TEMPFAIL;
 	r = tick(st, &f, 1800000180, &err);
-	tap_str(order(&f), "prbRE", "deliver_end after a failed render");
+	tap_str(order(&f), "pvrbRE", "deliver_end after a failed render");
 	tap_ok(r == FU_PERMFAIL, "the first failure is the tick's (%d)", r);
 	tap_ok(last_error_has(st, "deliver: stopped early: deliver failed"),
 	    "the last failure is the last noted");

@@ -156,7 +156,7 @@ test_fresh_schema(void)
 	snprintf(old, sizeof(old), "%s/old.db", dir);
 	log = stderr_of(open_close, fresh);
 	tap_ok(open_result == FU_OK && scalar(fresh, "PRAGMA user_version",
-	    NULL) == 4, "fresh: created at schema version 4");
+	    NULL) == 5, "fresh: created at schema version 5");
 	tap_ok(strstr(log, "migrated") == NULL, "fresh: no migration logged "
 	    "(%s)", log);
 	free(log);
@@ -167,7 +167,7 @@ test_fresh_schema(void)
 	    "old: a database of version 0");
 	log = stderr_of(open_close, old);
 	tap_ok(open_result == FU_OK && strstr(log, "migrated to schema version "
-	    "1") && strstr(log, "migrated to schema version 4"),
+	    "1") && strstr(log, "migrated to schema version 5"),
 	    "old: migrated step by step");
 	free(log);
 	a = schema_signature(fresh);
@@ -317,7 +317,8 @@ test_cache(void)
 	snprintf(path, sizeof(path), "%s/v2.db", dir);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "v2: create");
 	store_close(st);
-	tap_ok(exec_raw(path, "DROP TABLE job_codes; "
+	tap_ok(exec_raw(path, "DROP TABLE ratings; DROP TABLE rating_requests; "
+	    "DROP TABLE job_codes; "
 	    "DROP INDEX jobs_recipient; ALTER TABLE jobs DROP COLUMN class; "
 	    "ALTER TABLE jobs DROP COLUMN email; ALTER TABLE jobs DROP COLUMN "
 	    "customer; PRAGMA user_version = 2") == SQLITE_OK,
@@ -344,14 +345,15 @@ test_cache(void)
 	    store_job_plan(st, "checkin", "1", "x", 10, 5, &created, &id,
 	    &err) == FU_OK && created, "v3: create, plan one job");
 	store_close(st);
-	tap_ok(exec_raw(path, "CREATE INDEX jobs_email ON jobs(email COLLATE "
+	tap_ok(exec_raw(path, "DROP TABLE ratings; DROP TABLE rating_requests; "
+	    "CREATE INDEX jobs_email ON jobs(email COLLATE "
 	    "NOCASE); PRAGMA user_version = 3") == SQLITE_OK,
 	    "v3: made a schema 3 database");
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "v3: opens");
-	tap_ok(scalar(path, "PRAGMA user_version", NULL) == 4 && scalar(path,
+	tap_ok(scalar(path, "PRAGMA user_version", NULL) == 5 && scalar(path,
 	    "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_email'",
 	    NULL) == 0 && scalar(path, "SELECT count(*) FROM jobs", NULL) == 1,
-	    "v3: migrated to 4, jobs_email dropped, the job kept");
+	    "v3: migrated to the latest (5), jobs_email dropped, the job kept");
 	tap_ok(store_job_plan(st, "checkin", "1", "x", 10, 5, &created, &id,
 	    &err) == FU_OK && !created, "v3: planning is still idempotent");
 	{
@@ -364,8 +366,8 @@ test_cache(void)
 	}
 	store_close(st);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK &&
-	    scalar(path, "PRAGMA user_version", NULL) == 4,
-	    "v4: reopens without migrating");
+	    scalar(path, "PRAGMA user_version", NULL) == 5,
+	    "v5: reopens without migrating");
 	store_close(st);
 	free(err);
 }
