@@ -117,6 +117,7 @@ COMMANDS = [
     ("status", ["status"]),
     ("codes", ["codes", "checkin"]),
     ("preview", ["preview", "checkin", "1"]),
+    ("report", ["report"]),
 ]
 
 
