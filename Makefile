@@ -43,6 +43,7 @@ LIBOBJS	:= $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TEST_DEPS_util     = util log
+TEST_DEPS_log      = log
 TEST_DEPS_value    = value util log
 TEST_DEPS_mustache = mustache value util log
 TEST_DEPS_mime     = mime util log
@@ -65,28 +66,28 @@ TEST_DEPS_survey   = survey compose format consent codes rules ical mustache \
 		     mime source value store spool config rating clock util log
 # fuzz_ratepage links what test_ratepage links.
 TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config rating \
-		     store spool smtp mime clock util log progress verp
+		     store spool smtp mime clock util log progress term verp
 TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
 		     config rating mime clock util log
 TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
 		     source value store spool config rating clock util log
 TEST_DEPS_render   = render compose format gate consent codes rules ical \
 		     mustache mime source value store spool config rating survey \
-		     clock progress util log
+		     clock progress util log term
 TEST_DEPS_consent  = consent gate codes rules format ical source value store spool \
 		     config rating mime clock util log
 TEST_DEPS_plan     = plan rules ical source value store config rating clock util log
 TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
 		     http notify progress unsubscribe consent codes rules ical \
 		     source value mustache mime smtp spool store config rating \
-		     survey clock util log bouncecmd bounce verp
+		     survey clock util log term explain bouncecmd bounce verp
 
 # One version for everything: the file VERSION (tools/set-version.sh changes
 # it and debian/changelog together). main.c prints it for --version; `make
 # install` writes it into the man pages' .Os line.
 VERSION	:= $(shell cat VERSION)
 
-.PHONY: all check unit-tests demo deps clean install bench valgrind
+.PHONY: all check check-loaded unit-tests demo deps clean install bench valgrind
 .PHONY: fuzz fuzz-bins crash-test deb deb-test
 all: $(BUILD)/followupd
 
@@ -166,6 +167,14 @@ crash-test: deps
 check: deps
 	@$(MAKE) --no-print-directory all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) sh tests/run.sh
+
+# `make check-loaded`: the same suite with two CPU-bound processes and a
+# disk writer alongside (tools/loaded.sh), as on a busy CI runner. It must
+# pass too: tests wait for what they need, with generous bounds.
+check-loaded: deps
+	@$(MAKE) --no-print-directory all unit-tests
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
+	    sh tools/loaded.sh sh tests/run.sh
 
 valgrind: all unit-tests
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) VALGRIND=1 sh tests/run.sh
@@ -255,4 +264,4 @@ clean:
 	rm -rf build build-san build-deb
 
 -include $(OBJS:.o=.d) $(patsubst %,%.d,$(UNIT_BINS)) \
-    $(wildcard $(BUILD)/tests/fuzz/*.d)
+	 $(wildcard $(BUILD)/tests/fuzz/*.d)

@@ -3,10 +3,11 @@
 #include "log.h"
 
 #include <libical/ical.h>
-#include <stdlib.h>
-
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -199,40 +200,135 @@ clock_format_iso(time_t t, char buf[21])
 struct clock_zone {
 	char		*name;
 	icaltimezone	*z;		/* libical's; not ours to free */
-	int		 known;		/* 0: an unknown name (warned once) */
 };
 
-static struct clock_zone **zones;
-static size_t nzones;
+/*
+ * Names looked up, in a hash table: constant time whatever the desk sends.
+ * A known name keeps its zone for the process (callers hold the pointer;
+ * there are only as many as the zoneinfo has names, and lookups are
+ * case-sensitive). An unknown name is only remembered so its warning is
+ * given once: at most ZONE_UNKNOWN_MAX of them, the least recently seen
+ * forgotten first, so a desk full of distinct made-up names cannot grow
+ * the process.
+ */
+#define ZONE_BUCKETS		4096	/* a power of two */
+#define ZONE_UNKNOWN_MAX	1024
+#define ZONE_WARN_MAX		100	/* unknown-name warnings per process */
 
-static struct clock_zone *
-zone_find(const char *name)
+struct zone_name {
+	char			*name;
+	uint32_t		 hash;
+	struct clock_zone	*zone;		/* NULL: unknown */
+	int			 warned;
+	struct zone_name	*next;		/* in its bucket */
+	struct zone_name	*older, *newer;	/* unknown names, by last use */
+};
+
+static struct zone_name *buckets[ZONE_BUCKETS];
+static struct zone_name *lru_newest, *lru_oldest;
+static size_t nunknown;
+static pthread_mutex_t zones_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint32_t
+name_hash(const char *s)
 {
-	for (size_t i = 0; i < nzones; i++)
-		if (strcmp(zones[i]->name, name) == 0)
-			return zones[i];
-	return NULL;
+	uint32_t h = 2166136261u;		/* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
 }
 
-static struct clock_zone *
-zone_add(const char *name, icaltimezone *z)
+static void
+lru_unlink(struct zone_name *e)
 {
-	struct clock_zone *cz = xcalloc(1, sizeof(*cz));
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		lru_oldest = e->newer;
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		lru_newest = e->older;
+	e->older = e->newer = NULL;
+}
 
-	cz->name = xstrdup(name);
-	cz->z = z;
-	cz->known = z != NULL;
-	zones = xrealloc(zones, (nzones + 1) * sizeof(*zones));
-	zones[nzones++] = cz;
-	return cz;
+static void
+lru_push(struct zone_name *e)
+{
+	e->older = lru_newest;
+	e->newer = NULL;
+	if (lru_newest)
+		lru_newest->newer = e;
+	else
+		lru_oldest = e;
+	lru_newest = e;
+}
+
+static void
+name_forget(struct zone_name *e)
+{
+	struct zone_name **pp = &buckets[e->hash & (ZONE_BUCKETS - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	lru_unlink(e);
+	nunknown--;
+	free(e->name);
+	free(e);
+}
+
+/* The entry for name, looked up or added (libical asked once). Locked. */
+static struct zone_name *
+name_entry(const char *name, icaltimezone *(*lookup)(const char *))
+{
+	uint32_t h = name_hash(name);
+	struct zone_name *e;
+	icaltimezone *z;
+
+	for (e = buckets[h & (ZONE_BUCKETS - 1)]; e != NULL; e = e->next)
+		if (e->hash == h && strcmp(e->name, name) == 0) {
+			if (e->zone == NULL) {		/* seen again */
+				lru_unlink(e);
+				lru_push(e);
+			}
+			return e;
+		}
+	z = lookup(name);
+	e = xcalloc(1, sizeof(*e));
+	e->name = xstrdup(name);
+	e->hash = h;
+	e->next = buckets[h & (ZONE_BUCKETS - 1)];
+	buckets[h & (ZONE_BUCKETS - 1)] = e;
+	if (z != NULL) {
+		e->zone = xcalloc(1, sizeof(*e->zone));
+		e->zone->name = xstrdup(name);
+		e->zone->z = z;
+	} else {
+		lru_push(e);
+		if (++nunknown > ZONE_UNKNOWN_MAX)
+			name_forget(lru_oldest);
+	}
+	return e;
+}
+
+static icaltimezone *
+utc_lookup(const char *name)
+{
+	(void)name;
+	return icaltimezone_get_utc_timezone();
 }
 
 const struct clock_zone *
 clock_zone_utc(void)
 {
-	struct clock_zone *cz = zone_find("UTC");
+	struct clock_zone *cz;
 
-	return cz ? cz : zone_add("UTC", icaltimezone_get_utc_timezone());
+	pthread_mutex_lock(&zones_lock);
+	cz = name_entry("UTC", utc_lookup)->zone;
+	pthread_mutex_unlock(&zones_lock);
+	return cz;
 }
 
 /* Zone names are IANA names: letters, digits, '/', '_', '-', '+'. */
@@ -250,6 +346,19 @@ zone_name_ok(const char *name)
 	return 1;
 }
 
+static icaltimezone *
+builtin_lookup(const char *name)
+{
+	return icaltimezone_get_builtin_timezone(name);
+}
+
+/* Locked: the entry of a well-formed name other than UTC's spellings. */
+static struct zone_name *
+zone_lookup(const char *name)
+{
+	return name_entry(name, builtin_lookup);
+}
+
 const struct clock_zone *
 clock_zone(const char *name)
 {
@@ -260,16 +369,18 @@ clock_zone(const char *name)
 	if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0 ||
 	    strcmp(name, "Z") == 0)
 		return clock_zone_utc();
-	if ((cz = zone_find(name)) == NULL)
-		cz = zone_add(name, icaltimezone_get_builtin_timezone(name));
-	return cz->known > 0 ? cz : NULL;
+	pthread_mutex_lock(&zones_lock);
+	cz = zone_lookup(name)->zone;
+	pthread_mutex_unlock(&zones_lock);
+	return cz;
 }
 
 const struct clock_zone *
 clock_zone_or(const char *name, const struct clock_zone *fallback)
 {
 	const struct clock_zone *z;
-	struct clock_zone *cz;
+	struct zone_name *e;
+	int warn = 0;
 
 	if (fallback == NULL)
 		fallback = clock_zone_utc();
@@ -277,14 +388,28 @@ clock_zone_or(const char *name, const struct clock_zone *fallback)
 		return fallback;
 	if ((z = clock_zone(name)) != NULL)
 		return z;
-	/* Remember the unknown name so the warning is given once. */
-	if (zone_name_ok(name) && (cz = zone_find(name)) != NULL) {
-		if (cz->known == 0) {
-			cz->known = -1;
+	if (zone_name_ok(name)) {
+		/* Remember the unknown name so the warning is given once. */
+		static int nwarned;
+
+		pthread_mutex_lock(&zones_lock);
+		e = zone_lookup(name);
+		if (e->zone == NULL && !e->warned) {
+			e->warned = 1;
+			/* A forgotten name would warn again: a desk full of
+			 * made-up names gets ZONE_WARN_MAX lines, not more. */
+			warn = ++nwarned <= ZONE_WARN_MAX ? 1 :
+			    nwarned == ZONE_WARN_MAX + 1 ? 2 : 0;
+		}
+		pthread_mutex_unlock(&zones_lock);
+		if (warn == 1)
 			log_warnx("clock: unknown time zone '%s': using %s",
 			    name, fallback->name);
-		}
-	} else if (!zone_name_ok(name)) {
+		else if (warn == 2)
+			log_warnx("clock: more than %d unknown time zone names: "
+			    "using %s for them, no more warnings", ZONE_WARN_MAX,
+			    fallback->name);
+	} else {
 		static int warned_bad;
 
 		if (!warned_bad++)
@@ -300,16 +425,41 @@ clock_zone_name(const struct clock_zone *z)
 	return z ? z->name : "UTC";
 }
 
+size_t
+clock_zones_cached(size_t *unknown)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&zones_lock);
+	for (size_t i = 0; i < ZONE_BUCKETS; i++)
+		for (struct zone_name *e = buckets[i]; e != NULL; e = e->next)
+			n++;
+	if (unknown != NULL)
+		*unknown = nunknown;
+	pthread_mutex_unlock(&zones_lock);
+	return n;
+}
+
 void
 clock_zones_free(void)
 {
-	for (size_t i = 0; i < nzones; i++) {
-		free(zones[i]->name);
-		free(zones[i]);
+	pthread_mutex_lock(&zones_lock);
+	for (size_t i = 0; i < ZONE_BUCKETS; i++) {
+		while (buckets[i] != NULL) {
+			struct zone_name *e = buckets[i];
+
+			buckets[i] = e->next;
+			if (e->zone != NULL) {
+				free(e->zone->name);
+				free(e->zone);
+			}
+			free(e->name);
+			free(e);
+		}
 	}
-	free(zones);
-	zones = NULL;
-	nzones = 0;
+	lru_newest = lru_oldest = NULL;
+	nunknown = 0;
+	pthread_mutex_unlock(&zones_lock);
 	icaltimezone_free_builtin_timezones();
 }
 

@@ -46,6 +46,12 @@ const struct clock_zone	*clock_zone_or(const char *name,
 			    const struct clock_zone *fallback);
 const char		*clock_zone_name(const struct clock_zone *);
 void			 clock_zones_free(void);
+/*
+ * Names remembered now (known and unknown; *unknown, may be NULL: how
+ * many unknown). Lookups take constant time; unknown names are kept for
+ * their warn-once at most 1024 at a time, least recently seen dropped.
+ */
+size_t			 clock_zones_cached(size_t *unknown);
 
 /* Seconds east of UTC at instant t; *is_dst (may be NULL) 1 in summer time. */
 int	clock_utc_offset(const struct clock_zone *, time_t t, int *is_dst);

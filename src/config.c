@@ -208,6 +208,9 @@ static const struct key source_keys[] = {
 	{ "database", KEY_PATH, CFG(database), KEY_REQUIRED, NULL, 0, 0, NULL, check_database },
 	{ "busy_timeout", KEY_DURATION_MS, CFG(busy_timeout_ms), 0, "5s",
 	    0, HOUR, NULL, NULL },
+	/* One rule query's time in SQLite; 0: no limit (source.h). */
+	{ "query_timeout", KEY_DURATION_MS, CFG(query_timeout_ms), 0, "30s",
+	    0, DAY, NULL, NULL },
 };
 
 static const struct key queue_keys[] = {
@@ -1503,14 +1506,18 @@ check_password(struct loader *l, struct inst *in, const struct key *k, int line)
 	size_t len = 0, n;
 	struct stat st;
 	char *nl;
-	int fd;
+	int fd, replaced;
 
 	(void)in;
 	(void)k;
-	/* O_NONBLOCK: a FIFO must not hang start-up (it is refused below). */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) ==
-	    -1) {
-		errat(l, line, "password_file %s: %s", path, strerror(errno));
+	if ((fd = util_secret_open(path, 0, &replaced)) == -1) {
+		if (replaced)
+			errat(l, line, "password_file %s: %s, and the file was "
+			    "replaced since start: restart followupd to read "
+			    "the new one as root", path, strerror(errno));
+		else
+			errat(l, line, "password_file %s: %s", path,
+			    strerror(errno));
 		return;
 	}
 	if (fstat(fd, &st) == -1) {

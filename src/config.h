@@ -115,6 +115,7 @@ struct config {
 	char		*database;	/* absolute or config-relative, resolved */
 	int		 database_line;	/* where it was set, for `check` */
 	int		 busy_timeout_ms;	/* default 5000 */
+	int		 query_timeout_ms;	/* default 30000; 0: none */
 
 	/* [queue] */
 	char		*queue_dir;	/* resolved */

@@ -77,6 +77,62 @@ secret_create(const char *path, char **err)
 	return FU_OK;
 }
 
+/*
+ * The secret's first line, read through one descriptor that is checked
+ * itself (no window between a check and the use): never through a
+ * symlink, never blocking on a FIFO, a regular file of ours or root's
+ * (read as root before the drop to [queue] user) that nobody else can
+ * read. A root-owned secret is read again after the drop through the
+ * descriptor kept from the start (util_secret_open).
+ */
+static int
+secret_read(const char *path, struct buf *b, char **err)
+{
+	struct stat sb;
+	char chunk[512];
+	int fd, replaced, r = FU_PERMFAIL;
+	ssize_t n;
+
+	if ((fd = util_secret_open(path, UTIL_NOFOLLOW, &replaced)) == -1) {
+		set_err(err, "%s: unsubscribe secret: %s%s", path,
+		    errno == ELOOP ? "a symbolic link (refused: name the file "
+		    "itself)" : strerror(errno), replaced ? "; the file was "
+		    "replaced since start: restart followupd" : "");
+		return FU_PERMFAIL;
+	}
+	if (fstat(fd, &sb) == -1) {
+		set_err(err, "%s: unsubscribe secret: %s", path, strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0) {
+		set_err(err, "%s: the unsubscribe secret must be a regular file "
+		    "readable by its owner only (chmod 600)", path);
+		goto done;
+	}
+	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+		set_err(err, "%s: the unsubscribe secret is owned by uid %u, "
+		    "neither us (uid %u) nor root: chown it", path,
+		    (unsigned)sb.st_uid, (unsigned)geteuid());
+		goto done;
+	}
+	while (b->len <= SECRET_MAX && (n = read(fd, chunk, sizeof(chunk))) !=
+	    0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			set_err(err, "%s: unsubscribe secret: read: %s", path,
+			    strerror(errno));
+			goto done;
+		}
+		buf_append(b, chunk, (size_t)n);
+	}
+	r = FU_OK;
+done:
+	explicit_bzero(chunk, sizeof(chunk));
+	close(fd);
+	return r;
+}
+
 int
 consent_open(const struct config *cfg, int create, struct consent **out,
     char **err)
@@ -89,32 +145,24 @@ consent_open(const struct config *cfg, int create, struct consent **out,
 	int r;
 
 	*out = NULL;
-	if (create && stat(path, &sb) == -1 && errno == ENOENT &&
+	if (create && lstat(path, &sb) == -1 && errno == ENOENT &&
 	    (r = secret_create(path, err)) != FU_OK) {
 		free(path);
 		return r;
 	}
-	if (stat(path, &sb) == -1) {
-		set_err(err, "%s: unsubscribe secret: %s", path, strerror(errno));
-		free(path);
-		return FU_PERMFAIL;
-	}
-	if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0) {
-		set_err(err, "%s: the unsubscribe secret must be a regular file "
-		    "readable by its owner only (chmod 600)", path);
-		free(path);
-		return FU_PERMFAIL;
-	}
-	if ((r = read_file(path, &b, err)) != FU_OK) {
-		free(path);
+	if ((r = secret_read(path, &b, err)) != FU_OK) {
+		if (b.data != NULL)
+			explicit_bzero(b.data, b.len);
 		buf_free(&b);
-		return FU_PERMFAIL;
+		free(path);
+		return r;
 	}
 	n = strcspn(buf_cstr(&b), "\r\n");
 	if (n < SECRET_MIN || n > SECRET_MAX) {
 		set_err(err, "%s: the unsubscribe secret's first line must be "
 		    "%d to %d bytes", path, SECRET_MIN, SECRET_MAX);
-		explicit_bzero(b.data, b.len);
+		if (b.data != NULL)
+			explicit_bzero(b.data, b.len);
 		buf_free(&b);
 		free(path);
 		return FU_PERMFAIL;

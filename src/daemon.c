@@ -3,6 +3,7 @@
 #include "bouncecmd.h"
 #include "clock.h"
 #include "deliver.h"
+#include "explain.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -116,15 +117,18 @@ take_lock(struct daemon *d, char **err)
  * real, effective and saved ids) after the config (the password file) and
  * the source are open, before anything in the queue is created or opened.
  * Templates and ca_file are read afterwards: NAME must be able to read
- * them. Not root: nothing to drop (a note when NAME is someone else).
+ * them. Not root: nothing to drop (with `note`, a line when NAME is
+ * someone else).
  */
-static int
-drop_privileges(const struct config *cfg, char **err)
+int
+daemon_drop_privileges(const struct config *cfg, int note, char **err)
 {
 	struct passwd *pw;
 	gid_t gid;
 	uid_t uid;
 
+	if (cfg->user == NULL)
+		return FU_OK;
 	errno = 0;
 	if ((pw = getpwnam(cfg->user)) == NULL) {
 		set_err(err, "[queue] user %s: no such user%s%s", cfg->user,
@@ -134,7 +138,7 @@ drop_privileges(const struct config *cfg, char **err)
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;
 	if (geteuid() != 0) {
-		if (geteuid() != uid)
+		if (note && geteuid() != uid)
 			log_info("daemon: not started as root: [queue] user %s "
 			    "ignored, running as uid %ld", cfg->user,
 			    (long)geteuid());
@@ -161,6 +165,10 @@ drop_privileges(const struct config *cfg, char **err)
 		    cfg->user);
 		return FU_PERMFAIL;
 	}
+	/* Root's HOME is not ours now: libesmtp refuses TLS when it cannot
+	 * look into ~/.authenticate there. */
+	if (pw->pw_dir != NULL)
+		setenv("HOME", pw->pw_dir, 1);
 	log_info("daemon: running as %s (uid %ld, gid %ld)", cfg->user,
 	    (long)uid, (long)gid);
 	return FU_OK;
@@ -196,7 +204,7 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	 * then the queue, which so belongs to the user. */
 	if (cfg->user != NULL && ((r = source_open(cfg->database,
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK ||
-	    (r = drop_privileges(cfg, err)) != FU_OK))
+	    (r = daemon_drop_privileges(cfg, 1, err)) != FU_OK))
 		goto fail;
 	if ((r = spool_open(cfg->queue_dir, &d->spool, err)) != FU_OK)
 		goto fail;
@@ -218,6 +226,8 @@ daemon_open(const struct config *cfg, struct daemon **out, char **err)
 	if (d->source == NULL && (r = source_open(cfg->database,
 	    cfg->busy_timeout_ms, &d->source, err)) != FU_OK)
 		goto fail;
+	source_set_query_timeout(d->source, cfg->query_timeout_ms);
+	explain_log(cfg, d->source);	/* the desk's missing indexes, once */
 	if ((d->render = render_open(cfg, 0, &errs)) == NULL) {
 		if (errs.len && errs.data[errs.len - 1] == '\n')
 			errs.data[--errs.len] = '\0';
@@ -614,6 +624,7 @@ daemon_reload(struct daemon *d)
 	config_free(d->own_cfg);
 	d->own_cfg = nc;
 	d->cfg = nc;
+	source_set_query_timeout(d->source, nc->query_timeout_ms);
 	nc = NULL;
 	spool_set_pool_max(d->spool, d->cfg->recycle ? SPOOL_POOL_MAX : 0);
 	if (metrics_changed)

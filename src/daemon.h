@@ -17,6 +17,15 @@ struct daemon;
  * problems. The config must outlive the daemon.
  */
 int	daemon_open(const struct config *, struct daemon **, char **err);
+
+/*
+ * [queue] user when started as root: become that user for good, the queue
+ * directory created for it when missing. Every command that touches the
+ * queue calls it before it creates anything there (main.c; run, once and
+ * preview after opening the source, which may be root's only). A no-op
+ * when not root (note: say so when the user differs) or no user is set.
+ */
+int	daemon_drop_privileges(const struct config *, int note, char **err);
 void	daemon_close(struct daemon *);
 
 /* One tick at `now`: plan, render what is due, deliver what is queued. */

@@ -1,4 +1,4 @@
-/* http: a small HTTP server (libmicrohttpd) with a table of routes: /metrics, later /unsubscribe. */
+/* http: a small HTTP server (libmicrohttpd) with a table of routes (/metrics, /unsubscribe), hardened against clients that hold connections. */
 #include "http.h"
 #include "log.h"
 
@@ -13,16 +13,35 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
-/* Connections at once, and how long an idle one may stay (seconds). */
+/*
+ * Limits against a client that holds connections open (slowloris):
+ * connections at once, from one address at once, how long an idle one may
+ * stay, and the absolute deadline for a request's headers and body
+ * (seconds), counted from the accept: a byte every few seconds does not
+ * restart it. The deadline is enforced by shutting the socket down.
+ */
 #define HTTP_CONN_MAX		32
+#define HTTP_CONN_PER_ADDR	8
 #define HTTP_CONN_TIMEOUT	10
+#define HTTP_REQUEST_DEADLINE	10
+
+/* A connection whose request is still being received (deadline table). */
+struct live {
+	struct MHD_Connection	*conn;
+	int			 fd;		/* our dup: the socket stays ours */
+	long long		 deadline_ms;	/* 0: request read, answering */
+	struct live		*next;
+};
 
 struct route {
 	char		*method;
 	char		*path;
 	http_handler	 fn;
 	void		*arg;
+	int		 concurrent;
 };
 
 struct http {
@@ -30,6 +49,13 @@ struct http {
 	struct route		*routes;
 	size_t			 nroutes;
 	int			 port;
+	pthread_mutex_t		 serial;	/* held by routes not concurrent */
+	pthread_mutex_t		 lock;		/* live, stop */
+	pthread_cond_t		 wake;
+	struct live		*live;
+	int			 stop;
+	int			 reaper_running;
+	pthread_t		 reaper;
 };
 
 struct http_request {
@@ -37,7 +63,7 @@ struct http_request {
 	const char		*method;
 	char			*path;
 	struct buf		 body;
-	int			 too_big;
+	int			 answered;	/* a response is queued */
 };
 
 const char *
@@ -75,12 +101,17 @@ http_header(const struct http_request *rq, const char *name)
 struct http *
 http_new(void)
 {
-	return xcalloc(1, sizeof(struct http));
+	struct http *h = xcalloc(1, sizeof(struct http));
+
+	pthread_mutex_init(&h->serial, NULL);
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->wake, NULL);
+	return h;
 }
 
-void
-http_route(struct http *h, const char *method, const char *path,
-    http_handler fn, void *arg)
+static void
+add_route(struct http *h, const char *method, const char *path,
+    http_handler fn, void *arg, int concurrent)
 {
 	if (h->mhd != NULL)
 		fatalx("http: route %s %s added after start", method, path);
@@ -89,7 +120,108 @@ http_route(struct http *h, const char *method, const char *path,
 	h->routes[h->nroutes].path = xstrdup(path);
 	h->routes[h->nroutes].fn = fn;
 	h->routes[h->nroutes].arg = arg;
+	h->routes[h->nroutes].concurrent = concurrent;
 	h->nroutes++;
+}
+
+void
+http_route(struct http *h, const char *method, const char *path,
+    http_handler fn, void *arg)
+{
+	add_route(h, method, path, fn, arg, 0);
+}
+
+void
+http_route_concurrent(struct http *h, const char *method, const char *path,
+    http_handler fn, void *arg)
+{
+	add_route(h, method, path, fn, arg, 1);
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The request has been read: its deadline no longer applies. */
+static void
+request_read(struct http *h, struct MHD_Connection *conn)
+{
+	pthread_mutex_lock(&h->lock);
+	for (struct live *l = h->live; l != NULL; l = l->next)
+		if (l->conn == conn)
+			l->deadline_ms = 0;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * MHD_OPTION_NOTIFY_CONNECTION: a connection starts (its deadline with it)
+ * or is closed. The table holds a duplicate of the socket, so shutting it
+ * down can never reach a descriptor reused by then.
+ */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct http *h = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct live *l, **pp;
+
+	(void)socket_context;
+	pthread_mutex_lock(&h->lock);
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		l = xcalloc(1, sizeof(*l));
+		l->conn = conn;
+		l->fd = ci ? dup(ci->connect_fd) : -1;
+		l->deadline_ms = now_ms() + HTTP_REQUEST_DEADLINE * 1000LL;
+		l->next = h->live;
+		h->live = l;
+	} else {
+		for (pp = &h->live; (l = *pp) != NULL; pp = &l->next)
+			if (l->conn == conn) {
+				*pp = l->next;
+				if (l->fd >= 0)
+					close(l->fd);
+				free(l);
+				break;
+			}
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The reaper: shuts down connections past their request deadline. */
+static void *
+reaper(void *arg)
+{
+	struct http *h = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		long long now = now_ms();
+
+		for (struct live *l = h->live; l != NULL; l = l->next)
+			if (l->deadline_ms != 0 && l->deadline_ms <= now &&
+			    l->fd >= 0) {
+				shutdown(l->fd, SHUT_RDWR);
+				l->deadline_ms = 0;
+			}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
 }
 
 static int
@@ -118,6 +250,8 @@ send_response(struct MHD_Connection *conn, struct http_response *res,
 	    res->content_type ? res->content_type : "text/plain; charset=utf-8");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* One request per connection: the deadline covers all of it. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (allow != NULL)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	ret = MHD_queue_response(conn, (unsigned)res->status, r);
@@ -134,6 +268,31 @@ plain(struct http_response *res, int status, const char *text)
 	buf_puts(&res->body, text);
 }
 
+/* Handlers not marked concurrent run one at a time (http.h). */
+static void
+call(struct http *h, const struct route *rt, struct http_request *rq,
+    struct http_response *res)
+{
+	if (!rt->concurrent)
+		pthread_mutex_lock(&h->serial);
+	rt->fn(rq, res, rt->arg);
+	if (!rt->concurrent)
+		pthread_mutex_unlock(&h->serial);
+}
+
+/* 413 at once, the body left unread: MHD closes the connection after it. */
+static enum MHD_Result
+too_large(struct MHD_Connection *conn)
+{
+	struct http_response res = { .status = 413 };
+	enum MHD_Result ret;
+
+	plain(&res, 413, "request body too large\n");
+	ret = send_response(conn, &res, NULL);
+	buf_free(&res.body);
+	return ret;
+}
+
 static enum MHD_Result
 dispatch(struct http *h, struct http_request *rq)
 {
@@ -142,16 +301,15 @@ dispatch(struct http *h, struct http_request *rq)
 	enum MHD_Result ret;
 	int found = 0;
 
-	if (rq->too_big)
-		plain(&res, 413, "request body too large\n");
-	else {
+	request_read(h, rq->conn);
+	{
 		for (size_t i = 0; i < h->nroutes && !found; i++) {
 			if (!path_matches(h->routes[i].path, rq->path))
 				continue;
 			if (strcmp(h->routes[i].method, rq->method) == 0 ||
 			    (strcmp(rq->method, "HEAD") == 0 &&
 			    strcmp(h->routes[i].method, "GET") == 0)) {
-				h->routes[i].fn(rq, &res, h->routes[i].arg);
+				call(h, &h->routes[i], rq, &res);
 				found = 1;
 			} else
 				buf_printf(&allow, "%s%s", allow.len ? ", " : "",
@@ -178,6 +336,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	struct http *h = cls;
 	struct http_request *rq = *con_cls;
 
+	const char *cl;
+
 	(void)version;
 	if (rq == NULL) {
 		rq = xcalloc(1, sizeof(*rq));
@@ -185,16 +345,31 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		rq->method = method;
 		rq->path = xstrdup(url);
 		*con_cls = rq;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+			rq->answered = 1;
+			return too_large(conn);
+		}
 		return MHD_YES;
 	}
-	if (*upload_data_size > 0) {
-		if (rq->body.len + *upload_data_size > HTTP_BODY_MAX)
-			rq->too_big = 1;
-		else
-			buf_append(&rq->body, upload_data, *upload_data_size);
+	if (rq->answered) {		/* 413 queued: drop what still comes */
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (*upload_data_size > 0) {
+		if (rq->body.len + *upload_data_size > HTTP_BODY_MAX) {
+			/* A chunked body grew too large: answer now, or
+			 * drop the connection if MHD cannot answer yet. */
+			*upload_data_size = 0;
+			rq->answered = 1;
+			return too_large(conn);
+		}
+		buf_append(&rq->body, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	rq->answered = 1;
 	return dispatch(h, rq);
 }
 
@@ -232,7 +407,10 @@ http_start(struct http *h, const char *addr, int port, char **err)
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* A thread per connection: a handler waiting on state.db never holds
+	 * up a request that needs no database (http.h). */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
 	sigset_t block, saved;
 
@@ -256,15 +434,27 @@ http_start(struct http *h, const char *addr, int port, char **err)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	/* The logger first: options are applied in order, and MHD reports
+	 * on the others (and at start) through whatever logger is set. */
 	h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
 	    on_request, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_MAX,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_PER_ADDR,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
 	    MHD_OPTION_END);
+	if (h->mhd != NULL && pthread_create(&h->reaper, NULL, reaper, h) == 0)
+		h->reaper_running = 1;
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (h->mhd != NULL && !h->reaper_running) {
+		MHD_stop_daemon(h->mhd);
+		h->mhd = NULL;
+		set_err(err, "http: cannot start the deadline thread");
+		return FU_TEMPFAIL;
+	}
 	if (h->mhd == NULL) {
 		set_err(err, "http: cannot listen on %s%s%s:%d (in use, or not "
 		    "an address of this host)", strchr(addr, ':') ? "[" : "",
@@ -289,6 +479,24 @@ http_free(struct http *h)
 		return;
 	if (h->mhd != NULL)
 		MHD_stop_daemon(h->mhd);
+	if (h->reaper_running) {
+		pthread_mutex_lock(&h->lock);
+		h->stop = 1;
+		pthread_cond_signal(&h->wake);
+		pthread_mutex_unlock(&h->lock);
+		pthread_join(h->reaper, NULL);
+	}
+	while (h->live != NULL) {
+		struct live *l = h->live;
+
+		h->live = l->next;
+		if (l->fd >= 0)
+			close(l->fd);
+		free(l);
+	}
+	pthread_mutex_destroy(&h->serial);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->wake);
 	for (size_t i = 0; i < h->nroutes; i++) {
 		free(h->routes[i].method);
 		free(h->routes[i].path);

@@ -19,10 +19,18 @@ struct http_response {
 };
 
 /*
- * A route's handler. It runs on the server's own thread (one thread: the
- * handlers never run concurrently with each other, but do with the rest of
- * the daemon, so they must use their own database connections). It fills
- * *res; the server sends it.
+ * A route's handler. Each connection has a thread of its own, so a handler
+ * waiting (on state.db, say) holds up no other request. Handlers added with
+ * http_route never run concurrently with each other (the server holds a
+ * lock around them); those added with http_route_concurrent may run
+ * concurrently with anything, so they keep no shared mutable state. Either
+ * runs concurrently with the rest of the daemon, so it uses database
+ * connections of its own. It fills *res; the server sends it.
+ *
+ * Against clients that hold connections (http.c): at most 32 connections,
+ * 8 from one address; the request line, headers and body must arrive
+ * within 10 s of the accept; a Content-Length over HTTP_BODY_MAX gets 413
+ * at once, the body unread; one request per connection.
  */
 typedef void (*http_handler)(const struct http_request *,
     struct http_response *, void *arg);
@@ -46,6 +54,8 @@ const char	*http_header(const struct http_request *, const char *name);
 struct http	*http_new(void);
 void		 http_route(struct http *, const char *method, const char *path,
 		    http_handler, void *arg);
+void		 http_route_concurrent(struct http *, const char *method,
+		    const char *path, http_handler, void *arg);
 
 /*
  * Listen on `addr` (an IPv4 or IPv6 literal; never a name) and `port` (0:

@@ -81,21 +81,58 @@ log_scrub_addresses(char *msg)
 	*w = '\0';
 }
 
+void
+log_ctrl_name(unsigned int c, char out[5])
+{
+	if (c >= 0x80)		/* C1 (U+0080–U+009F): cat -v's "M-^X" */
+		snprintf(out, 5, "M-^%c", (char)((c - 0x80) ^ 0x40));
+	else
+		snprintf(out, 5, "^%c", (char)(c ^ 0x40));	/* ^[ ^? */
+}
+
+/*
+ * A log line is one line, and reaches a terminal or a syslog reader: no
+ * control character (CR, LF, ESC, C1 …) gets through as itself. TAB stays.
+ */
+static void
+clean_line(const char *in, char *out, size_t outsz)
+{
+	size_t o = 0;
+	char name[5];
+
+	for (const unsigned char *p = (const unsigned char *)in; *p &&
+	    o + 5 < outsz; p++) {
+		unsigned int c = *p;
+
+		if (c == '\n' || c == '\r') {
+			out[o++] = ' ';
+			continue;
+		}
+		if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			c = *++p;
+		else if ((c >= 0x20 && c != 0x7f) || c == '\t') {
+			out[o++] = (char)c;
+			continue;
+		}
+		log_ctrl_name(c, name);
+		for (char *n = name; *n; n++)
+			out[o++] = *n;
+	}
+	out[o] = '\0';
+}
+
 static void
 vlog(int pri, const char *fmt, va_list ap, int with_errno)
 {
-	char msg[4096];
+	char raw[4096], msg[4096 + 64];
 	int saved = errno;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	if (with_errno) {
-		size_t n = strlen(msg);
-		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved));
+		size_t n = strlen(raw);
+		snprintf(raw + n, sizeof(raw) - n, ": %s", strerror(saved));
 	}
-	/* A log line is one line: never let a value split it. */
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	clean_line(raw, msg, sizeof(msg));
 	if (pri != LOG_DEBUG)
 		log_scrub_addresses(msg);
 	if (log_foreground) {

@@ -16,6 +16,13 @@ int	log_to_stderr(void);		/* 1 in the foreground (not syslog) */
  * (progress.c) can be wiped first; NULL removes it. Not called for syslog.
  */
 void	log_set_stderr_hook(void (*)(void));
+/*
+ * cat -v's visible name of a control character c (C0 "^[", DEL "^?", or a
+ * C1 code point U+0080–U+009F "M-^["), NUL-terminated. Every log line has
+ * its control characters so replaced (CR and LF: a space), as has what a
+ * command prints (term.h).
+ */
+void	log_ctrl_name(unsigned int c, char out[5]);
 /* What every line above debug gets: "a@b.example" → "@b.example" (in place). */
 void	log_scrub_addresses(char *);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));

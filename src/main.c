@@ -5,16 +5,18 @@
 #include "config.h"
 #include "consent.h"
 #include "daemon.h"
+#include "explain.h"
 #include "log.h"
 #include "mime.h"
 #include "preview.h"
+#include "ratepage.h"
 #include "render.h"
+#include "report.h"
 #include "rules.h"
 #include "source.h"
 #include "spool.h"
 #include "store.h"
-#include "ratepage.h"
-#include "report.h"
+#include "term.h"
 #include "unsubscribe.h"
 
 #include <errno.h>
@@ -89,29 +91,41 @@ static cmd_fn cmd_run, cmd_once, cmd_check, cmd_preview, cmd_status,
     cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_serve, cmd_report,
     cmd_bounce;
 
+/*
+ * What a command does with the queue, for the drop to [queue] user: every
+ * command that touches it runs as that user (daemon_drop_privileges), so
+ * nothing there is ever created by root.
+ */
+enum queue_use {
+	QUEUE_NONE,		/* never touches it (check) */
+	QUEUE_OPENS,		/* main drops first, then runs the command */
+	QUEUE_AFTER_SOURCE,	/* opens the source (maybe root's only), then
+				 * drops itself: run, once, preview */
+};
+
 static const struct command {
 	const char	*name;
 	const char	*usage;
 	cmd_args_fn	*args;
 	cmd_fn		*run;
-	int		 opens_queue;
+	enum queue_use	 opens_queue;
 } commands[] = {
 	{ "run", "usage: followupd run\n"
 	    "Run as a daemon: a tick every `tick` seconds (or sooner when a job "
 	    "is due).\nSIGTERM or SIGINT stops it after the SMTP session in "
 	    "flight. One instance per\nqueue directory.\n",
-	    args_none, cmd_run, 1 },
+	    args_none, cmd_run, QUEUE_AFTER_SOURCE },
 	{ "once", "usage: followupd once [--now TIME]\n"
 	    "Run exactly one tick at TIME (default: now): plan new jobs, "
 	    "render what is\ndue, deliver what is queued. Decisions are "
 	    "logged to stderr.\n",
-	    args_now, cmd_once, 1 },
+	    args_now, cmd_once, QUEUE_AFTER_SOURCE },
 	{ "check", "usage: followupd check\n"
 	    "Validate the configuration, parse every template and prepare "
 	    "every rule's\nquery against the source. Each problem is printed "
 	    "as FILE:LINE: message.\nExit 0 when all is well, 78 (EX_CONFIG) "
 	    "otherwise.\n",
-	    args_none, cmd_check, 0 },
+	    args_none, cmd_check, QUEUE_NONE },
 	{ "preview", "usage: followupd preview RULE ID [--html | --text] "
 	    "[--now TIME]\n"
 	    "       followupd preview RULE --sample N [--now TIME]\n"
@@ -122,13 +136,13 @@ static const struct command {
 	    "reports every template variable that was missing or empty\n(exit "
 	    "65 when one is missing from the data in every row: a typo).\n"
 	    "Writes nothing, sends nothing.\n",
-	    args_preview, cmd_preview, 1 },
+	    args_preview, cmd_preview, QUEUE_AFTER_SOURCE },
 	{ "status", "usage: followupd status [--json] [--now TIME]\n"
 	    "The daemon (pid, uptime), jobs per rule and state, cancellations "
 	    "by reason,\nthe oldest queued message, the next due time, "
 	    "deferred jobs with their last\nreply, deliveries in the last hour "
 	    "and day, the last error. --json: the same\nas one JSON object.\n",
-	    args_now, cmd_status, 1 },
+	    args_now, cmd_status, QUEUE_OPENS },
 	{ "queue", "usage: followupd queue list [--state S] [--rule R] [--json]\n"
 	    "       followupd queue show JOB\n"
 	    "       followupd queue retry JOB|--all-deferred\n"
@@ -139,7 +153,7 @@ static const struct command {
 	    "jobs); cancel:\nnever sent; hold: nothing renders or sends the "
 	    "job until it is released;\nrelease: back to planned or queued, "
 	    "with its old times.\n",
-	    NULL, cmd_queue, 1 },
+	    NULL, cmd_queue, QUEUE_OPENS },
 	{ "optout", "usage: followupd optout add EMAIL [--class marketing|"
 	    "transactional|all] [--reason TEXT]\n"
 	    "       followupd optout remove EMAIL [--class marketing|"
@@ -150,18 +164,18 @@ static const struct command {
 	    "render and before delivery.\nremove: every class unless --class; "
 	    "--class suppressed lifts a hard-bounce\nsuppression. list: "
 	    "opt-outs and suppressions.\n",
-	    NULL, cmd_optout, 1 },
+	    NULL, cmd_optout, QUEUE_OPENS },
 	{ "codes", "usage: followupd codes RULE\n"
 	    "Every personal code RULE gave a message, tab-separated: code, "
 	    "subject,\nrecipient, state, issued_at (UTC), under a header line."
 	    "\n",
-	    NULL, cmd_codes, 1 },
+	    NULL, cmd_codes, QUEUE_OPENS },
 	{ "why", "usage: followupd why EMAIL|CUSTOMER_ID\n"
 	    "Every job for that recipient or customer with its decision (sent "
 	    "at, cancelled\nbecause ..., planned for ...) and history "
 	    "(postponed by quiet hours or a cap),\nthen the address's "
 	    "opt-outs and suppression.\n",
-	    NULL, cmd_why, 1 },
+	    NULL, cmd_why, QUEUE_OPENS },
 	{ "report", "usage: followupd report [--since DURATION] [--by rule|agent|"
 	    "week] [--json|--csv]\n"
 	    "Ratings of the check-ins sent with rating links since DURATION "
@@ -171,7 +185,7 @@ static const struct command {
 	    "agent or ISO week, then the low ratings with their\ncomments. "
 	    "--json: one object (requests, responses, response_rate, score,\n"
 	    "by_agent, low); --csv: one line per group and a total.\n",
-	    NULL, cmd_report, 1 },
+	    NULL, cmd_report, QUEUE_OPENS },
 	{ "serve", "usage: followupd serve [--now TIME]\n"
 	    "Serve the web pages on [unsubscribe] listen and port until SIGTERM "
 	    "or SIGINT:\nthe one-click unsubscribe endpoint ([unsubscribe] url: "
@@ -180,10 +194,10 @@ static const struct command {
 	    "([ratings] url: a GET shows the page and\nrecords nothing; its "
 	    "form POSTs the rating). A bad token gets 400.\n--now TIME: the "
 	    "pages' clock (a rating link's window), for demos and tests.\n",
-	    args_now, cmd_serve, 1 },
+	    args_now, cmd_serve, QUEUE_OPENS },
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server [--now "
 	    "TIME]\nAnother name for `followupd serve`.\n",
-	    args_now, cmd_serve, 1 },
+	    args_now, cmd_serve, QUEUE_OPENS },
 	{ "bounce", "usage: followupd bounce\n"
 	    "       followupd bounce FILE...\n"
 	    "       followupd bounce --maildir DIR\n"
@@ -198,7 +212,7 @@ static const struct command {
 	    "prints one\nJSON object per recipient. Exit 0 when handled or "
 	    "ignored, 75 when state.db\nis busy or the disk full (the MTA "
 	    "retries), 65 for input that is no mail.\n",
-	    NULL, cmd_bounce, 1 },
+	    NULL, cmd_bounce, QUEUE_OPENS },
 };
 
 /* ---- JSON output (status --json, queue list --json) ---- */
@@ -418,6 +432,26 @@ cmd_tick(const struct config *cfg, int run)
 	return status;
 }
 
+/* Whole-table reads in the desk's query plans: warnings, not problems. */
+static void
+check_plans(const struct config *cfg, struct source *src)
+{
+	struct buf plans = { 0 };
+	char *err = NULL, *line, *next;
+
+	if (explain_source(cfg, src, &plans, &err) < 0)
+		fprintf(stderr, "%s: warning: query plans not checked: %s\n",
+		    cfg->path, err);
+	for (line = plans.data; line != NULL && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		fprintf(stderr, "%s: warning: %s\n", cfg->path, line);
+	}
+	buf_free(&plans);
+	free(err);
+}
+
 static int
 cmd_run(const struct config *cfg, int argc, char **argv, const struct opts *o)
 {
@@ -490,6 +524,7 @@ cmd_check(const struct config *cfg, int argc, char **argv,
 			free(err);
 			err = NULL;
 		}
+		check_plans(cfg, src);
 		source_close(src);
 	}
 	nproblems = 0;
@@ -724,17 +759,26 @@ preview(const struct config *cfg, const char *rule, const char *key,
 	char *err = NULL;
 	int r;
 
-	if ((rd = preview_open(cfg, &errs)) == NULL) {
-		fputs(buf_cstr(&errs), stderr);
-		buf_free(&errs);
-		return EX_CONFIG;
-	}
+	/* As run does: the source (maybe root's only) first, then the drop
+	 * to [queue] user, then the templates and the queue's secret. */
 	if ((r = source_open(cfg->database, cfg->busy_timeout_ms, &src,
 	    &err)) != FU_OK) {
 		fprintf(stderr, "followupd preview: %s\n", err);
 		free(err);
-		preview_close(rd);
 		return r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_NOINPUT;
+	}
+	source_set_query_timeout(src, cfg->query_timeout_ms);
+	if (daemon_drop_privileges(cfg, 0, &err) != FU_OK) {
+		fprintf(stderr, "followupd preview: %s\n", err);
+		free(err);
+		source_close(src);
+		return EX_CONFIG;
+	}
+	if ((rd = preview_open(cfg, &errs)) == NULL) {
+		fputs(buf_cstr(&errs), stderr);
+		buf_free(&errs);
+		source_close(src);
+		return EX_CONFIG;
 	}
 	if (sample > 0) {
 		r = preview_sample(rd, src, rule, sample);
@@ -2062,6 +2106,7 @@ cmd_serve(const struct config *cfg, int argc, char **argv,
 	log_info("serve: %s: stopping", sig == SIGTERM ? "SIGTERM" :
 	    "SIGINT");
 	http_free(h);
+	unsubscribe_flush(cfg);
 	consent_free(c);
 	return EX_OK;
 }
@@ -2131,7 +2176,9 @@ main(int argc, char **argv)
 	const struct command *c;
 	int ch, foreground = 0, verbose = 0, status;
 	const char *cmd;
+	char *err = NULL;
 
+	term_guard_stdio();	/* no terminal escapes from data, anywhere */
 	memset(&opts, 0, sizeof(opts));
 	if (conf == NULL)
 		conf = "scheduler.conf";
@@ -2184,6 +2231,13 @@ main(int argc, char **argv)
 		return status;
 	if ((cfg = load_config(conf)) == NULL)
 		return EX_CONFIG;
+	if (c->opens_queue == QUEUE_OPENS &&
+	    daemon_drop_privileges(cfg, 0, &err) != FU_OK) {
+		fprintf(stderr, "followupd %s: %s\n", cmd, err);
+		free(err);
+		config_free(cfg);
+		return EX_CONFIG;
+	}
 	status = c->run(cfg, argc - 1, argv + 1, &opts);
 	config_free(cfg);
 	return status;

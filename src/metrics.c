@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "log.h"
 #include "store.h"
+#include "unsubscribe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ int
 metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 {
 	struct store_metrics sm;
+	char *rejected;
 	int r;
 
 	if (m->store == NULL && (r = store_open(m->state_path,
@@ -192,6 +194,13 @@ metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 	    "When the next job falls due (Unix time; 0: none).");
 	buf_printf(out, "followupd_next_due_timestamp_seconds %lld\n",
 	    (long long)sm.next_due);
+	rejected = store_meta_get(m->store, UNSUB_REJECTED_KEY);
+	help(out, "followupd_unsubscribe_rejected_tokens_total", "counter",
+	    "Requests to unsubscribe-server with a bad token (counted when "
+	    "logged: at most once a minute, and at its stop).");
+	buf_printf(out, "followupd_unsubscribe_rejected_tokens_total %lld\n",
+	    rejected ? strtoll(rejected, NULL, 10) : 0);
+	free(rejected);
 	store_metrics_free(&sm);
 	return FU_OK;
 }

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "rules.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -408,18 +409,63 @@ plan_reminders(struct plan_ctx *pc, struct source *src,
 
 /* ---- [calendar] feed: one .ics per agent, rewritten every tick ---- */
 
-/* An agent's file name: the address, with anything but [A-Za-z0-9@._-] as '_'. */
+/*
+ * An agent's file name: the address percent-encoded, one to one (two
+ * agents never share a file: "a/b@x" is a%2Fb@x, "a_b@x" stays a_b@x).
+ * Kept as they are: [A-Za-z0-9@_-], and '.' but in front (no hidden file,
+ * no "." or ".."); '%' itself is encoded.
+ */
 static char *
 feed_name(const char *agent)
 {
-	char *s = xstrdup(agent);
+	struct buf b = { 0 };
 
-	for (char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("@._-", *p)) ||
-		    (p == s && *p == '.'))
-			*p = '_';
-	return s;
+	for (const char *p = agent; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || (c && strchr("@_-", c)) ||
+		    (c == '.' && p != agent))
+			buf_putc(&b, (char)c);
+		else
+			buf_printf(&b, "%%%02X", c);
+	}
+	return buf_steal(&b);
+}
+
+/* The agent a feed file is named for (feed_name reversed); NULL: not ours. */
+static char *
+feed_agent(const char *name)
+{
+	struct buf b = { 0 };
+	char *again;
+
+	for (const char *p = name; *p; p++) {
+		char hex[3] = { 0 };
+		unsigned long c = 0;
+
+		if (*p != '%')
+			buf_putc(&b, *p);
+		else if (isxdigit((unsigned char)p[1]) &&
+		    isxdigit((unsigned char)p[2]) &&
+		    (hex[0] = p[1], hex[1] = p[2],
+		    c = strtoul(hex, NULL, 16)) != 0) {
+			buf_putc(&b, (char)c);
+			p += 2;
+		} else {
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	/* Only a name feed_name would give: one file per agent. */
+	again = feed_name(buf_cstr(&b));
+	if (strcmp(again, name) != 0) {
+		free(again);
+		buf_free(&b);
+		return NULL;
+	}
+	free(again);
+	return buf_steal(&b);
 }
 
 /* Atomically (util_write_atomic): a reader sees the old feed or the new one. */
@@ -515,7 +561,7 @@ plan_feeds(const struct config *cfg, struct store *st, time_t now)
 
 		while ((de = readdir(d)) != NULL) {
 			size_t len = strlen(de->d_name), k;
-			char *base;
+			char *base, *agent;
 
 			if (de->d_name[0] == '.' || len < 5 ||
 			    strcmp(de->d_name + len - 4, ".ics") != 0)
@@ -524,13 +570,14 @@ plan_feeds(const struct config *cfg, struct store *st, time_t now)
 			for (k = 0; k < nwritten; k++)
 				if (strcmp(written[k], base) == 0)
 					break;
-			if (k == nwritten) {
+			if (k == nwritten && (agent = feed_agent(base)) != NULL) {
 				struct buf b = { 0 };
 
-				feed_one(cfg, base, NULL, 0, &b);
+				feed_one(cfg, agent, NULL, 0, &b);
 				if (b.len > 0)
 					feed_write(cfg->calendar_feed, base, &b);
 				buf_free(&b);
+				free(agent);
 			}
 			free(base);
 		}
@@ -571,13 +618,16 @@ plan_tick(const struct config *cfg, struct source *src, struct store *st,
 		else
 			r = source_select(src, rules_query(rule), &p, plan_row,
 			    &pc, err);
-		if (r == FU_PERMFAIL) {
-			/* This rule's query fails (the desk's schema changed?):
-			 * the other rules still plan. */
+		if (r == FU_PERMFAIL || (r == FU_TEMPFAIL &&
+		    source_timed_out(src))) {
+			/* This rule's query fails (the desk's schema changed?)
+			 * or ran over [source] query_timeout: the other rules
+			 * still plan; this one is tried at the next tick. */
 			store_rollback(st);
 			log_warnx("plan: [rule %s] skipped: %s", rule->name,
 			    err && *err ? *err : "error");
-			worst = FU_PERMFAIL;
+			if (r == FU_PERMFAIL || worst == FU_OK)
+				worst = r;
 			continue;
 		}
 		if (r != FU_OK) {

@@ -1,6 +1,7 @@
 /* progress: a transient "count, rate, ETA" line on a terminal during long work. */
 #include "progress.h"
 #include "log.h"
+#include "term.h"
 
 #include <stdio.h>
 #include <time.h>
@@ -34,8 +35,7 @@ static void
 wipe(void)
 {
 	if (pg.shown) {
-		fputs("\r\033[K", stderr);
-		fflush(stderr);
+		term_control("\r\033[K");
 		pg.shown = 0;
 	}
 }
@@ -60,10 +60,9 @@ draw(double now)
 			snprintf(eta, sizeof(eta), "%lds", s);
 	} else
 		snprintf(eta, sizeof(eta), "%s", left > 0 ? "?" : "0s");
-	fprintf(stderr, "\rfollowupd: %s %ld/%ld (%ld%%), %.0f/s, ETA %s\033[K",
+	term_control("\rfollowupd: %s %ld/%ld (%ld%%), %.0f/s, ETA %s\033[K",
 	    pg.what, pg.done, pg.total,
 	    pg.total ? pg.done * 100 / pg.total : 100, rate, eta);
-	fflush(stderr);
 	pg.shown = 1;
 	pg.last_draw = now;
 }

@@ -416,7 +416,9 @@ ratepage_routes(struct http *h, const struct config *cfg,
 
 	the_page.cfg = cfg;
 	the_page.consent = c;
-	http_route(h, "GET", path, on_get, &the_page);
-	http_route(h, "POST", path, on_post, &the_page);
+	/* Concurrent (http.h): the_page is read-only and each request opens
+	 * state.db for itself, so one waiting on a lock holds up no other. */
+	http_route_concurrent(h, "GET", path, on_get, &the_page);
+	http_route_concurrent(h, "POST", path, on_post, &the_page);
 	free(path);
 }

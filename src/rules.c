@@ -499,6 +499,16 @@ static const struct {
 	    "count(*) DESC, currency LIMIT 1" },
 };
 
+const char *
+rules_history_query(size_t i, const char **table)
+{
+	if (i >= sizeof(history_sql) / sizeof(history_sql[0]))
+		return NULL;
+	if (table != NULL)
+		*table = history_sql[i].table;
+	return history_sql[i].sql;
+}
+
 int
 rules_check_history(struct source *src, char **err)
 {

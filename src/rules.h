@@ -86,6 +86,8 @@ char		*rules_reminder_uid(const struct config *, const char *rule,
  */
 /* For `check`: the history queries prepare against the source's tables. */
 int		 rules_check_history(struct source *, char **err);
+/* The i-th history query and its table (explain.c); NULL past the last. */
+const char	*rules_history_query(size_t i, const char **table);
 int		 rules_history(struct source *, const char *customer_id,
 		    time_t now, struct value *ctx, char **err);
 /*

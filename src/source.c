@@ -8,8 +8,11 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SOURCE_CACHE	16	/* prepared statements kept per connection */
+/* SQLite VM steps between looks at the clock during a query (~µs apart). */
+#define SOURCE_PROGRESS_STEPS	4096
 
 /* The named parameters source_select binds, in struct source_params order. */
 static const char *const param_names[] = { ":since", ":until", ":now", ":key" };
@@ -90,7 +93,38 @@ struct source {
 	struct cached_stmt	 cache[SOURCE_CACHE];
 	int			 ncache;
 	int			 oldest;	/* next to evict once full */
+	/*
+	 * The query time limit: SQLite's own time within one source_select
+	 * (not the row callbacks'), checked by the progress handler.
+	 */
+	long long		 timeout_ms;
+	long long		 used_ms;	/* by this query so far */
+	long long		 step_start_ms;	/* 0: not in sqlite3_step */
+	int			 timed_out;	/* the last query was stopped */
 };
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* sqlite3_progress_handler: non-zero interrupts the statement. */
+static int
+over_time(void *arg)
+{
+	struct source *src = arg;
+
+	if (src->step_start_ms == 0 || src->timeout_ms <= 0)
+		return 0;
+	if (src->used_ms + mono_ms() - src->step_start_ms <= src->timeout_ms)
+		return 0;
+	src->timed_out = 1;
+	return 1;
+}
 
 /* The error of the last call on db; a lock held by the help desk says so. */
 static void
@@ -138,6 +172,15 @@ source_open(const char *path, int busy_timeout_ms, struct source **out,
 		return sqlerr_result(rc);
 	}
 	sqlite3_busy_timeout(src->db, busy_timeout_ms);
+	/*
+	 * The desk's schema is not ours: its views and triggers may not call
+	 * functions with side effects (fts3_tokenizer() leaks addresses), and
+	 * nothing may write the schema or shadow tables even by accident.
+	 */
+	sqlite3_db_config(src->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(src->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	src->timeout_ms = SOURCE_QUERY_TIMEOUT_MS;
+	sqlite3_progress_handler(src->db, SOURCE_PROGRESS_STEPS, over_time, src);
 	/* Reject a file that is not a database now, not at the first query.
 	 * A lock held by the help desk is no reason not to start: the steps
 	 * that read the source skip their turn, the others go on. */
@@ -298,8 +341,19 @@ source_select(struct source *src, const char *sql,
 	bind_param(s, cs->param[2], p ? p->now : NULL);
 	bind_param(s, cs->param[3], p ? p->key : NULL);
 	r = FU_OK;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct value *row = value_map();
+	src->used_ms = 0;
+	src->timed_out = 0;
+	for (;;) {
+		struct value *row;
+		long long t0 = mono_ms();
+
+		src->step_start_ms = t0;
+		rc = sqlite3_step(s);
+		src->step_start_ms = 0;
+		src->used_ms += mono_ms() - t0;
+		if (rc != SQLITE_ROW)
+			break;
+		row = value_map();
 
 		columns_load(cs);
 		for (int i = 0; i < cs->ncols; i++)
@@ -308,12 +362,32 @@ source_select(struct source *src, const char *sql,
 		if ((r = cb(row, arg)) != FU_OK)
 			break;
 	}
-	if (r == FU_OK && rc != SQLITE_DONE) {
+	if (r == FU_OK && src->timed_out) {
+		/* A query that never ends must not hang the tick (and the
+		 * watchdog's restart straight into it): stopped, and tried
+		 * again at the next tick, as for a busy desk. */
+		set_err(err, "%s: query stopped after %lld s ([source] "
+		    "query_timeout); tried again at the next tick", src->path,
+		    (src->timeout_ms + 999) / 1000);
+		r = FU_TEMPFAIL;
+	} else if (r == FU_OK && rc != SQLITE_DONE) {
 		db_err(err, src->path, src->db, rc);
 		r = sqlerr_result(rc);
 	}
 	sqlite3_reset(s);
 	return r;
+}
+
+void
+source_set_query_timeout(struct source *src, int ms)
+{
+	src->timeout_ms = ms;
+}
+
+int
+source_timed_out(const struct source *src)
+{
+	return src->timed_out;
 }
 
 int
@@ -383,6 +457,13 @@ source_has_table(struct source *src, const char *table)
 	yes = sqlite3_step(s) == SQLITE_ROW;
 	sqlite3_finalize(s);
 	return yes;
+}
+
+int
+source_has_column(struct source *src, const char *table, const char *column)
+{
+	return sqlite3_table_column_metadata(src->db, "main", table, column,
+	    NULL, NULL, NULL, NULL, NULL) == SQLITE_OK;
 }
 
 /*

@@ -15,6 +15,17 @@ int	source_open(const char *path, int busy_timeout_ms, struct source **,
 	    char **err);
 void	source_close(struct source *);
 
+/*
+ * How long SQLite may work on one source_select (its own time, not the row
+ * callbacks'): [source] query_timeout, SOURCE_QUERY_TIMEOUT_MS until set;
+ * 0 or less: no limit. A query over it is stopped: FU_TEMPFAIL, *err names
+ * the limit, and source_timed_out() is 1 until the next query. The desk is
+ * opened with trusted_schema off and SQLITE_DBCONFIG_DEFENSIVE on.
+ */
+#define SOURCE_QUERY_TIMEOUT_MS	30000
+void	source_set_query_timeout(struct source *, int ms);
+int	source_timed_out(const struct source *);
+
 /* Named parameters a rule's query may use; unset ones are bound to NULL. */
 struct source_params {
 	const char	*since;		/* :since, UTC "YYYY-MM-DD HH:MM:SS" */
@@ -49,6 +60,9 @@ int	source_check_query(struct source *, const char *sql,
 
 /* 1 when the database has this table (for optional history queries). */
 int	source_has_table(struct source *, const char *table);
+/* 1 when `table` (a table, not a view) has this column. */
+int	source_has_column(struct source *, const char *table,
+	    const char *column);
 
 /*
  * A read transaction around many source_select calls (one consistent view,

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,73 @@ struct unsub {
 
 static struct unsub the_unsub;
 
+/*
+ * Requests with a bad token: counted, and logged at most once a minute (a
+ * flood of forged links must not flood the log). The count goes to
+ * state.db's meta (UNSUB_REJECTED_KEY) for the metrics when it is logged.
+ */
+#define UNSUB_LOG_INTERVAL	60
+static struct {
+	pthread_mutex_t	 lock;
+	long		 pending;	/* not yet logged nor stored */
+	time_t		 last_log;
+} rejected = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+
+/* Add n to the stored count; FU_TEMPFAIL (and nothing stored) when busy. */
+static int
+rejected_store(const struct config *cfg, long n)
+{
+	struct store *st = NULL;
+	char *err = NULL, *path = store_path(cfg->queue_dir), *v, num[24];
+	int r;
+
+	r = store_open(path, cfg->busy_timeout_ms, &st, &err);
+	free(path);
+	if (r == FU_OK && (r = store_begin(st, &err)) == FU_OK) {
+		v = store_meta_get(st, UNSUB_REJECTED_KEY);
+		snprintf(num, sizeof(num), "%lld", (v ? strtoll(v, NULL, 10) :
+		    0) + (long long)n);
+		free(v);
+		if ((r = store_meta_set(st, UNSUB_REJECTED_KEY, num, &err)) ==
+		    FU_OK)
+			r = store_commit(st, &err);
+		if (r != FU_OK)
+			store_rollback(st);
+	}
+	if (r != FU_OK)
+		log_warnx("unsubscribe: cannot count rejected tokens: %s", err);
+	store_close(st);
+	free(err);
+	return r;
+}
+
+/* A request with a bad token; force: log and store what is pending now. */
+static void
+rejected_note(const struct config *cfg, int add, int force)
+{
+	time_t now = clock_now();
+	long n = 0;
+
+	pthread_mutex_lock(&rejected.lock);
+	rejected.pending += add;
+	if (rejected.pending > 0 && (force ||
+	    now - rejected.last_log >= UNSUB_LOG_INTERVAL)) {
+		n = rejected.pending;
+		rejected.pending = 0;
+		rejected.last_log = now;
+	}
+	pthread_mutex_unlock(&rejected.lock);
+	if (n == 0)
+		return;
+	log_warnx("unsubscribe: %ld request%s with a bad token (nothing "
+	    "recorded; at most one such line a minute)", n, n == 1 ? "" : "s");
+	if (rejected_store(cfg, n) != FU_OK) {
+		pthread_mutex_lock(&rejected.lock);
+		rejected.pending += n;		/* counted next time */
+		pthread_mutex_unlock(&rejected.lock);
+	}
+}
+
 char *
 unsubscribe_path(const struct config *cfg)
 {
@@ -24,7 +92,9 @@ unsubscribe_path(const struct config *cfg)
 	if (u == NULL || strncmp(u, "https://", 8) != 0 ||
 	    (p = strchr(u + 8, '/')) == NULL)
 		return xstrdup("/unsubscribe");
-	return xstrdup(p);
+	/* The route is a path: a query or fragment (which `check` refuses)
+	 * would make it match nothing. */
+	return xstrndup(p, strcspn(p, "?#"));
 }
 
 static void
@@ -105,6 +175,7 @@ on_get(const struct http_request *rq, struct http_response *res, void *arg)
 	struct buf b = { 0 };
 
 	if (consent_token_check(u->consent, token, &addr, &cls) != FU_OK) {
+		rejected_note(u->cfg, 1, 0);
 		page(res, 400, "This unsubscribe link is not valid",
 		    "<p>The link may be incomplete. Copy the whole link from "
 		    "the message, or reply to the message and ask us to stop."
@@ -143,7 +214,7 @@ on_post(const struct http_request *rq, struct http_response *res, void *arg)
 	int r, added = 0;
 
 	if (consent_token_check(u->consent, token, &addr, &cls) != FU_OK) {
-		log_warnx("unsubscribe: POST with a bad token: nothing recorded");
+		rejected_note(u->cfg, 1, 0);
 		page(res, 400, "This unsubscribe link is not valid",
 		    "<p>Nothing was changed.</p>\n");
 		goto done;
@@ -189,7 +260,15 @@ unsubscribe_routes(struct http *h, const struct config *cfg,
 
 	the_unsub.cfg = cfg;
 	the_unsub.consent = c;
-	http_route(h, "GET", path, on_get, &the_unsub);
-	http_route(h, "POST", path, on_post, &the_unsub);
+	/* Concurrent: the_unsub is read-only, a POST opens state.db for
+	 * itself, and a GET (no database) never waits behind a POST. */
+	http_route_concurrent(h, "GET", path, on_get, &the_unsub);
+	http_route_concurrent(h, "POST", path, on_post, &the_unsub);
 	free(path);
+}
+
+void
+unsubscribe_flush(const struct config *cfg)
+{
+	rejected_note(cfg, 0, 1);
 }

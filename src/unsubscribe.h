@@ -18,10 +18,18 @@
  *        same; it never unsubscribes by itself (mail scanners follow
  *        links). 400 for a bad token.
  * cfg and c must outlive h. Each request opens state.db for itself (the
- * handlers run on the server's thread).
+ * handlers run concurrently, each on its connection's thread).
  */
 void	unsubscribe_routes(struct http *h, const struct config *cfg,
 	    const struct consent *c);
+
+/*
+ * state.db meta key: how many requests came with a bad token (the server
+ * adds to it when it logs them, at most once a minute, and when it stops).
+ */
+#define UNSUB_REJECTED_KEY	"unsubscribe_rejected_tokens"
+/* At stop: log and store the bad tokens not yet counted. */
+void	unsubscribe_flush(const struct config *);
 
 /* The route's path: the path part of [unsubscribe] url, or "/unsubscribe". */
 char	*unsubscribe_path(const struct config *);

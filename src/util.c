@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void *
@@ -489,4 +490,48 @@ done:
 	free(ncopy);
 	errno = e;
 	return r;
+}
+
+/* Secret files kept open (util_secret_open): a few per process. */
+#define KEPT_MAX	8
+static struct {
+	char	*path;
+	int	 fd;
+} kept[KEPT_MAX];
+
+int
+util_secret_open(const char *path, int flags, int *replaced)
+{
+	struct stat st, now;
+	int fd, i, err;
+
+	*replaced = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+	    (flags & UTIL_NOFOLLOW ? O_NOFOLLOW : 0));
+	err = errno;
+	for (i = 0; i < KEPT_MAX && kept[i].path != NULL; i++)
+		if (strcmp(kept[i].path, path) == 0)
+			break;
+	if (fd != -1) {
+		if (i < KEPT_MAX && kept[i].path == NULL &&
+		    (kept[i].fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) != -1)
+			kept[i].path = xstrdup(path);
+		return fd;
+	}
+	if ((err != EACCES && err != EPERM) || i == KEPT_MAX ||
+	    kept[i].path == NULL)
+		goto fail;
+	if (fstat(kept[i].fd, &st) == -1 || stat(path, &now) == -1 ||
+	    now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+		*replaced = 1;
+		goto fail;
+	}
+	if ((fd = fcntl(kept[i].fd, F_DUPFD_CLOEXEC, 3)) != -1 &&
+	    lseek(fd, 0, SEEK_SET) == 0)
+		return fd;
+	if (fd != -1)
+		close(fd);
+fail:
+	errno = err;
+	return -1;
 }

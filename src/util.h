@@ -96,6 +96,19 @@ const char *util_html_entity(unsigned char c, size_t *n);
  * step "rename".
  */
 #define UTIL_NOREPLACE	0x1
+
+/*
+ * Open a secret file read-only: never blocking on a FIFO (O_NONBLOCK; the
+ * caller fstat()s the descriptor and refuses what is no regular file),
+ * never through a symlink with UTIL_NOFOLLOW. The first descriptor opened
+ * for a path is kept for the life of the process, so a secret read as root
+ * at start is read again after the drop to [queue] user: when opening is
+ * then refused (EACCES, EPERM), through a copy of the kept one, rewound.
+ * Not when the path now names another file (*replaced = 1: a restart
+ * reads it). -1 with errno when it cannot be opened.
+ */
+#define UTIL_NOFOLLOW	0x2
+int	 util_secret_open(const char *path, int flags, int *replaced);
 int	 util_write_all(int fd, const void *data, size_t len);
 int	 util_write_new(int dirfd, const char *name, const void *data,
 	    size_t len, mode_t mode, int sync, const char **what);

@@ -3,11 +3,16 @@
 # tests/e2e) and print the totals as "N passed, N failed" on the last line.
 # Each test speaks TAP: "ok N - ..." and "not ok N - ..." lines.
 # VALGRIND=1 runs the unit tests under valgrind (errors and leaks fail).
+# When anything fails, the output ends with each failing test's failed
+# checks and the tail of its log. `make check-loaded` runs this script with
+# two CPU hogs and a disk writer alongside (tools/loaded.sh): tests wait for
+# the condition they need, with generous bounds, never for a fixed time.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
+E2E=${E2E:-tests/e2e}	# another directory: tests/e2e/test_runner.py
 LOGDIR=$BUILD/test-logs
 mkdir -p "$LOGDIR"
-pass=0 fail=0 skip=0 crashed=""
+pass=0 fail=0 skip=0 crashed="" failed_logs=""
 
 run_one() {	# name, command...
 	name=$1; shift
@@ -26,6 +31,7 @@ run_one() {	# name, command...
 	[ "$f" -gt 0 ] || [ "$rc" -ne 0 ] && status="FAILED (exit $rc)"
 	printf '%-28s %4d passed %3d failed %3d skipped  %s\n' "$name" $((p - s)) "$f" "$s" "$status"
 	if [ "$status" != ok ]; then
+		failed_logs="$failed_logs $name"
 		grep -A8 '^not ok ' "$log" | head -60 | sed 's/^/    /'
 		[ "$f" -eq 0 ] && tail -20 "$log" | sed 's/^/    /'
 	fi
@@ -41,11 +47,11 @@ for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] || continue
 	run_one "$(basename "$t")" $VG "$t"
 done
-for t in tests/e2e/test_*.py; do
+for t in "$E2E"/test_*.py; do
 	[ -f "$t" ] || continue
 	run_one "$(basename "$t" .py)" env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" SANITIZE="${SANITIZE:-0}" "$PYTHON" "$t"
 done
-for t in tests/e2e/test_*.sh; do
+for t in "$E2E"/test_*.sh; do
 	[ -f "$t" ] || continue
 	run_one "$(basename "$t" .sh)" env BUILD="$BUILD" PYTHON="$PYTHON" sh "$t"
 done
@@ -70,12 +76,27 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ] && [ "${VALGRIND:-0}" != 1 ] &&
 			printf '%-28s %4d passed %3d failed\n' "$name" 1 0
 		else
 			fail=$((fail + 1))
+			failed_logs="$failed_logs $name"
 			printf '%-28s %4d passed %3d failed  FAILED\n' "$name" 0 1
 			grep -E '^==[0-9]+==|^not ok' "$log" | head -30 | sed 's/^/    /'
 		fi
 	done
 fi
 
+# A failure must be diagnosable from CI's output alone: each failing
+# test's name, its failed checks and the tail of its log, at the very end.
+if [ -n "$failed_logs" ]; then
+	echo
+	echo "==== failing tests:$failed_logs"
+	for name in $failed_logs; do
+		log="$LOGDIR/$name.log"
+		echo "==== $name ($log)"
+		grep -A12 '^not ok ' "$log" | head -80 | sed 's/^/    /'
+		echo "    ---- last 40 lines:"
+		tail -40 "$log" | sed 's/^/    /'
+	done
+	echo "===="
+fi
 [ -n "$crashed" ] && echo "exited non-zero without a failing test:$crashed"
 [ "$skip" -gt 0 ] && echo "($skip skipped; see $LOGDIR)"
 echo "$pass passed, $fail failed"

@@ -351,6 +351,18 @@ def build_server(args):
                 return await self.push(f.reply())
             return await super().smtp_AUTH(arg)
 
+        def connection_made(self, transport):
+            # One line per connection, so a test can wait until every
+            # session has been logged (SmtpServer.settled) instead of
+            # sleeping for a guess.
+            try:
+                with open(os.path.join(maildir.dir, "connects.log"), "a",
+                          encoding="utf-8") as f:
+                    f.write("connect\n")
+            except OSError:
+                pass
+            super().connection_made(transport)
+
         def connection_lost(self, error):
             session = self.session
             login = None
@@ -543,13 +555,31 @@ class SmtpServer:
     def messages(self):
         return list_messages(self.maildir)
 
-    def wait_messages(self, n, timeout=10):
+    def wait_messages(self, n, timeout=60):
         deadline = time.monotonic() + timeout
         while True:
             msgs = self.messages()
             if len(msgs) >= n or time.monotonic() > deadline:
                 return msgs
             time.sleep(0.05)
+
+    def settled(self, timeout=60):
+        """Wait until every connection made so far has closed and been
+        logged in sessions.jsonl; True when so within timeout."""
+        def done():
+            try:
+                with open(os.path.join(self.maildir, "connects.log"),
+                          encoding="utf-8") as f:
+                    made = sum(1 for _ in f)
+            except FileNotFoundError:
+                made = 0
+            return len(self.sessions()) >= made
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def sessions(self):
         path = os.path.join(self.maildir, "sessions.jsonl")

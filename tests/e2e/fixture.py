@@ -418,7 +418,7 @@ def header_block(raw):
     return raw[:i] if i >= 0 else raw
 
 
-def wait_for(pred, timeout=10, step=0.05):
+def wait_for(pred, timeout=30, step=0.05):
     """Poll pred() until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout
     while True:

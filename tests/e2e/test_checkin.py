@@ -378,11 +378,11 @@ def scenario(t, env, srv):
          "550: nothing delivered")
     attempts = job.get("attempts")
     # sessions.jsonl gets its line when the server sees the close.
-    fx.wait_for(lambda: False, timeout=0.5)
+    srv.settled()
     sessions = len(srv.sessions())
     r = env.once("2026-11-14 12:00:00")
     r = env.once("2026-11-20 12:00:00")
-    fx.wait_for(lambda: False, timeout=0.5)
+    srv.settled()
     job = env.job(112) or {}
     t.eq((job.get("state"), job.get("attempts")), ("failed", attempts),
          "550: later ticks do not retry")

@@ -88,7 +88,7 @@ def scenario(t, env, srv, maildir):
     t.eq(dict(states), {"sent": N}, "after %d restart(s) all %d jobs are "
          "sent" % (rounds, N))
 
-    fx.wait_for(lambda: False, timeout=0.3)
+    srv.settled()
     msgs = srv.messages()
     per = collections.defaultdict(list)
     for m in msgs:

@@ -268,7 +268,7 @@ class Notify:
         with self.lock:
             return list(self.got[after:])
 
-    def wait(self, word, timeout=20, after=0):
+    def wait(self, word, timeout=60, after=0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for m in self.messages(after):
@@ -288,7 +288,7 @@ def metrics_get(port, path="/metrics", method="GET"):
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
                                  method=method)
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, resp.headers.get("Content-Type"), \
                 resp.read().decode()
     except urllib.error.HTTPError as e:
@@ -329,9 +329,9 @@ def test_daemon(t, env, srv):
         t.ok(note.wait("READY=1"), "sd_notify: READY=1 arrives",
              note.messages())
         t.ok(note.wait("WATCHDOG=1"), "sd_notify: WATCHDOG=1 arrives")
-        t.ok(note.wait("STATUS=", timeout=5), "sd_notify: a STATUS= line",
+        t.ok(note.wait("STATUS=", timeout=60), "sd_notify: a STATUS= line",
              note.messages())
-        ok = fx.wait_for(lambda: len(srv.messages()) >= 2, timeout=30)
+        ok = fx.wait_for(lambda: len(srv.messages()) >= 2, timeout=60)
         t.ok(ok, "the daemon delivers on its own")
         # /metrics
         code, ctype, text = metrics_get(mport)
@@ -372,7 +372,7 @@ def test_daemon(t, env, srv):
         t.ok(note.wait("RELOADING=1", after=mark) and
              note.wait("READY=1", after=mark), "reload: RELOADING=1 then "
              "READY=1")
-        t.ok(fx.wait_for(lambda: "reload failed" in log(), timeout=10),
+        t.ok(fx.wait_for(lambda: "reload failed" in log(), timeout=60),
              "a bad reload is reported", log())
         t.ok("delay" in log() and "run.conf:" in log(),
              "the config error is logged with file:line", log())
@@ -392,12 +392,12 @@ def test_daemon(t, env, srv):
         before = log().count("reload failed")
         p.send_signal(signal.SIGHUP)
         t.ok(fx.wait_for(lambda: log().count("reload failed") > before,
-                         timeout=10), "a template error fails the reload")
+                         timeout=60), "a template error fails the reload")
         t.ok("text.mustache:1:" in log(), "the template error is logged "
              "with file:line", log())
         env.desk("UPDATE tickets SET resolved_at = datetime('now', "
                  "'-4 days', '+1 minute') WHERE id = 12")
-        ok = fx.wait_for(lambda: len(srv.messages()) >= 3, timeout=20)
+        ok = fx.wait_for(lambda: len(srv.messages()) >= 3, timeout=60)
         t.ok(ok, "after a failed reload the old templates still work")
         msgs = fx.received(srv)
         t.ok(ok and "RELOADED" not in fx.body(msgs[-1][1], "plain"),
@@ -408,24 +408,24 @@ def test_daemon(t, env, srv):
         n = log().count("daemon: reloaded")
         p.send_signal(signal.SIGHUP)
         t.ok(fx.wait_for(lambda: log().count("daemon: reloaded") > n,
-                         timeout=10), "a good reload is logged", log())
+                         timeout=60), "a good reload is logged", log())
         env.desk("UPDATE tickets SET resolved_at = datetime('now', "
                  "'-4 days', '+2 minutes') WHERE id = 10")
-        ok = fx.wait_for(lambda: len(srv.messages()) >= 4, timeout=20)
+        ok = fx.wait_for(lambda: len(srv.messages()) >= 4, timeout=60)
         msgs = fx.received(srv)
         t.ok(ok and "RELOADED Ana" in fx.body(msgs[-1][1], "plain"),
              "after a good reload the new template is used")
         mark = len(note.messages())
         p.send_signal(signal.SIGTERM)
         try:
-            rc = p.wait(15)
+            rc = p.wait(60)
         except Exception:
             rc = None
             if os.environ.get("OPS_DEBUG"):
                 subprocess.run(["gdb", "-batch", "-p", str(p.pid), "-ex",
                                 "thread apply all bt"])
         t.eq(rc, 0, "SIGTERM: exit 0")
-        t.ok(note.wait("STOPPING=1", after=mark, timeout=3),
+        t.ok(note.wait("STOPPING=1", after=mark, timeout=60),
              "sd_notify: STOPPING=1 at the end", note.messages(mark))
         t.ok("@" not in "".join(ln.split("Message-ID")[0] for ln in
                                 log().splitlines()

@@ -38,7 +38,7 @@ def desk(env, n):
 def exactly_once(t, env, srv, n, what):
     states = collections.Counter(j["state"] for j in env.jobs())
     t.eq(dict(states), {"sent": n}, "%s: all %d jobs sent" % (what, n))
-    msgs = srv.wait_messages(n, timeout=5)
+    msgs = srv.wait_messages(n, timeout=60)
     per = collections.Counter()
     ids = []
     for m in msgs:

@@ -247,8 +247,19 @@ def privilege_drop(t, env):
         try:
             pid_file = os.path.join(queue, "followupd.pid")
             fx.wait_for(lambda: os.path.exists(pid_file) and
-                        os.path.getsize(pid_file) > 0, timeout=10)
-            time.sleep(0.5)
+                        os.path.getsize(pid_file) > 0, timeout=60)
+
+            def euid():
+                try:
+                    with open("/proc/%d/status" % p.pid) as f:
+                        for ln in f:
+                            if ln.startswith("Uid:"):
+                                return int(ln.split()[2])
+                except OSError:
+                    return None
+            # Wait for the drop itself, not for a guess of its time.
+            fx.wait_for(lambda: p.poll() is not None or
+                        euid() == nobody.pw_uid, timeout=60)
             alive = p.poll() is None
             uids = gids = None
             if alive:

@@ -57,7 +57,7 @@ def body(t, env):
 
         r = env.run("-v", "once", "--now", "2026-11-05 10:00:00", vg=True)
         t.eq(r.rc, 0, "once over STARTTLS + AUTH exits 0", r)
-        msgs = srv.wait_messages(1, timeout=5)
+        msgs = srv.wait_messages(1, timeout=60)
         t.eq(len(msgs), 1, "the check-in arrives", r)
         if msgs:
             m = msgs[0]

@@ -2,8 +2,101 @@
 #include "clock.h"
 #include "tap.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+static double
+seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* n distinct well-formed unknown zone names from a desk; the seconds. */
+static double
+unknown_names(int n, int round)
+{
+	char name[64];
+	double t0 = seconds();
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "Made/Up_%d_%d", round, i);
+		(void)clock_zone_or(name, NULL);
+	}
+	return seconds() - t0;
+}
+
+/*
+ * 200,000 lookups of the 500 names seen last (each already remembered, so
+ * libical is not asked): the best of three, in seconds.
+ */
+static double
+repeat_lookups(int n, int round)
+{
+	static char names[500][64];
+	double best = 1e9;
+
+	for (int i = 0; i < 500; i++)
+		snprintf(names[i], sizeof(names[i]), "Made/Up_%d_%d", round,
+		    n - 1 - i);
+	for (int k = 0; k < 3; k++) {
+		double t0 = seconds();
+
+		for (int i = 0; i < 200000; i++)
+			(void)clock_zone_or(names[i % 500], NULL);
+		if (seconds() - t0 < best)
+			best = seconds() - t0;
+	}
+	return best;
+}
+
+/* The zone cache: bounded, constant-time lookups, pointers that last. */
+static void
+zone_cache(void)
+{
+	const struct clock_zone *berlin = clock_zone("Europe/Berlin"), *z;
+	int saved = dup(2), null = open("/dev/null", O_WRONLY);
+	double small, large, fill_small, fill_large;
+	size_t unknown, total;
+
+	/* One warning per unknown name: 18,000 of them go to /dev/null. */
+	dup2(null, 2);
+	fill_small = unknown_names(2000, 1);
+	small = repeat_lookups(2000, 1);
+	fill_large = unknown_names(16000, 2);
+	large = repeat_lookups(16000, 2);
+	dup2(saved, 2);
+	close(saved);
+	close(null);
+	total = clock_zones_cached(&unknown);
+	tap_ok(unknown <= 1024 && total < 1024 + 64, "18,000 unknown names: "
+	    "%zu remembered (%zu in all), at most 1024", unknown, total);
+	/* A list scanned per lookup (as before) took 8 times as long after
+	 * 8 times the names. */
+	tap_ok(large < small * 3 + 0.02, "200,000 lookups after 16,000 names "
+	    "%.3f s, after 2,000 %.3f s: constant time per lookup", large,
+	    small);
+	tap_diag("figure: 2,000 new names %.3f s, 16,000 %.3f s (libical's "
+	    "own look-up included); 200,000 repeated lookups %.3f s / %.3f s",
+	    fill_small, fill_large, small, large);
+	z = clock_zone("Europe/Berlin");
+	tap_ok(z == berlin && z != NULL &&
+	    strcmp(clock_zone_name(z), "Europe/Berlin") == 0,
+	    "a known zone keeps its address and name through the flood");
+	tap_ok(clock_zone("Made/Up_3_15999") == NULL &&
+	    clock_zone("America/New_York") != NULL &&
+	    clock_zone_utc() == clock_zone("Etc/UTC"),
+	    "lookups still right after evictions");
+	clock_zones_free();
+	tap_ok(clock_zones_cached(NULL) == 0, "clock_zones_free empties it");
+	tap_ok(clock_zone("Europe/Berlin") != NULL, "and it fills again");
+	clock_zones_free();
+}
 
 static const struct {
 	const char	*in;
@@ -162,5 +255,6 @@ roundtrip_done:
 	t = clock_now();
 	tap_ok(t >= before && t <= time(NULL), "clock_set_now(-1) restores the real clock");
 
+	zone_cache();
 	return tap_done();
 }
