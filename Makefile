@@ -56,6 +56,9 @@ TEST_DEPS_spool    = spool util log
 TEST_DEPS_smtp     = smtp util log
 TEST_DEPS_store    = store clock util log
 TEST_DEPS_rating   = rating util log
+TEST_DEPS_bounce   = bounce mime util log
+TEST_DEPS_verp     = verp consent gate codes rules format ical source value \
+		     store spool config rating mime clock util log
 TEST_DEPS_rating_store = store clock util log
 TEST_DEPS_ratepage = ratepage rating consent store spool config http clock util log
 TEST_DEPS_report   = report rating config store clock util log
@@ -63,7 +66,7 @@ TEST_DEPS_survey   = survey compose format consent codes rules ical mustache \
 		     mime source value store spool config rating clock util log
 # fuzz_ratepage links what test_ratepage links.
 TEST_DEPS_backoff  = deliver gate consent codes rules ical source value config rating \
-		     store spool smtp mime clock util log progress term
+		     store spool smtp mime clock util log progress term verp
 TEST_DEPS_gate     = gate consent codes rules ical source value store spool \
 		     config rating mime clock util log
 TEST_DEPS_compose  = compose format consent codes rules ical mustache mime \
@@ -77,7 +80,7 @@ TEST_DEPS_plan     = plan rules ical source value store config rating clock util
 TEST_DEPS_daemon   = daemon deliver render compose format gate plan metrics \
 		     http notify progress unsubscribe consent codes rules ical \
 		     source value mustache mime smtp spool store config rating \
-		     survey clock util log term explain
+		     survey clock util log term explain bouncecmd bounce verp
 
 # One version for everything: the file VERSION (tools/set-version.sh changes
 # it and debian/changelog together). main.c prints it for --version; `make

@@ -1,6 +1,7 @@
 /* config: scheduler.conf (strict INI) → struct config; every error names file:line. */
 #include "config.h"
 #include "log.h"
+#include "verp.h"
 #include "rating.h"
 
 #include <arpa/inet.h>
@@ -138,6 +139,8 @@ static void check_code(struct loader *, struct inst *, const struct key *, int);
 static void check_alphabet(struct loader *, struct inst *, const struct key *, int);
 static void check_unsub_url(struct loader *, struct inst *, const struct key *, int);
 static void check_unsub_mailto(struct loader *, struct inst *, const struct key *, int);
+static void check_return_path(struct loader *, struct inst *, const struct key *, int);
+static void check_delimiter(struct loader *, struct inst *, const struct key *, int);
 static void check_rating_url(struct loader *, struct inst *, const struct key *, int);
 static void check_sample(struct loader *, struct inst *, const struct key *, int);
 static void check_question(struct loader *, struct inst *, const struct key *, int);
@@ -352,6 +355,26 @@ static const struct key ratings_keys[] = {
 	    check_question },
 };
 
+/* [bounces]: returned mail and complaints (bounce.c, verp.c). */
+static const struct enum_name complaint_modes[] = {
+	{ "marketing", CONFIG_COMPLAINT_MARKETING },
+	{ "all", CONFIG_COMPLAINT_ALL },
+	{ NULL, 0 },
+};
+static const struct key bounces_keys[] = {
+	{ "return_path", KEY_STRING, CFG(bounces_return_path), 0, NULL, 0, 0,
+	    NULL, check_return_path },
+	{ "delimiter", KEY_STRING, CFG(bounces_delimiter), 0, "+", 0, 0, NULL,
+	    check_delimiter },
+	{ "maildir", KEY_PATH, CFG(bounces_maildir), 0, NULL, 0, 0, NULL, NULL },
+	{ "soft_limit", KEY_INT, CFG(bounces_soft_limit), 0, "5", 1, 1000, NULL,
+	    NULL },
+	{ "soft_window", KEY_DURATION, CFG(bounces_soft_window), 0, "30d",
+	    3600, 3650 * DAY, NULL, NULL },
+	{ "complaint", KEY_ENUM, CFG(bounces_complaint), 0, "marketing", 0, 0,
+	    complaint_modes, NULL },
+};
+
 static const struct key calendar_keys[] = {
 	{ "feed", KEY_PATH, CFG(calendar_feed), 0, NULL, 0, 0, NULL, NULL },
 	{ "link", KEY_STRING, CFG(calendar_link), 0, NULL, 0, 0, NULL, NULL },
@@ -369,6 +392,7 @@ _Static_assert(NKEYS(calendar_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(metrics_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(unsubscribe_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(NKEYS(ratings_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(NKEYS(bounces_keys) <= MAX_KEYS, "MAX_KEYS");
 /* Enumerated fields are stored through an int. */
 _Static_assert(sizeof(enum rule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum smtp_starttls) == sizeof(int), "enum size");
@@ -383,6 +407,7 @@ static const struct section sections[] = {
 	{ "calendar", calendar_keys, NKEYS(calendar_keys), 0, NULL },
 	{ "unsubscribe", unsubscribe_keys, NKEYS(unsubscribe_keys), 0, NULL },
 	{ "ratings", ratings_keys, NKEYS(ratings_keys), 0, finish_ratings },
+	{ "bounces", bounces_keys, NKEYS(bounces_keys), 0, NULL },
 	{ "rule", rule_keys, NKEYS(rule_keys), 1, finish_rule },
 };
 
@@ -2004,6 +2029,41 @@ check_unsub_mailto(struct loader *l, struct inst *in, const struct key *k,
 
 	if (why != NULL) {
 		errat(l, line, "%s: '%.80s': %s", k->name, v, why);
+		mark_bad(in, k);
+	}
+}
+
+/*
+ * [bounces] return_path: an address whose local part leaves room for
+ * DELIMITER TOKEN within RFC 5321's 64 octets (verp.h).
+ */
+static void
+check_return_path(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+	const char *why = addr_problem(v, strlen(v)), *at = strrchr(v, '@');
+	size_t room = 64 - 1 - VERP_TOKEN_MAX;
+
+	if (why == NULL && at != NULL && (size_t)(at - v) > room)
+		why = "its local part is too long for a per-message address";
+	if (why != NULL) {
+		errat(l, line, "%s: '%.80s': %s (e.g. bounces@desk.example, a "
+		    "local part of at most %zu octets)", k->name, v, why, room);
+		mark_bad(in, k);
+	}
+}
+
+/* [bounces] delimiter: one character MTAs split local parts at. */
+static void
+check_delimiter(struct loader *l, struct inst *in, const struct key *k,
+    int line)
+{
+	const char *v = get_str(field(l, in, k));
+
+	if (strlen(v) != 1 || strchr("+-=_", v[0]) == NULL) {
+		errat(l, line, "%s: '%.80s': want one of + - = _ (Postfix's "
+		    "recipient_delimiter, qmail's -)", k->name, v);
 		mark_bad(in, k);
 	}
 }

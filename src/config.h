@@ -179,11 +179,23 @@ struct config {
 	int		 ratings_sample;	/* percent of check-ins that ask */
 	char		*ratings_question;	/* NULL: the scale's question (rating.h) */
 
+	/* [bounces]: returned mail (bounce.c, verp.c, `followupd bounce`) */
+	char		*bounces_return_path;	/* VERP base address; NULL: off */
+	char		*bounces_delimiter;	/* one of + - = _; default + */
+	char		*bounces_maildir;	/* processed at every tick; NULL: none */
+	int		 bounces_soft_limit;	/* soft bounces that suppress */
+	long		 bounces_soft_window;	/* ... within this many seconds */
+	int		 bounces_complaint;	/* CONFIG_COMPLAINT_* */
+
 	struct rule_config *rules;
 	int		 nrules;
 
 	struct config_derived *derived;	/* never NULL in a loaded config */
 };
+
+/* [bounces] complaint: what an abuse report opts the recipient out of. */
+#define CONFIG_COMPLAINT_MARKETING	0
+#define CONFIG_COMPLAINT_ALL		1
 
 /*
  * Parse the file. Syntax: [section] and [rule NAME] headers; key = value;

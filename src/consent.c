@@ -284,6 +284,22 @@ token_mac(const struct consent *c, const char *addr, size_t alen,
 	buf_free(&msg);
 }
 
+void
+consent_mac(const struct consent *c, const char *purpose, const void *data,
+    size_t len, unsigned char mac[CONSENT_MAC_LEN])
+{
+	struct buf msg = { 0 };
+	unsigned int mlen = CONSENT_MAC_LEN;
+
+	buf_append(&msg, purpose, strlen(purpose) + 1);	/* with NUL */
+	buf_append(&msg, data, len);
+	if (HMAC(EVP_sha256(), c->key, (int)c->len,
+	    (const unsigned char *)msg.data, msg.len, mac, &mlen) == NULL ||
+	    mlen != CONSENT_MAC_LEN)
+		fatalx("consent: HMAC-SHA-256 failed");
+	buf_free(&msg);
+}
+
 char *
 consent_token(const struct consent *c, const char *addr, const char *cls)
 {

@@ -48,6 +48,15 @@ int	consent_token_check(const struct consent *, const char *token,
 	    char **addr, char **cls);
 
 /*
+ * HMAC-SHA-256 with the same secret over PURPOSE "\0" data[0..len), for
+ * other signed values (verp.c's return paths); a distinct purpose keeps
+ * one kind of token from passing for another.
+ */
+#define CONSENT_MAC_LEN		32
+void	consent_mac(const struct consent *, const char *purpose,
+	    const void *data, size_t len, unsigned char mac[CONSENT_MAC_LEN]);
+
+/*
  * The List-Unsubscribe URLs of a message to addr of class cls (RFC 2369,
  * RFC 8058): "[unsubscribe] url?t=TOKEN" and "mailto:ADDR?subject=..."
  * (ADDR: [unsubscribe] mailto, else [smtp] from's address). Caller frees.

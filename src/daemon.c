@@ -1,5 +1,6 @@
 /* daemon: one tick (plan → render → deliver), the run loop, signals, the single-instance lock. */
 #include "daemon.h"
+#include "bouncecmd.h"
 #include "clock.h"
 #include "deliver.h"
 #include "explain.h"
@@ -378,11 +379,36 @@ static const struct daemon_steps real_steps = {
 	step_delivered, step_deliver_end, step_ratings,
 };
 
+/* [bounces] maildir: returned mail handled in the tick (bouncecmd.c). */
+static void
+bounces_tick(struct daemon *d, time_t now)
+{
+	struct bouncecmd *b;
+	char *e = NULL;
+	int n = 0;
+
+	if (bouncecmd_open(d->cfg, 0, &b, &e) == FU_OK) {
+		if (bouncecmd_maildir(b, d->cfg->bounces_maildir, now, &n, &e) !=
+		    FU_OK)
+			note_error(d->store, "bounce: the Maildir waits for the next tick",
+			    e);
+		bouncecmd_close(b);
+	} else
+		note_error(d->store, "bounce: the Maildir waits for the next tick", e);
+	if (n > 0)
+		log_info("bounce: %d returned message%s handled from %s", n,
+		    n == 1 ? "" : "s", d->cfg->bounces_maildir);
+	free(e);
+}
+
 int
 daemon_tick(struct daemon *d, time_t now, char **err)
 {
 	struct tick t = { d, NULL };
 
+	/* Returned mail first: a hard bounce suppresses before jobs render. */
+	if (d->cfg->bounces_maildir != NULL)
+		bounces_tick(d, now);
 	return daemon_tick_steps(d->store, &real_steps, &t, now, err);
 }
 

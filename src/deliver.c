@@ -1,10 +1,12 @@
 /* deliver: tick step 3: queued messages over SMTP, outcomes and retries. */
 #include "deliver.h"
+#include "consent.h"
 #include "gate.h"
 #include "log.h"
 #include "mime.h"
 #include "progress.h"
 #include "smtp.h"
+#include "verp.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -548,6 +550,25 @@ slice_new(const struct config *cfg, struct job *ready, struct buf *msgs,
 }
 
 /*
+ * The envelope sender of each job: with [bounces] return_path its own
+ * return path (verp.h), so a bounce names its job; else [smtp] from.
+ */
+static void
+envelope_senders(const struct config *cfg, const struct consent *c,
+    struct slice *sl)
+{
+	for (int i = 0; i < sl->n; i++) {
+		struct job *j = &sl->jobs[i];
+
+		if (c != NULL && j->envelope_from == NULL)
+			j->envelope_from = verp_address(c, cfg->bounces_return_path,
+			    cfg->bounces_delimiter[0], j->id);
+		sl->items[i].sender = j->envelope_from ? j->envelope_from :
+		    cfg->from_addr;
+	}
+}
+
+/*
  * Fetch up to `limit` due jobs (queued first, then deferred), read their
  * messages and mark the readable ones `sending`, in one transaction, as
  * one slice (NULL when none is ready). *none is 1 when nothing more can be
@@ -559,21 +580,30 @@ load_slices(const struct config *cfg, struct store *st, struct spool *sp,
     struct slice **out, int *none, char **err)
 {
 	struct job *q = NULL, *d = NULL, *ready;
+	struct consent *verp = NULL;
 	struct buf *msgs;
 	int nq = 0, nd = 0, n = 0, r, changed;
 
 	*out = NULL;
 	*none = 0;
-	if ((r = store_jobs_due(st, JOB_QUEUED, now, limit, &q, &nq, err)) !=
-	    FU_OK)
+	/* The secret that signs return paths, before anything is marked. */
+	if (cfg->bounces_return_path != NULL &&
+	    (r = consent_open(cfg, 1, &verp, err)) != FU_OK)
 		return r;
+	if ((r = store_jobs_due(st, JOB_QUEUED, now, limit, &q, &nq, err)) !=
+	    FU_OK) {
+		consent_free(verp);
+		return r;
+	}
 	if (nq < limit && (r = store_jobs_due(st, JOB_DEFERRED, now,
 	    limit - nq, &d, &nd, err)) != FU_OK) {
 		store_jobs_free(q, nq);
+		consent_free(verp);
 		return r;
 	}
 	if (nq + nd == 0) {
 		*none = 1;
+		consent_free(verp);
 		return FU_OK;
 	}
 	ready = xcalloc((size_t)(nq + nd), sizeof(*ready));
@@ -611,6 +641,7 @@ load_slices(const struct config *cfg, struct store *st, struct spool *sp,
 		for (int i = n; i < nq + nd; i++)
 			buf_free(&msgs[i]);
 		*out = slice_new(cfg, ready, msgs, n);
+		envelope_senders(cfg, verp, *out);
 		ready = NULL;
 		msgs = NULL;
 	}
@@ -626,6 +657,7 @@ out:
 	free(ready);
 	store_jobs_free(q, nq);
 	store_jobs_free(d, nd);
+	consent_free(verp);
 	return r;
 }
 

@@ -1,5 +1,6 @@
 /* main: the command line (a table of commands): run, once, check, preview, status, queue, optout, codes, why, report, serve. */
 #include "clock.h"
+#include "bouncecmd.h"
 #include "codes.h"
 #include "config.h"
 #include "consent.h"
@@ -56,6 +57,8 @@ static const char usage_text[] =
 "                            rating requests, responses, CSAT/NPS, low ratings\n"
 "  serve [--now TIME]        the web pages: one-click unsubscribe, ratings\n"
 "  unsubscribe-server        the same as serve\n"
+"  bounce [FILE... | --maildir DIR | --explain FILE...]\n"
+"                            handle returned mail (stdin for an MTA pipe)\n"
 "\n"
 "options:\n"
 "  -c FILE   the configuration (default: ./scheduler.conf)\n"
@@ -85,7 +88,8 @@ typedef int cmd_fn(const struct config *, int argc, char **argv,
     const struct opts *);
 static cmd_args_fn args_none, args_now, args_preview;
 static cmd_fn cmd_run, cmd_once, cmd_check, cmd_preview, cmd_status,
-    cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_serve, cmd_report;
+    cmd_queue, cmd_optout, cmd_codes, cmd_why, cmd_serve, cmd_report,
+    cmd_bounce;
 
 /*
  * What a command does with the queue, for the drop to [queue] user: every
@@ -194,6 +198,21 @@ static const struct command {
 	{ "unsubscribe-server", "usage: followupd unsubscribe-server [--now "
 	    "TIME]\nAnother name for `followupd serve`.\n",
 	    args_now, cmd_serve, QUEUE_OPENS },
+	{ "bounce", "usage: followupd bounce\n"
+	    "       followupd bounce FILE...\n"
+	    "       followupd bounce --maildir DIR\n"
+	    "       followupd bounce --explain [FILE...]\n"
+	    "Handle returned mail: a DSN, an MTA's bounce, an ARF complaint, "
+	    "an auto-reply.\nOne message on standard input (an MTA alias or "
+	    "pipe), the files named, or\nevery message in DIR/new (moved to "
+	    "DIR/cur, flag S, once recorded). A hard\nbounce suppresses the "
+	    "address, soft ones do at [bounces] soft_limit, a\ncomplaint opts "
+	    "out; only when the message names one of our jobs (a VERP token"
+	    "\nthat verifies, or our Message-ID). --explain changes nothing and "
+	    "prints one\nJSON object per recipient. Exit 0 when handled or "
+	    "ignored, 75 when state.db\nis busy or the disk full (the MTA "
+	    "retries), 65 for input that is no mail.\n",
+	    NULL, cmd_bounce, QUEUE_OPENS },
 };
 
 /* ---- JSON output (status --json, queue list --json) ---- */
@@ -900,7 +919,7 @@ daemon_pid(const struct config *cfg)
 }
 
 static const char *const status_states[] = { "planned", "queued", "sending",
-    "deferred", "held", "sent", "failed", "cancelled" };
+    "deferred", "held", "sent", "failed", "cancelled", "bounced" };
 #define NSTATUS_STATES	(sizeof(status_states) / sizeof(status_states[0]))
 
 struct status {
@@ -908,6 +927,8 @@ struct status {
 	char		*started, *last_tick, *last_error;
 	struct store_status q;
 	time_t		 now;
+	/* returned mail in the last [bounces] soft_window, by kind */
+	long		 bounced[BOUNCE_NKINDS], bounced_matched[BOUNCE_NKINDS];
 };
 
 static int
@@ -925,8 +946,55 @@ status_load(const struct config *cfg, struct store *st, struct status *S)
 	    &S->q, &err)) != FU_OK) {
 		fprintf(stderr, "followupd: %s\n", err);
 		free(err);
+		return r;
+	}
+	for (int k = 0; k < BOUNCE_NKINDS && r == FU_OK; k++)
+		r = store_bounce_count(st, bounce_kind_name((enum bounce_kind)k),
+		    S->now - cfg->bounces_soft_window, &S->bounced[k],
+		    &S->bounced_matched[k], &err);
+	if (r != FU_OK) {
+		fprintf(stderr, "followupd: %s\n", err);
+		free(err);
 	}
 	return r;
+}
+
+/* The order kinds are shown in: what suppresses first. */
+static const enum bounce_kind bounce_order[] = { BOUNCE_HARD, BOUNCE_SOFT,
+    BOUNCE_POLICY, BOUNCE_COMPLAINT, BOUNCE_AUTO_REPLY, BOUNCE_NONE };
+#define NBOUNCE_ORDER	(sizeof(bounce_order) / sizeof(bounce_order[0]))
+
+/*
+ * Returned mail, matched to a job / all. Policy refusals say nothing about
+ * an address but need the operator: they get a line of their own.
+ */
+static void
+status_text_bounces(const struct config *cfg, const struct status *S)
+{
+	long policy = S->bounced[BOUNCE_POLICY];
+
+	printf("\nbounces in the last %ld days (matched to a job / all):\n ",
+	    cfg->bounces_soft_window / 86400);
+	for (size_t i = 0; i < NBOUNCE_ORDER; i++)
+		printf(" %s %ld/%ld", bounce_kind_name(bounce_order[i]),
+		    S->bounced_matched[bounce_order[i]], S->bounced[bounce_order[i]]);
+	printf("\n");
+	if (policy > 0)
+		printf("  ATTENTION: %ld message%s refused by the receiver for "
+		    "policy (spam, reputation,\n  content, blocks): not the "
+		    "address; see the log's 'bounce:' lines\n", policy,
+		    policy == 1 ? "" : "s");
+}
+
+static void
+status_json_bounces(FILE *f, const struct status *S)
+{
+	fputs(",\n  \"bounces\": {", f);
+	for (size_t i = 0; i < NBOUNCE_ORDER; i++)
+		fprintf(f, "%s\"%s\": {\"matched\": %ld, \"all\": %ld}",
+		    i ? ", " : "", bounce_kind_name(bounce_order[i]),
+		    S->bounced_matched[bounce_order[i]], S->bounced[bounce_order[i]]);
+	fputs("}", f);
 }
 
 static void
@@ -1209,6 +1277,7 @@ status_json_tail(FILE *f, const struct config *cfg, const struct status *S)
 	json_str(f, S->last_error);
 	fputs(",\n  \"last_tick\": ", f);
 	json_sqltime(f, S->last_tick);
+	status_json_bounces(f, S);
 	fputs("\n}\n", f);
 }
 
@@ -1237,8 +1306,10 @@ cmd_status(const struct config *cfg, int argc, char **argv,
 	if ((r = status_load(cfg, st, &S)) == FU_OK) {
 		if (o->json)
 			status_json(cfg, &S);
-		else
+		else {
 			status_text(cfg, &S);
+			status_text_bounces(cfg, &S);
+		}
 	}
 	status_free(&S);
 	store_close(st);
@@ -1846,6 +1917,125 @@ cmd_report(const struct config *cfg, int argc, char **argv,
 {
 	(void)o;
 	return report_cmd(cfg, argc, argv);
+}
+
+/* ---- bounce (bouncecmd.c decides and records; this reads and prints) ---- */
+
+static int
+bounce_exit(int r)
+{
+	return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR;
+}
+
+static void
+bounce_print_rows(const struct bouncecmd_row *rows, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fputs("{\"file\": ", stdout);
+		json_str(stdout, rows[i].source);
+		fputs(", \"recipient\": ", stdout);
+		json_str(stdout, rows[i].recipient);
+		fputs(", \"status\": ", stdout);
+		json_str(stdout, rows[i].status[0] ? rows[i].status : NULL);
+		fputs(", \"kind\": ", stdout);
+		json_str(stdout, bounce_kind_name(rows[i].kind));
+		fputs(", \"reason\": ", stdout);
+		json_str(stdout, rows[i].reason);
+		if (rows[i].job != 0)
+			printf(", \"job\": %lld", (long long)rows[i].job);
+		else
+			fputs(", \"job\": null", stdout);
+		fputs(", \"matched_by\": ", stdout);
+		json_str(stdout, rows[i].matched_by);
+		fputs("}\n", stdout);
+	}
+}
+
+/* One message from a file ("-": standard input) into m. */
+static int
+bounce_read(const char *path, struct buf *m, char **err)
+{
+	int fd, r;
+
+	if (strcmp(path, "-") == 0)
+		return bouncecmd_read_fd(0, m, err);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		set_err(err, "%s: %s", path, strerror(errno));
+		return FU_PERMFAIL;
+	}
+	r = bouncecmd_read_fd(fd, m, err);
+	close(fd);
+	return r;
+}
+
+/* Each named message (or stdin) explained or handled; the worst exit. */
+static int
+bounce_each(struct bouncecmd *b, int explain, int argc, char **argv)
+{
+	const char *stdin_only[] = { "-" };
+	const char *const *files = argc > 0 ? (const char *const *)argv :
+	    stdin_only;
+	int n = argc > 0 ? argc : 1, status = EX_OK;
+
+	for (int i = 0; i < n; i++) {
+		const char *src = strcmp(files[i], "-") == 0 && !explain ? "stdin" :
+		    files[i], *decision;
+		struct bouncecmd_row *rows = NULL;
+		struct buf m = { 0 };
+		char *err = NULL;
+		int r, nrows = 0;
+
+		if ((r = bounce_read(files[i], &m, &err)) == FU_OK)
+			r = explain ? bouncecmd_explain(b, src, m.data, m.len, &rows,
+			    &nrows, &err) : bouncecmd_handle(b, src, m.data, m.len,
+			    clock_now(), &decision, &err);
+		if (r != FU_OK) {
+			fprintf(stderr, "followupd bounce: %s\n", err);
+			if (status == EX_OK || r == FU_TEMPFAIL)
+				status = bounce_exit(r);
+		}
+		bounce_print_rows(rows, nrows);
+		bouncecmd_rows_free(rows, nrows);
+		buf_free(&m);
+		free(err);
+	}
+	return status;
+}
+
+static int
+cmd_bounce(const struct config *cfg, int argc, char **argv,
+    const struct opts *o)
+{
+	int explain = argc > 0 && strcmp(argv[0], "--explain") == 0;
+	int maildir = argc > 0 && strcmp(argv[0], "--maildir") == 0;
+	int first = explain || maildir, r, handled;
+	struct bouncecmd *b;
+	char *err = NULL;
+
+	(void)o;
+	if ((maildir && argc != 2) || (!maildir && argc > first &&
+	    argv[first][0] == '-' && argv[first][1] != '\0'))
+		return command_usage("bounce", stderr);
+	if ((r = bouncecmd_open(cfg, explain, &b, &err)) != FU_OK) {
+		/* A pipe's message stays with the MTA, which tries again. */
+		fprintf(stderr, "followupd bounce: %s\n", err);
+		free(err);
+		return explain ? EX_UNAVAILABLE : EX_TEMPFAIL;
+	}
+	if (maildir) {
+		r = bouncecmd_maildir(b, argv[1], clock_now(), &handled, &err);
+		printf("bounce: %d message%s handled in %s\n", handled,
+		    handled == 1 ? "" : "s", argv[1]);
+		if (r != FU_OK)
+			fprintf(stderr, "followupd bounce: %s\n", err);
+		free(err);
+		bouncecmd_close(b);
+		return r == FU_OK ? EX_OK : r == FU_TEMPFAIL ? EX_TEMPFAIL :
+		    EX_NOINPUT;
+	}
+	r = bounce_each(b, explain, argc - first, argv + first);
+	bouncecmd_close(b);
+	return r;
 }
 
 /*

@@ -1,5 +1,6 @@
 /* metrics: the Prometheus text exposition of the queue, served by http.c on GET /metrics. */
 #include "metrics.h"
+#include "bounce.h"
 #include "clock.h"
 #include "log.h"
 #include "store.h"
@@ -161,6 +162,24 @@ metrics_render(struct metrics *m, time_t now, struct buf *out, char **err)
 	    FU_OK) {
 		store_metrics_free(&sm);
 		return r;
+	}
+
+	help(out, "followupd_bounces_total", "counter", "Returned messages "
+	    "handled (followupd bounce), by kind; matched: it named one of our "
+	    "jobs.");
+	for (int k = 0; k < BOUNCE_NKINDS; k++) {
+		const char *name = bounce_kind_name((enum bounce_kind)k);
+		long total, matched;
+
+		if ((r = store_bounce_count(m->store, name, 0, &total, &matched,
+		    err)) != FU_OK) {
+			store_metrics_free(&sm);
+			return r;
+		}
+		buf_printf(out, "followupd_bounces_total{kind=\"%s\",matched="
+		    "\"yes\"} %ld\n", name, matched);
+		buf_printf(out, "followupd_bounces_total{kind=\"%s\",matched="
+		    "\"no\"} %ld\n", name, total - matched);
 	}
 
 	help(out, "followupd_queue_oldest_age_seconds", "gauge", "Age of the "

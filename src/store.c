@@ -55,12 +55,32 @@ static const char *const state_names[JOB_NSTATES] = {
 	[JOB_FAILED] = "failed",
 	[JOB_CANCELLED] = "cancelled",
 	[JOB_HELD] = "held",
+	[JOB_BOUNCED] = "bounced",
 };
 
 /*
  * Migrations: entry i brings user_version from i to i + 1. Never edit an
  * entry once released; append a new one.
  */
+/* The returned-mail table (issue 13): migration 6 and the current schema. */
+#define BOUNCES_SCHEMA							\
+	"CREATE TABLE bounces ("					\
+	"  id INTEGER PRIMARY KEY,"					\
+	"  at INTEGER NOT NULL,"					\
+	"  job_id INTEGER,"						\
+	"  address TEXT COLLATE NOCASE,"				\
+	"  kind TEXT NOT NULL,"						\
+	"  status TEXT,"						\
+	"  reason TEXT,"						\
+	"  matched_by TEXT,"						\
+	"  decision TEXT NOT NULL,"					\
+	"  source TEXT,"						\
+	"  message_id TEXT);"						\
+	"CREATE INDEX bounces_address ON bounces(address COLLATE NOCASE, at);" \
+	"CREATE INDEX bounces_message_id ON bounces(message_id);"	\
+	"CREATE INDEX bounces_kind ON bounces(kind, at);"		\
+	"CREATE INDEX jobs_message_id ON jobs(message_id)"
+
 static const char *const migrations[] = {
 	/* 0 → 1: the first schema */
 	"CREATE TABLE jobs ("
@@ -197,6 +217,13 @@ static const char *const migrations[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL,"
 	"  handled_at INTEGER);",
+	/*
+	 * 5 → 6: returned mail (issue 13). One row per message handled by
+	 * `followupd bounce`: what it was, the job it named (NULL: none),
+	 * what was done, its own Message-ID (handled once). A job's
+	 * Message-ID finds the job a bounce quotes.
+	 */
+	BOUNCES_SCHEMA ";",
 };
 #define STORE_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -311,7 +338,9 @@ static const char schema_current[] =
 	"  comment TEXT,"
 	"  created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL,"
-	"  handled_at INTEGER);";
+	"  handled_at INTEGER);"
+	/* schema 6: returned mail (issue 13) */
+	BOUNCES_SCHEMA;
 
 const char *
 store_state_name(enum job_state s)
@@ -813,6 +842,7 @@ store_job_clear(struct job *j)
 	free(j->reason);
 	free(j->last_reply);
 	free(j->cls);
+	free(j->envelope_from);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -2465,3 +2495,128 @@ store_rating_totals(struct store *st, store_rating_total_cb cb, void *arg,
 	return r;
 }
 /* ==== end of ratings ==== */
+
+/* ---- bounces (issue 13) ---- */
+
+int
+store_job_bounced(struct store *st, int64_t id, const char *reason,
+    const char *reply, time_t now, char **err)
+{
+	struct stmt h;
+	char detail[700];
+	int r;
+
+	if ((r = prepare(st, &h, "UPDATE jobs SET state = 'bounced', "
+	    "reason = ?, last_reply = COALESCE(?, last_reply), updated_at = ? "
+	    "WHERE id = ? AND state = 'sent'", err, "ttTi", reason, reply, now,
+	    id)) != FU_OK)
+		return r;
+	snprintf(detail, sizeof(detail), "%s%s%s", reason, reply ? ": " : "",
+	    reply ? reply : "");
+	return transition(st, id, now, "bounced", detail, &h, err);
+}
+
+int
+store_job_by_message_id(struct store *st, const char *mid, int64_t *id,
+    char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*id = 0;
+	if ((r = prepare(st, &h, "SELECT id FROM jobs WHERE message_id = ? "
+	    "ORDER BY id LIMIT 1", err, "t", mid)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW)
+		*id = sqlite3_column_int64(h.s, 0);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(st, rc, "job by Message-ID", err);
+	stmt_done(&h);
+	return r;
+}
+
+int
+store_bounce_add(struct store *st, const struct store_bounce *b, time_t now,
+    int64_t *id, char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "INSERT INTO bounces (at, job_id, address, "
+	    "kind, status, reason, matched_by, decision, source, message_id) "
+	    "VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?)", err,
+	    "Titttttttt", now, b->job_id, b->address, b->kind, b->status,
+	    b->reason, b->matched_by, b->decision, b->source,
+	    b->message_id)) != FU_OK)
+		return r;
+	if ((r = run(st, &h, NULL, err)) == FU_OK && id != NULL)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return r;
+}
+
+int
+store_bounce_decision(struct store *st, int64_t id, const char *decision,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	if ((r = prepare(st, &h, "UPDATE bounces SET decision = ? WHERE id = ?",
+	    err, "ti", decision, id)) != FU_OK)
+		return r;
+	return run(st, &h, NULL, err);
+}
+
+int
+store_bounce_seen(struct store *st, const char *message_id, int *yes,
+    char **err)
+{
+	struct stmt h;
+	int r;
+
+	*yes = 0;
+	if ((r = prepare(st, &h, "SELECT 1 FROM bounces WHERE message_id = ? "
+	    "LIMIT 1", err, "t", message_id)) != FU_OK)
+		return r;
+	return exists(st, &h, yes, "bounces", err);
+}
+
+int
+store_bounce_soft_count(struct store *st, const char *addr, time_t since,
+    int *n, char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*n = 0;
+	if ((r = prepare(st, &h, "SELECT count(*) FROM bounces WHERE address = "
+	    "? AND at >= ? AND kind = 'soft' AND job_id IS NOT NULL", err, "tT",
+	    addr, since)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW)
+		*n = sqlite3_column_int(h.s, 0);
+	else
+		r = db_fail(st, rc, "soft bounces", err);
+	stmt_done(&h);
+	return r;
+}
+
+int
+store_bounce_count(struct store *st, const char *kind, time_t since,
+    long *total, long *matched, char **err)
+{
+	struct stmt h;
+	int r, rc;
+
+	*total = *matched = 0;
+	if ((r = prepare(st, &h, "SELECT count(*), count(job_id) FROM bounces "
+	    "WHERE kind = ? AND at >= ?", err, "tT", kind, since)) != FU_OK)
+		return r;
+	if ((rc = sqlite3_step(h.s)) == SQLITE_ROW) {
+		*total = (long)sqlite3_column_int64(h.s, 0);
+		*matched = (long)sqlite3_column_int64(h.s, 1);
+	} else
+		r = db_fail(st, rc, "bounce counts", err);
+	stmt_done(&h);
+	return r;
+}

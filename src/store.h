@@ -9,7 +9,8 @@
 
 /*
  * Job states (DESIGN.md): planned → queued → sending → sent | deferred → … |
- * failed | cancelled. The text form is what state.db stores.
+ * failed | cancelled; sent → bounced when the message comes back later.
+ * The text form is what state.db stores.
  */
 enum job_state {
 	JOB_PLANNED,
@@ -20,6 +21,7 @@ enum job_state {
 	JOB_FAILED,
 	JOB_CANCELLED,
 	JOB_HELD,	/* put aside by the operator (queue hold) until released */
+	JOB_BOUNCED,	/* sent, then returned by the receiver (a hard bounce) */
 	JOB_NSTATES
 };
 
@@ -43,6 +45,7 @@ struct job {
 	char		*reason;
 	char		*last_reply;
 	char		*cls;		/* consent class noted at planning (NULL: older job) */
+	char		*envelope_from;	/* deliver: its VERP return path (not stored) */
 };
 
 void	store_job_clear(struct job *);		/* frees the strings */
@@ -480,5 +483,55 @@ typedef void (*store_rating_total_cb)(const char *rule, const char *scale,
 int	store_rating_totals(struct store *, store_rating_total_cb, void *arg,
 	    char **err);
 /* ==== end of ratings ==== */
+
+/* ---- bounces (issue 13): returned mail and complaints ---- */
+
+/*
+ * sent → bounced: the relay took the message, the receiver returned it
+ * (a hard bounce). reason ("hard bounce 5.1.1") and reply (the
+ * diagnostic) are kept; an event records both. FU_PERMFAIL when the job
+ * is absent or not sent.
+ */
+int	store_job_bounced(struct store *, int64_t id, const char *reason,
+	    const char *reply, time_t now, char **err);
+/* The job whose message had Message-ID mid (no <>); *id 0 when none. */
+int	store_job_by_message_id(struct store *, const char *mid, int64_t *id,
+	    char **err);
+
+/*
+ * One decision on one returned message, kept whatever it was (table
+ * bounces, schema 6). job_id 0: it matched no job. kind: bounce.h's name
+ * of it. decision: what was done ("bounced", "suppressed", "soft",
+ * "opted-out", "policy", "auto-reply", "ignored", "unmatched",
+ * "not-a-message"). Any text may be NULL but kind and decision.
+ */
+struct store_bounce {
+	int64_t		 job_id;
+	const char	*address;
+	const char	*kind;
+	const char	*status;
+	const char	*reason;
+	const char	*matched_by;	/* "verp", "message-id" or NULL */
+	const char	*decision;
+	const char	*source;	/* "stdin", a file name */
+	const char	*message_id;	/* the returned message's own */
+};
+int	store_bounce_add(struct store *, const struct store_bounce *,
+	    time_t now, int64_t *id, char **err);
+/* What was done, once done (the row is written first: its id is cited). */
+int	store_bounce_decision(struct store *, int64_t id, const char *decision,
+	    char **err);
+/* *yes 1 when a message with this Message-ID was handled before. */
+int	store_bounce_seen(struct store *, const char *message_id, int *yes,
+	    char **err);
+/* Soft bounces matched to a job of addr, recorded at or after since. */
+int	store_bounce_soft_count(struct store *, const char *addr, time_t since,
+	    int *n, char **err);
+/*
+ * Messages of one kind recorded at or after since: *total, and *matched
+ * of them that named one of our jobs.
+ */
+int	store_bounce_count(struct store *, const char *kind, time_t since,
+	    long *total, long *matched, char **err);
 
 #endif

@@ -345,6 +345,7 @@ def test_daemon(t, env, srv):
                        'le="+Inf"} 2',
                        "followupd_delivery_latency_seconds_count{",
                        "followupd_queue_oldest_age_seconds ",
+                       'followupd_bounces_total{kind="hard",matched="no"} 0',
                        "followupd_last_tick_timestamp_seconds ",
                        "# TYPE followupd_messages_total counter",
                        "# TYPE followupd_delivery_latency_seconds histogram"):

@@ -732,6 +732,70 @@ test_defaults(void)
 	buf_free(&errs);
 }
 
+/* [bounces]: defaults, every key, and what check refuses. */
+static void
+test_bounces(void)
+{
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ ALL "[bounces]\nreturn_path = not an address\n",
+		  "t.conf:9: return_path: 'not an address': " },
+		{ ALL "[bounces]\nreturn_path = a-very-long-bounce-mailbox@desk.example\n",
+		  "t.conf:9: return_path: 'a-very-long-bounce-mailbox@desk.example': "
+		  "its local part is too long for a per-message address (e.g. "
+		  "bounces@desk.example, a local part of at most 22 octets)\n" },
+		{ ALL "[bounces]\ndelimiter = ++\n",
+		  "t.conf:9: delimiter: '++': want one of + - = _" },
+		{ ALL "[bounces]\ndelimiter = .\n",
+		  "t.conf:9: delimiter: '.': want one of + - = _" },
+		{ ALL "[bounces]\ncomplaint = everything\n",
+		  "t.conf:9: complaint: unknown value 'everything' (allowed: "
+		  "marketing, all)" },
+		{ ALL "[bounces]\nsoft_limit = 0\n", "t.conf:9: soft_limit: " },
+		{ ALL "[bounces]\nsoft_window = 10m\n", "t.conf:9: soft_window: " },
+		{ ALL "[bounces]\nsoft_windw = 1d\n", "t.conf:9: unknown key "
+		  "'soft_windw' in [bounces] (did you mean 'soft_window'?)" },
+	};
+	struct buf errs = { 0 };
+	struct config *c;
+	char *want;
+
+	c = load(LIT(ALL), &errs);
+	tap_ok(c != NULL && c->bounces_return_path == NULL &&
+	    c->bounces_maildir == NULL && strcmp(c->bounces_delimiter, "+") == 0 &&
+	    c->bounces_soft_limit == 5 && c->bounces_soft_window == 30 * 86400 &&
+	    c->bounces_complaint == CONFIG_COMPLAINT_MARKETING,
+	    "[bounces] defaults: no VERP, +, 5 in 30 days, complaint marketing "
+	    "(%s)", buf_cstr(&errs));
+	config_free(c);
+	c = load(LIT(ALL "[bounces]\nreturn_path = bounces@desk.example\n"
+	    "delimiter = -\nmaildir = mail/bounces\nsoft_limit = 3\n"
+	    "soft_window = 2w\ncomplaint = all\n"), &errs);
+	tap_ok(c != NULL, "[bounces] with every key loads (%s)", buf_cstr(&errs));
+	if (c != NULL) {
+		tap_str(c->bounces_return_path, "bounces@desk.example",
+		    "return_path");
+		tap_str(c->bounces_delimiter, "-", "delimiter");
+		want = expand("@DIR@/mail/bounces");
+		tap_str(c->bounces_maildir, want, "maildir, relative to the file");
+		free(want);
+		tap_ok(c->bounces_soft_limit == 3 &&
+		    c->bounces_soft_window == 14 * 86400 &&
+		    c->bounces_complaint == CONFIG_COMPLAINT_ALL,
+		    "soft_limit, soft_window, complaint");
+	}
+	config_free(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = load(bad[i].text, strlen(bad[i].text), &errs);
+		tap_ok(c == NULL && strncmp(buf_cstr(&errs), bad[i].want,
+		    strlen(bad[i].want)) == 0, "[bounces] refused %zu: %s", i,
+		    buf_cstr(&errs));
+		config_free(c);
+	}
+	buf_free(&errs);
+}
+
 /* The time keys ([defaults], per-rule windows, delays) and agent reminders. */
 #define M(h, m)	((h) * 60 + (m))
 #define DAYS(n)	((long)(n) * 86400)
@@ -1158,6 +1222,7 @@ main(void)
 	test_errors();
 	test_full();
 	test_defaults();
+	test_bounces();
 	test_time_keys();
 	test_long_query();
 	test_password_file();

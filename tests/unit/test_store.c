@@ -156,7 +156,7 @@ test_fresh_schema(void)
 	snprintf(old, sizeof(old), "%s/old.db", dir);
 	log = stderr_of(open_close, fresh);
 	tap_ok(open_result == FU_OK && scalar(fresh, "PRAGMA user_version",
-	    NULL) == 5, "fresh: created at schema version 5");
+	    NULL) == 6, "fresh: created at schema version 6");
 	tap_ok(strstr(log, "migrated") == NULL, "fresh: no migration logged "
 	    "(%s)", log);
 	free(log);
@@ -167,7 +167,7 @@ test_fresh_schema(void)
 	    "old: a database of version 0");
 	log = stderr_of(open_close, old);
 	tap_ok(open_result == FU_OK && strstr(log, "migrated to schema version "
-	    "1") && strstr(log, "migrated to schema version 5"),
+	    "1") && strstr(log, "migrated to schema version 6"),
 	    "old: migrated step by step");
 	free(log);
 	a = schema_signature(fresh);
@@ -317,7 +317,8 @@ test_cache(void)
 	snprintf(path, sizeof(path), "%s/v2.db", dir);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "v2: create");
 	store_close(st);
-	tap_ok(exec_raw(path, "DROP TABLE ratings; DROP TABLE rating_requests; "
+	tap_ok(exec_raw(path, "DROP TABLE bounces; DROP INDEX jobs_message_id; "
+	    "DROP TABLE ratings; DROP TABLE rating_requests; "
 	    "DROP TABLE job_codes; "
 	    "DROP INDEX jobs_recipient; ALTER TABLE jobs DROP COLUMN class; "
 	    "ALTER TABLE jobs DROP COLUMN email; ALTER TABLE jobs DROP COLUMN "
@@ -345,15 +346,16 @@ test_cache(void)
 	    store_job_plan(st, "checkin", "1", "x", 10, 5, &created, &id,
 	    &err) == FU_OK && created, "v3: create, plan one job");
 	store_close(st);
-	tap_ok(exec_raw(path, "DROP TABLE ratings; DROP TABLE rating_requests; "
+	tap_ok(exec_raw(path, "DROP TABLE bounces; DROP INDEX jobs_message_id; "
+	    "DROP TABLE ratings; DROP TABLE rating_requests; "
 	    "CREATE INDEX jobs_email ON jobs(email COLLATE "
 	    "NOCASE); PRAGMA user_version = 3") == SQLITE_OK,
 	    "v3: made a schema 3 database");
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "v3: opens");
-	tap_ok(scalar(path, "PRAGMA user_version", NULL) == 5 && scalar(path,
+	tap_ok(scalar(path, "PRAGMA user_version", NULL) == 6 && scalar(path,
 	    "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_email'",
 	    NULL) == 0 && scalar(path, "SELECT count(*) FROM jobs", NULL) == 1,
-	    "v3: migrated to the latest (5), jobs_email dropped, the job kept");
+	    "v3: migrated to the latest (6), jobs_email dropped, the job kept");
 	tap_ok(store_job_plan(st, "checkin", "1", "x", 10, 5, &created, &id,
 	    &err) == FU_OK && !created, "v3: planning is still idempotent");
 	{
@@ -366,8 +368,8 @@ test_cache(void)
 	}
 	store_close(st);
 	tap_ok(store_open(path, 1000, &st, &err) == FU_OK &&
-	    scalar(path, "PRAGMA user_version", NULL) == 5,
-	    "v5: reopens without migrating");
+	    scalar(path, "PRAGMA user_version", NULL) == 6,
+	    "v6: reopens without migrating");
 	store_close(st);
 	free(err);
 }
@@ -393,7 +395,7 @@ test_reading(void)
 	char path[256], *err = NULL, *code = NULL, state[16];
 	int64_t a, b, cid, *ids;
 	int created, n, yes;
-	long count;
+	long count = -1;	/* printed in a diagnostic evaluated before the call */
 	time_t t0, oldest;
 
 	snprintf(path, sizeof(path), "%s/reading.db", dir);
@@ -538,6 +540,70 @@ test_reading(void)
 	free(err);
 }
 
+/* Returned mail: a sent job found by its Message-ID, bounced, counted. */
+static void
+test_bounces(void)
+{
+	char path[256], *err = NULL;
+	struct store *st;
+	struct job j = { 0 };
+	int64_t id, found, bid = 0;
+	int created, n;
+	long total, matched;
+	struct store_bounce soft = { 0, "ana@example.com", "soft", "4.2.2",
+	    "mailbox full", "verp", "soft", "stdin", NULL };
+	struct store_bounce lost = { 0, "bob@example.com", "hard", "5.1.1",
+	    "user unknown", NULL, "unmatched", "new/1", "dsn.1@relay.example" };
+
+	snprintf(path, sizeof(path), "%s/bounce.db", dir);
+	if (!tap_ok(store_open(path, 1000, &st, &err) == FU_OK, "bounce: open"))
+		return;
+	tap_ok(store_job_plan(st, "checkin", "7", "x", 10, 5, &created, &id,
+	    &err) == FU_OK && store_job_queued(st, id, "ana@example.com",
+	    "followupd.1.abc@desk.example", "s1", 20, &err) == FU_OK &&
+	    store_job_sending(st, id, 30, &err) == FU_OK,
+	    "bounce: a job queued and sending");
+	tap_ok(store_job_bounced(st, id, "hard bounce 5.1.1", "550 unknown", 35,
+	    &err) == FU_PERMFAIL, "bounce: only a sent job bounces");
+	free(err);
+	err = NULL;
+	tap_ok(store_job_sent(st, id, "250 ok", 40, &err) == FU_OK, "bounce: sent");
+	tap_ok(store_job_by_message_id(st, "followupd.1.abc@desk.example", &found,
+	    &err) == FU_OK && found == id, "bounce: found by Message-ID");
+	tap_ok(store_job_by_message_id(st, "followupd.1.abd@desk.example", &found,
+	    &err) == FU_OK && found == 0, "bounce: another Message-ID finds none");
+	tap_ok(store_job_bounced(st, id, "hard bounce 5.1.1", "550 unknown", 50,
+	    &err) == FU_OK && store_job_get(st, id, &j, &err) == FU_OK &&
+	    j.state == JOB_BOUNCED && strcmp(j.reason, "hard bounce 5.1.1") == 0 &&
+	    strcmp(j.last_reply, "550 unknown") == 0,
+	    "bounce: sent → bounced, reason and reply kept");
+	store_job_clear(&j);
+	tap_str(store_state_name(JOB_BOUNCED), "bounced", "bounce: state name");
+	tap_ok(store_job_bounced(st, id, "again", NULL, 60, &err) == FU_PERMFAIL,
+	    "bounce: bounced once");
+	free(err);
+	err = NULL;
+	soft.job_id = id;
+	tap_ok(store_bounce_add(st, &soft, 100, &bid, &err) == FU_OK && bid > 0 &&
+	    store_bounce_add(st, &soft, 200, NULL, &err) == FU_OK &&
+	    store_bounce_add(st, &lost, 200, NULL, &err) == FU_OK,
+	    "bounce: decisions kept (%s)", err ? err : "");
+	tap_ok(store_bounce_soft_count(st, "ANA@example.com", 100, &n, &err) ==
+	    FU_OK && n == 2 && store_bounce_soft_count(st, "ana@example.com",
+	    150, &n, &err) == FU_OK && n == 1,
+	    "bounce: soft bounces in a window, any case");
+	tap_ok(store_bounce_count(st, "hard", 0, &total, &matched, &err) ==
+	    FU_OK && total == 1 && matched == 0 && store_bounce_count(st, "soft",
+	    0, &total, &matched, &err) == FU_OK && total == 2 && matched == 2,
+	    "bounce: counts by kind, matched or not");
+	tap_ok(store_bounce_seen(st, "dsn.1@relay.example", &n, &err) == FU_OK &&
+	    n == 1 && store_bounce_seen(st, "dsn.2@relay.example", &n, &err) ==
+	    FU_OK && n == 0, "bounce: a message handled before is known by its "
+	    "Message-ID");
+	store_close(st);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -662,6 +728,7 @@ main(void)
 	    "sqlerr: full and busy are temporary, cantopen permanent");
 	test_fresh_schema();
 	test_reading();
+	test_bounces();
 
 	/* A newer schema is refused with a clear message. */
 	{
