@@ -67,10 +67,10 @@ int
 main(void)
 {
 	struct store *st;
-	struct store_rating r, *rows;
+	struct store_rating r, *rows = NULL;
 	char path[256], *err = NULL;
 	int64_t a, b, c;
-	int found, yes, n;
+	int found, yes, n = 0;
 
 	if (mkdtemp(dir) == NULL)
 		return 1;
