@@ -217,40 +217,6 @@ static const struct command {
 
 /* ---- JSON output (status --json, queue list --json) ---- */
 
-/* A JSON string: quotes, backslash and control characters escaped; UTF-8 passes. */
-static void
-json_str(FILE *f, const char *s)
-{
-	struct buf clean = { 0 };
-
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	if (!utf8_valid(s, strlen(s))) {	/* JSON is UTF-8: U+FFFD instead */
-		utf8_sanitize(s, strlen(s), (size_t)1 << 30, &clean);
-		s = buf_cstr(&clean);
-	}
-	putc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c == '\r')
-			fputs("\\r", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			putc(c, f);
-	}
-	putc('"', f);
-	buf_free(&clean);
-}
 
 /* A number column from SQLite (text), or null. */
 static void
@@ -264,7 +230,7 @@ json_num(FILE *f, const char *v)
 	}
 	(void)strtod(v, &end);
 	if (*end != '\0')
-		json_str(f, v);
+		util_json_str(f, v);
 	else
 		fputs(v, f);
 }
@@ -279,7 +245,7 @@ json_time(FILE *f, const char *v)
 	if (t <= 0)
 		fputs("null", f);
 	else
-		json_str(f, clock_format_iso((time_t)t, iso));
+		util_json_str(f, clock_format_iso((time_t)t, iso));
 }
 
 /*
@@ -295,7 +261,7 @@ json_local(FILE *f, const struct clock_zone *z, const char *v)
 	if (t <= 0)
 		fputs("null", f);
 	else
-		json_str(f, clock_format_local_iso(z, (time_t)t, local));
+		util_json_str(f, clock_format_local_iso(z, (time_t)t, local));
 }
 
 /* `, "NAME_local": "…+01:00", "timezone": "Europe/Berlin"` for one time. */
@@ -306,7 +272,7 @@ json_local_field(FILE *f, const struct clock_zone *z, const char *name,
 	fprintf(f, ", \"%s_local\": ", name);
 	json_local(f, z, v);
 	fputs(", \"timezone\": ", f);
-	json_str(f, clock_zone_name(z));
+	util_json_str(f, clock_zone_name(z));
 }
 
 static int
@@ -1117,7 +1083,7 @@ json_sqltime(FILE *f, const char *v)
 	if (v == NULL || clock_parse(v, &t) != FU_OK)
 		fputs("null", f);
 	else
-		json_str(f, clock_format_iso(t, iso));
+		util_json_str(f, clock_format_iso(t, iso));
 }
 
 /* status --json: the queue, now, the daemon. */
@@ -1127,9 +1093,9 @@ status_json_daemon(FILE *f, const struct config *cfg, const struct status *S)
 	char iso[21];
 
 	fputs("{\n  \"queue\": ", f);
-	json_str(f, cfg->queue_dir);
+	util_json_str(f, cfg->queue_dir);
 	fputs(",\n  \"now\": ", f);
-	json_str(f, clock_format_iso(S->now, iso));
+	util_json_str(f, clock_format_iso(S->now, iso));
 	fprintf(f, ",\n  \"daemon\": {\"running\": %s, \"pid\": ",
 	    S->pid != 0 ? "true" : "false");
 	if (S->pid > 0)
@@ -1156,7 +1122,7 @@ status_json_rules(FILE *f, const struct config *cfg, const struct status *S)
 	fputs("},\n  \"rules\": {", f);
 	for (int i = 0; i < S->q.rules.nrows; i++) {
 		fprintf(f, "%s\n    ", i ? "," : "");
-		json_str(f, cell(&S->q.rules, i, 0));
+		util_json_str(f, cell(&S->q.rules, i, 0));
 		fputs(": {", f);
 		for (size_t c = 0; c < NSTATUS_STATES; c++) {
 			const char *v = cell(&S->q.rules, i, 1 + (int)c);
@@ -1170,11 +1136,11 @@ status_json_rules(FILE *f, const struct config *cfg, const struct status *S)
 	    "},\n  \"reasons\": [", f);
 	for (int i = 0; i < S->q.reasons.nrows; i++) {
 		fprintf(f, "%s\n    {\"rule\": ", i ? "," : "");
-		json_str(f, cell(&S->q.reasons, i, 0));
+		util_json_str(f, cell(&S->q.reasons, i, 0));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->q.reasons, i, 1));
+		util_json_str(f, cell(&S->q.reasons, i, 1));
 		fputs(", \"reason\": ", f);
-		json_str(f, cell(&S->q.reasons, i, 2));
+		util_json_str(f, cell(&S->q.reasons, i, 2));
 		fputs(", \"count\": ", f);
 		json_num(f, cell(&S->q.reasons, i, 3));
 		fputs("}", f);
@@ -1191,11 +1157,11 @@ status_json_jobs(FILE *f, const struct config *cfg, const struct status *S)
 		fputs("{\"job\": ", f);
 		json_num(f, cell(&S->q.oldest, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->q.oldest, 0, 1));
+		util_json_str(f, cell(&S->q.oldest, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->q.oldest, 0, 2));
+		util_json_str(f, cell(&S->q.oldest, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->q.oldest, 0, 3));
+		util_json_str(f, cell(&S->q.oldest, 0, 3));
 		fputs(", \"queued_at\": ", f);
 		json_time(f, cell(&S->q.oldest, 0, 4));
 		json_local_field(f, job_zone(cfg, cell(&S->q.oldest, 0, 6)),
@@ -1210,11 +1176,11 @@ status_json_jobs(FILE *f, const struct config *cfg, const struct status *S)
 		fputs("{\"job\": ", f);
 		json_num(f, cell(&S->q.next, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->q.next, 0, 1));
+		util_json_str(f, cell(&S->q.next, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->q.next, 0, 2));
+		util_json_str(f, cell(&S->q.next, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->q.next, 0, 3));
+		util_json_str(f, cell(&S->q.next, 0, 3));
 		fputs(", \"at\": ", f);
 		json_time(f, cell(&S->q.next, 0, 4));
 		json_local_field(f, job_zone(cfg, cell(&S->q.next, 0, 5)), "at",
@@ -1227,9 +1193,9 @@ status_json_jobs(FILE *f, const struct config *cfg, const struct status *S)
 		fprintf(f, "%s\n    {\"job\": ", i ? "," : "");
 		json_num(f, cell(&S->q.deferred, i, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->q.deferred, i, 1));
+		util_json_str(f, cell(&S->q.deferred, i, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->q.deferred, i, 2));
+		util_json_str(f, cell(&S->q.deferred, i, 2));
 		fputs(", \"attempts\": ", f);
 		json_num(f, cell(&S->q.deferred, i, 3));
 		fputs(", \"next_attempt_at\": ", f);
@@ -1237,7 +1203,7 @@ status_json_jobs(FILE *f, const struct config *cfg, const struct status *S)
 		json_local_field(f, job_zone(cfg, cell(&S->q.deferred, i, 6)),
 		    "next_attempt_at", cell(&S->q.deferred, i, 4));
 		fputs(", \"last_reply\": ", f);
-		json_str(f, cell(&S->q.deferred, i, 5));
+		util_json_str(f, cell(&S->q.deferred, i, 5));
 		fputs("}", f);
 	}
 	fputs(S->q.deferred.nrows ? "\n  ],\n" : "],\n", f);
@@ -1259,22 +1225,22 @@ status_json_tail(FILE *f, const struct config *cfg, const struct status *S)
 		fputs("{\"job\": ", f);
 		json_num(f, cell(&S->q.lasterr, 0, 0));
 		fputs(", \"rule\": ", f);
-		json_str(f, cell(&S->q.lasterr, 0, 1));
+		util_json_str(f, cell(&S->q.lasterr, 0, 1));
 		fputs(", \"subject\": ", f);
-		json_str(f, cell(&S->q.lasterr, 0, 2));
+		util_json_str(f, cell(&S->q.lasterr, 0, 2));
 		fputs(", \"state\": ", f);
-		json_str(f, cell(&S->q.lasterr, 0, 3));
+		util_json_str(f, cell(&S->q.lasterr, 0, 3));
 		fputs(", \"at\": ", f);
 		json_time(f, cell(&S->q.lasterr, 0, 4));
 		json_local_field(f, job_zone(cfg, cell(&S->q.lasterr, 0, 6)), "at",
 		    cell(&S->q.lasterr, 0, 4));
 		fputs(", \"reply\": ", f);
-		json_str(f, cell(&S->q.lasterr, 0, 5));
+		util_json_str(f, cell(&S->q.lasterr, 0, 5));
 		fputs("}", f);
 	} else
 		fputs("null", f);
 	fputs(",\n  \"last_tick_problem\": ", f);
-	json_str(f, S->last_error);
+	util_json_str(f, S->last_error);
 	fputs(",\n  \"last_tick\": ", f);
 	json_sqltime(f, S->last_tick);
 	status_json_bounces(f, S);
@@ -1348,7 +1314,7 @@ queue_list_json(const struct config *cfg, const struct store_table *t)
 			else if (c == 5 || c == 6)
 				json_time(stdout, cell(t, i, c));
 			else
-				json_str(stdout, cell(t, i, c));
+				util_json_str(stdout, cell(t, i, c));
 		}
 		/* The recipient's wall clock next to each UTC time. */
 		fputs(", \"due_at_local\": ", stdout);
@@ -1932,21 +1898,21 @@ bounce_print_rows(const struct bouncecmd_row *rows, int n)
 {
 	for (int i = 0; i < n; i++) {
 		fputs("{\"file\": ", stdout);
-		json_str(stdout, rows[i].source);
+		util_json_str(stdout, rows[i].source);
 		fputs(", \"recipient\": ", stdout);
-		json_str(stdout, rows[i].recipient);
+		util_json_str(stdout, rows[i].recipient);
 		fputs(", \"status\": ", stdout);
-		json_str(stdout, rows[i].status[0] ? rows[i].status : NULL);
+		util_json_str(stdout, rows[i].status[0] ? rows[i].status : NULL);
 		fputs(", \"kind\": ", stdout);
-		json_str(stdout, bounce_kind_name(rows[i].kind));
+		util_json_str(stdout, bounce_kind_name(rows[i].kind));
 		fputs(", \"reason\": ", stdout);
-		json_str(stdout, rows[i].reason);
+		util_json_str(stdout, rows[i].reason);
 		if (rows[i].job != 0)
 			printf(", \"job\": %lld", (long long)rows[i].job);
 		else
 			fputs(", \"job\": null", stdout);
 		fputs(", \"matched_by\": ", stdout);
-		json_str(stdout, rows[i].matched_by);
+		util_json_str(stdout, rows[i].matched_by);
 		fputs("}\n", stdout);
 	}
 }

@@ -97,30 +97,6 @@ is_low(const struct config *cfg, const struct store_rating *r)
 
 /* ---- output ---- */
 
-static void
-json_str(FILE *f, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	putc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else if (c == '<')
-			fputs("\\u003c", f);	/* safe inside HTML too */
-		else
-			putc(c, f);
-	}
-	putc('"', f);
-}
 
 static void
 json_figure(FILE *f, const struct tally *t, enum rating_scale s)
@@ -138,7 +114,7 @@ json_tally(FILE *f, const char *key, const struct tally *t,
     enum rating_scale s)
 {
 	fprintf(f, "{\"%s\": ", key);
-	json_str(f, t->name);
+	util_json_str(f, t->name);
 	fprintf(f, ", \"requests\": %d, \"responses\": %d, \"response_rate\": "
 	    "%.1f, \"score\": ", t->requests, t->responses, t->requests ?
 	    100.0 * t->responses / t->requests : 0.0);
@@ -271,15 +247,15 @@ json_low(FILE *f, const struct config *cfg, const struct store_rating *rows,
 			continue;
 		fprintf(f, "%s\n    {\"job\": %" PRId64 ", \"ticket\": ",
 		    any++ ? "," : "", r->job);
-		json_str(f, r->subject);
+		util_json_str(f, r->subject);
 		fputs(", \"customer\": ", f);
-		json_str(f, r->customer);
+		util_json_str(f, r->customer);
 		fputs(", \"agent\": ", f);
-		json_str(f, r->agent);
+		util_json_str(f, r->agent);
 		fprintf(f, ", \"rating\": %d, \"label\": ", r->score);
-		json_str(f, rating_label(cfg->ratings_scale, r->score));
+		util_json_str(f, rating_label(cfg->ratings_scale, r->score));
 		fputs(", \"comment\": ", f);
-		json_str(f, r->comment);
+		util_json_str(f, r->comment);
 		putc('}', f);
 	}
 	fputs(any ? "\n  ]" : "]", f);
@@ -320,9 +296,9 @@ report_write(FILE *f, const struct config *cfg, const struct store_rating *rows,
 	}
 	if (fmt == REPORT_JSON) {
 		fputs("{\n  \"since\": ", f);
-		json_str(f, clock_format_iso(since, a));
+		util_json_str(f, clock_format_iso(since, a));
 		fputs(", \"until\": ", f);
-		json_str(f, clock_format_iso(now, b));
+		util_json_str(f, clock_format_iso(now, b));
 		fprintf(f, ", \"scale\": \"%s\", \"low_at_or_below\": %d,\n"
 		    "  \"requests\": %d, \"responses\": %d, \"response_rate\": "
 		    "%.1f, \"score\": ", sname, cfg->ratings_low, all->requests,

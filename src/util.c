@@ -535,3 +535,40 @@ fail:
 	errno = err;
 	return -1;
 }
+
+/* See util.h. */
+void
+util_json_str(FILE *f, const char *s)
+{
+	struct buf clean = { 0 };
+
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	if (!utf8_valid(s, strlen(s))) {	/* JSON is UTF-8: U+FFFD instead */
+		utf8_sanitize(s, strlen(s), (size_t)1 << 30, &clean);
+		s = buf_cstr(&clean);
+	}
+	putc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c == '\r')
+			fputs("\\r", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else if (c == '<')
+			fputs("\\u003c", f);	/* safe inside HTML too */
+		else
+			putc(c, f);
+	}
+	putc('"', f);
+	buf_free(&clean);
+}

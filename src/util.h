@@ -3,6 +3,7 @@
 #define FOLLOWUPD_UTIL_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -126,5 +127,11 @@ int	 util_write_atomic(const char *path, const void *data, size_t len,
  * (outcome committed, spool file not yet removed).
  */
 void	 util_crashpoint(const char *name);
+
+/*
+ * Write s as a JSON string to f (NULL: null): quotes, backslash, control
+ * characters and '<' escaped; invalid UTF-8 becomes U+FFFD.
+ */
+void	util_json_str(FILE *f, const char *s);
 
 #endif

@@ -111,6 +111,25 @@ test_durable(void)
 	rmdir(dir);
 }
 
+static void
+test_json(void)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	util_json_str(f, "a\"b\\c\n\t\r\x01\x7f<x> \xc3\xa9");
+	fputc(' ', f);
+	util_json_str(f, "bad \xff");
+	fputc(' ', f);
+	util_json_str(f, NULL);
+	fclose(f);
+	tap_ok(strcmp(out, "\"a\\\"b\\\\c\\n\\t\\r\\u0001\\u007f\\u003cx> "
+	    "\xc3\xa9\" \"bad \xef\xbf\xbd\" null") == 0,
+	    "json: quotes, controls and '<' escaped, UTF-8 kept, bad bytes U+FFFD");
+	free(out);
+}
+
 int
 main(void)
 {
@@ -168,5 +187,6 @@ main(void)
 	tap_str(buf_cstr(&b), "", "freed buffer reads empty");
 	test_html();
 	test_durable();
+	test_json();
 	return tap_done();
 }
