@@ -2003,21 +2003,30 @@ check_alphabet(struct loader *l, struct inst *in, const struct key *k,
 	}
 }
 
-/* RFC 8058 3.1: the one-click URI must be https; the token goes in ?t=. */
+/*
+ * The pages' URLs ([unsubscribe] url, [ratings] url): https, no query or
+ * fragment (the token goes in ?t=; RFC 8058 3.1 for one-click).
+ */
+static void
+check_page_url(struct loader *l, struct inst *in, const struct key *k,
+    int line, const char *example)
+{
+	const char *v = get_str(field(l, in, k));
+
+	if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' || v[8] == '/' ||
+	    strlen(v) > 200 || strpbrk(v, "?#<>\"'\\ \t,") != NULL) {
+		errat(l, line, "%s: '%.80s': an https URL without query or "
+		    "fragment, e.g. %s", k->name, v, example);
+		mark_bad(in, k);
+	}
+}
+
 static void
 check_unsub_url(struct loader *l, struct inst *in, const struct key *k,
     int line)
 {
-	const char *v = get_str(field(l, in, k));
-	const char *host = v + 8;
-
-	if (strncmp(v, "https://", 8) != 0 || *host == '\0' || *host == '/' ||
-	    strlen(v) > 200 || strpbrk(v, "?#<>\"'\\ \t,") != NULL) {
-		errat(l, line, "%s: '%.80s': an https URL without query or "
-		    "fragment, e.g. https://desk.example/unsubscribe (RFC 8058)",
-		    k->name, v);
-		mark_bad(in, k);
-	}
+	check_page_url(l, in, k, line,
+	    "https://desk.example/unsubscribe (RFC 8058)");
 }
 
 static void
@@ -2079,20 +2088,11 @@ config_has_ratings(const struct config *c)
 	return 0;
 }
 
-/* Like [unsubscribe] url: https, no query (the token goes in ?t=). */
 static void
 check_rating_url(struct loader *l, struct inst *in, const struct key *k,
     int line)
 {
-	const char *v = get_str(field(l, in, k));
-	const char *host = v + 8;
-
-	if (strncmp(v, "https://", 8) != 0 || *host == '\0' || *host == '/' ||
-	    strlen(v) > 200 || strpbrk(v, "?#<>\"'\\ \t,") != NULL) {
-		errat(l, line, "%s: '%.80s': an https URL without query or "
-		    "fragment, e.g. https://desk.example/rate", k->name, v);
-		mark_bad(in, k);
-	}
+	check_page_url(l, in, k, line, "https://desk.example/rate");
 }
 
 /* "25%" or "25": a whole percentage from 0 to 100. */
